@@ -1,0 +1,16 @@
+//! portcullis: OpenID Connect sign-in at the edge, as one Rust Cloudflare Worker.
+
+pub mod cookies;
+pub mod id_token;
+pub mod jwks;
+pub mod jws;
+pub mod path;
+pub mod pkce;
+pub mod random;
+pub mod return_to;
+pub mod seal;
+pub mod secret;
+pub mod types;
+
+#[cfg(test)]
+mod test_support;
