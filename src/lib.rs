@@ -1,6 +1,9 @@
 //! portcullis: OpenID Connect sign-in at the edge, as one Rust Cloudflare Worker.
 
+pub mod config;
 pub mod cookies;
+pub mod discovery;
+pub mod http;
 pub mod id_token;
 pub mod jwks;
 pub mod jws;
@@ -9,6 +12,9 @@ pub mod pkce;
 pub mod random;
 pub mod return_to;
 pub mod seal;
+pub mod session;
+pub mod token_response;
+pub mod transaction;
 pub mod secret;
 pub mod types;
 

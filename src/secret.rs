@@ -26,6 +26,8 @@ macro_rules! secret_type {
     };
 }
 
+pub(crate) use secret_type;
+
 secret_type!(
     /// The confidential client's secret (`OIDC_CLIENT_SECRET`).
     ClientSecret(String)
