@@ -3,12 +3,17 @@
 pub mod config;
 pub mod cookies;
 pub mod discovery;
+pub mod gate;
+pub mod error;
 pub mod http;
 pub mod id_token;
 pub mod jwks;
 pub mod jws;
+pub mod pages;
 pub mod path;
 pub mod pkce;
+pub mod platform;
+pub mod provider;
 pub mod random;
 pub mod return_to;
 pub mod seal;
@@ -17,6 +22,7 @@ pub mod token_response;
 pub mod transaction;
 pub mod secret;
 pub mod types;
+pub mod upstream;
 
 #[cfg(test)]
 mod test_support;

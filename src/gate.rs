@@ -1,0 +1,377 @@
+//! The gate: what to do with one request. Plain Rust over plain data; the platform does I/O.
+
+use serde_json::json;
+use url::Url;
+
+use crate::config::{is_loopback_host, Config};
+use crate::cookies::{parse_cookie_header, CookieJar};
+use crate::error::GateError;
+use crate::http::{Headers, Method, Response};
+use crate::id_token::{self, Expectations};
+use crate::jws::{self, RustVerifier, UnverifiedJws};
+use crate::pages::{page, Action};
+use crate::path::RequestPath;
+use crate::platform::Platform;
+use crate::provider::{KeyLookupError, ProviderCache, ProviderError};
+use crate::return_to::ReturnTo;
+use crate::seal::Purpose;
+use crate::session::{read_session, NoSession, Session, SessionSealError};
+use crate::token_response::{printable, TokenError, TokenResponse};
+use crate::transaction::{CallbackError, CallbackParams, CodeExchange, LoginTransaction, MAX_LIVE_TRANSACTIONS, TRANSACTION_TTL_SECS};
+use crate::upstream::request_headers_for_origin;
+
+pub struct GateRequest {
+    pub method: Method,
+    pub url: Url,
+    pub headers: Headers,
+}
+
+/// What the shell does next.
+#[derive(Debug)]
+pub enum Outcome {
+    Respond(Response),
+    /// Pass to the upstream with these request headers; `protected` responses are made private.
+    Forward { headers: Headers, protected: bool, session: Option<Session> },
+}
+
+pub struct Gate<'a, P: Platform> {
+    pub cfg: &'a Config,
+    pub cache: &'a ProviderCache,
+    pub platform: &'a P,
+}
+
+impl GateRequest {
+    /// Browsers navigating get pages and redirects; programs get JSON and 401s.
+    pub fn wants_html(&self) -> bool {
+        self.headers.get("Accept").is_some_and(|a| a.contains("text/html"))
+    }
+
+    fn is_navigation(&self) -> bool {
+        matches!(self.method, Method::Get | Method::Head) && self.wants_html()
+    }
+
+    fn query(&self, name: &str) -> Option<String> {
+        self.url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    }
+
+    fn origin(&self) -> String {
+        self.url.origin().ascii_serialization()
+    }
+}
+
+impl<'a, P: Platform> Gate<'a, P> {
+    pub async fn handle(&self, req: &GateRequest) -> Outcome {
+        let secure = req.url.scheme() == "https";
+        if !secure && !is_loopback_host(req.url.host_str()) {
+            if req.is_navigation() {
+                let mut to = req.url.clone();
+                let _ = to.set_scheme("https");
+                return Outcome::Respond(Response::new(308).with_header("Location", to.as_str()));
+            }
+            return Outcome::Respond(self.fail(req, GateError::InsecureTransport));
+        }
+        let jar = CookieJar::new(secure);
+        let path = match RequestPath::parse(req.url.path()) {
+            Ok(p) => p,
+            Err(e) => return Outcome::Respond(self.fail(req, GateError::AmbiguousPath(e))),
+        };
+        let prefix = self.cfg.auth_prefix.as_str();
+        if let Some(route) = path.as_str().strip_prefix(prefix).filter(|r| r.is_empty() || r.starts_with('/')) {
+            let resp = match route {
+                "/login" => self.login(req, &jar).await,
+                "/callback" => return Outcome::Respond(self.callback(req, &jar).await),
+                "/logout" => self.logout(req, &jar).await,
+                "/logged-out" => Ok(self.logged_out_page()),
+                "/userinfo" => self.userinfo(req, &jar),
+                _ => Err(GateError::NotFound),
+            };
+            return Outcome::Respond(resp.unwrap_or_else(|e| self.fail(req, e)));
+        }
+        let headers = request_headers_for_origin(&req.headers, &jar);
+        if self.cfg.public_paths.iter().any(|p| p.matches(&path)) {
+            return Outcome::Forward { headers, protected: false, session: None };
+        }
+        match self.session(req, &jar) {
+            Ok(session) => Outcome::Forward { headers, protected: true, session: Some(session) },
+            Err(why) => Outcome::Respond(self.unauthenticated(req, &jar, why)),
+        }
+    }
+
+    fn session(&self, req: &GateRequest, jar: &CookieJar) -> Result<Session, NoSession> {
+        read_session(&self.cfg.sealer, jar, req.headers.get("Cookie"), &self.cfg.issuer, self.platform.now())
+    }
+
+    fn login_href(&self, return_to: Option<&str>) -> String {
+        let login = self.cfg.auth_path("login");
+        match return_to {
+            Some(rt) if rt != "/" => {
+                let enc: String = url::form_urlencoded::byte_serialize(rt.as_bytes()).collect();
+                format!("{login}?return_to={enc}")
+            }
+            _ => login,
+        }
+    }
+
+    fn unauthenticated(&self, req: &GateRequest, jar: &CookieJar, why: NoSession) -> Response {
+        if why != NoSession::NoCookie {
+            self.platform.log(&json!({"level":"info","event":"session_rejected","path":req.url.path(),"reason":format!("{why:?}")}));
+        }
+        let mut resp = if req.is_navigation() {
+            let mut here = req.url.path().to_owned();
+            if let Some(q) = req.url.query() {
+                here.push('?');
+                here.push_str(q);
+            }
+            Response::redirect(&self.login_href(Some(&here)))
+        } else {
+            Response::json(401, &json!({"error":"unauthenticated","error_description":"Sign in first.","login_url":self.login_href(None)}))
+                .with_header("WWW-Authenticate", "Bearer realm=\"portcullis\"")
+        };
+        if why != NoSession::NoCookie {
+            resp.headers.append("Set-Cookie", jar.delete(&jar.session_name()));
+        }
+        resp
+    }
+
+    /// The error's answer, with one log line saying why.
+    fn fail(&self, req: &GateRequest, err: GateError) -> Response {
+        let level = if err.status() >= 500 { "error" } else { "warn" };
+        self.platform.log(&json!({
+            "level": level, "event": "request_failed", "method": format!("{:?}", req.method),
+            "path": req.url.path().chars().take(200).collect::<String>(),
+            "status": err.status(), "reason": err.code(), "detail": err.log_detail(),
+        }));
+        err.to_response(req.wants_html(), &self.login_href(None))
+    }
+
+    fn redirect_uri(&self, req: &GateRequest) -> String {
+        match &self.cfg.redirect_uri {
+            Some(u) => u.to_string(),
+            None => format!("{}{}", req.origin(), self.cfg.auth_path("callback")),
+        }
+    }
+
+    async fn metadata(&self) -> Result<std::rc::Rc<crate::discovery::ProviderMetadata>, GateError> {
+        self.cache.metadata(self.platform, &self.cfg.issuer).await.map_err(provider_error)
+    }
+
+    async fn login(&self, req: &GateRequest, jar: &CookieJar) -> Result<Response, GateError> {
+        if !matches!(req.method, Method::Get | Method::Head) {
+            return Err(GateError::MethodNotAllowed);
+        }
+        let meta = self.metadata().await?;
+        let return_to = ReturnTo::parse(req.query("return_to").as_deref(), &self.cfg.auth_prefix);
+        let now = self.platform.now();
+        let (tx, authorize_url) = LoginTransaction::begin(self.cfg, &meta, &self.redirect_uri(req), &return_to, now)
+            .map_err(|e| GateError::Internal(e.to_string()))?;
+        let name = jar.transaction_name(tx.state());
+        let sealed = self
+            .cfg
+            .sealer
+            .seal_json(Purpose::LoginTransaction, &name, &tx)
+            .map_err(|e| GateError::Internal(format!("sealing the login transaction: {e:?}")))?;
+        let mut resp = Response::redirect(&authorize_url);
+        for stale in self.transactions_to_drop(req, jar, now) {
+            resp.headers.append("Set-Cookie", jar.delete(&stale));
+        }
+        resp.headers.append("Set-Cookie", jar.set(&name, &sealed, TRANSACTION_TTL_SECS));
+        Ok(resp)
+    }
+
+    /// Transaction cookies to delete before adding one: unreadable or expired ones, and the
+    /// oldest live ones beyond the cap.
+    fn transactions_to_drop(&self, req: &GateRequest, jar: &CookieJar, now: u64) -> Vec<String> {
+        let Some(header) = req.headers.get("Cookie") else {
+            return Vec::new();
+        };
+        let mut drop = Vec::new();
+        let mut live: Vec<(u64, String)> = Vec::new();
+        for (name, value) in parse_cookie_header(header) {
+            if !jar.is_transaction_name(name) {
+                continue;
+            }
+            match self.cfg.sealer.open_json::<LoginTransaction>(Purpose::LoginTransaction, name, value) {
+                Ok(tx) if !tx.is_expired(now) => live.push((tx.created_at(), name.to_owned())),
+                _ => drop.push(name.to_owned()),
+            }
+        }
+        live.sort();
+        let excess = (live.len() + 1).saturating_sub(MAX_LIVE_TRANSACTIONS);
+        drop.extend(live.into_iter().take(excess).map(|(_, n)| n));
+        drop
+    }
+
+    async fn callback(&self, req: &GateRequest, jar: &CookieJar) -> Response {
+        let params = CallbackParams::from_query(&req.url);
+        let tx_name = params.state.as_deref().map(|s| jar.transaction_name_for_state_str(s));
+        let tx_value = tx_name.as_deref().and_then(|name| {
+            req.headers
+                .get("Cookie")
+                .and_then(|h| parse_cookie_header(h).into_iter().find(|(n, _)| n == &name).map(|(_, v)| v.to_owned()))
+        });
+        let mut resp = match self.finish_callback(req, jar, &params, tx_name.as_deref(), tx_value.as_deref()).await {
+            Ok(r) => r,
+            Err(e) => self.fail(req, e),
+        };
+        // One use only: whatever happened, this transaction is spent.
+        if let (Some(name), Some(_)) = (tx_name, tx_value) {
+            resp.headers.append("Set-Cookie", jar.delete(&name));
+        }
+        resp
+    }
+
+    async fn finish_callback(
+        &self,
+        req: &GateRequest,
+        jar: &CookieJar,
+        params: &CallbackParams,
+        tx_name: Option<&str>,
+        tx_value: Option<&str>,
+    ) -> Result<Response, GateError> {
+        if req.method != Method::Get {
+            return Err(GateError::MethodNotAllowed);
+        }
+        if let Some(error) = &params.error {
+            return Err(GateError::ProviderSaidNo {
+                error: printable(error, 64),
+                description: params.error_description.as_deref().map(|d| printable(d, 300)),
+            });
+        }
+        let (Some(name), Some(value)) = (tx_name, tx_value) else {
+            return Err(if params.state.is_none() { GateError::MissingParameter("state") } else { GateError::LoginNotFound });
+        };
+        if params.code.is_none() {
+            return Err(GateError::MissingParameter("code"));
+        }
+        let tx: LoginTransaction = self
+            .cfg
+            .sealer
+            .open_json(Purpose::LoginTransaction, name, value)
+            .map_err(|_| GateError::LoginNotFound)?;
+        let meta = self.metadata().await?;
+        let now = self.platform.now();
+        let exchange = tx
+            .complete(params, meta.authorization_response_iss_parameter_supported, now)
+            .map_err(|e| if e == CallbackError::Expired { GateError::LoginNotFound } else { GateError::Callback(e) })?;
+        if exchange.issuer != self.cfg.issuer {
+            return Err(GateError::LoginNotFound);
+        }
+
+        let token_resp = self
+            .platform
+            .fetch(exchange.token_request(self.cfg, &meta.token_endpoint))
+            .await
+            .map_err(|e| GateError::TokenEndpoint(format!("token request failed: {e}")))?;
+        let tokens = TokenResponse::parse(&token_resp).map_err(|e| match e {
+            TokenError::Refused { status, error, description } if status < 500 => GateError::CodeRefused { error, description },
+            other => GateError::TokenEndpoint(other.to_string()),
+        })?;
+
+        let verified = self.verify_id_token(&tokens, &exchange, &meta.jwks_uri, now).await?;
+        let session = Session::from_id_token(verified, now, self.cfg.session_ttl_secs);
+        let (session, sealed) = session.seal(&self.cfg.sealer, &jar.session_name()).map_err(|e| match e {
+            SessionSealError::TooLarge => GateError::Internal("the session does not fit in a cookie".into()),
+            SessionSealError::Seal(e) => GateError::Internal(format!("sealing the session: {e:?}")),
+        })?;
+        self.platform.log(&json!({
+            "level":"info","event":"sign_in","iss":session.iss.as_str(),"sub":session.sub,
+            "groups_omitted":session.groups_omitted,
+        }));
+        let return_to = ReturnTo::from_trusted(&exchange.return_to, &self.cfg.auth_prefix);
+        Ok(Response::redirect(return_to.as_str()).with_header("Set-Cookie", jar.set(&jar.session_name(), &sealed, self.cfg.session_ttl_secs)))
+    }
+
+    async fn verify_id_token(&self, tokens: &TokenResponse, exchange: &CodeExchange, jwks_uri: &str, now: u64) -> Result<id_token::VerifiedIdToken, GateError> {
+        let reject = |why: String| GateError::IdTokenRejected(why);
+        let jws = UnverifiedJws::parse(tokens.id_token.secret()).map_err(|e| reject(e.to_string()))?;
+        let key = self.cache.key_for(self.platform, jwks_uri, &jws.header).await.map_err(|e| match e {
+            KeyLookupError::Provider(p) => provider_error(p),
+            KeyLookupError::Key(k) => reject(format!("no signing key for the token ({k:?})")),
+        })?;
+        let verified = jws::verify(&RustVerifier, jws, &key).await.map_err(|e| reject(e.to_string()))?;
+        let expect = Expectations {
+            issuer: &self.cfg.issuer,
+            client_id: &self.cfg.client_id,
+            nonce: &exchange.nonce,
+            trusted_audiences: &[],
+            now: i64::try_from(now).unwrap_or(i64::MAX),
+            access_token: tokens.access_token.as_ref().map(|t| t.secret().as_str()),
+        };
+        id_token::validate(verified, &expect).map_err(|e| reject(e.to_string()))
+    }
+
+    async fn logout(&self, req: &GateRequest, jar: &CookieJar) -> Result<Response, GateError> {
+        match req.method {
+            Method::Get | Method::Head => {
+                let signed_in = self.session(req, jar).ok();
+                let who = signed_in.as_ref().and_then(|s| s.email.clone().or(s.name.clone())).unwrap_or_else(|| "this site".into());
+                let line = if signed_in.is_some() { format!("You are signed in as {who}.") } else { "You are not signed in.".to_owned() };
+                let action = self.cfg.auth_path("logout");
+                Ok(page(200, "Sign out?", &[&line], &[Action::PostButton { action: &action, label: "Sign out" }, Action::Link { href: "/", label: "Cancel" }]))
+            }
+            Method::Post => {
+                if is_cross_site(req) {
+                    return Err(GateError::CrossSiteLogout);
+                }
+                let who = self.session(req, jar).ok().map(|s| s.sub);
+                self.platform.log(&json!({"level":"info","event":"sign_out","sub":who}));
+                let logged_out = format!("{}{}", req.origin(), self.cfg.auth_path("logged-out"));
+                // The local session ends whatever the provider does.
+                let location = match self.metadata().await {
+                    Ok(meta) => match meta.end_session_endpoint.as_deref().and_then(|e| Url::parse(e).ok()) {
+                        Some(mut end) => {
+                            let post_logout = self.cfg.post_logout_redirect_uri.as_ref().map_or(logged_out, Url::to_string);
+                            end.query_pairs_mut()
+                                .append_pair("client_id", self.cfg.client_id.as_str())
+                                .append_pair("post_logout_redirect_uri", &post_logout);
+                            end.to_string()
+                        }
+                        None => self.cfg.auth_path("logged-out"),
+                    },
+                    Err(e) => {
+                        self.platform.log(&json!({"level":"warn","event":"logout_local_only","detail":e.log_detail()}));
+                        self.cfg.auth_path("logged-out")
+                    }
+                };
+                let mut resp = Response::redirect(&location).with_header("Set-Cookie", jar.delete(&jar.session_name()));
+                resp.headers.append("Clear-Site-Data", "\"cache\"");
+                Ok(resp)
+            }
+            Method::Other => Err(GateError::MethodNotAllowed),
+        }
+    }
+
+    fn logged_out_page(&self) -> Response {
+        let login = self.cfg.auth_path("login");
+        page(200, "You are signed out", &["Your session on this site has ended."], &[Action::Link { href: &login, label: "Sign in again" }])
+    }
+
+    fn userinfo(&self, req: &GateRequest, jar: &CookieJar) -> Result<Response, GateError> {
+        if !matches!(req.method, Method::Get | Method::Head) {
+            return Err(GateError::MethodNotAllowed);
+        }
+        match self.session(req, jar) {
+            Ok(s) => Ok(Response::json(200, &s.userinfo())),
+            Err(_) => Ok(Response::json(401, &json!({"error":"unauthenticated","error_description":"No session.","login_url":self.login_href(None)}))
+                .with_header("WWW-Authenticate", "Bearer realm=\"portcullis\"")),
+        }
+    }
+}
+
+fn provider_error(e: ProviderError) -> GateError {
+    match e {
+        ProviderError::Unavailable(why) => GateError::ProviderUnavailable(why),
+        ProviderError::Invalid(why) => GateError::ProviderConfig(why),
+    }
+}
+
+/// A state-changing request a browser says came from another site.
+fn is_cross_site(req: &GateRequest) -> bool {
+    if let Some(origin) = req.headers.get("Origin") {
+        return origin != req.origin();
+    }
+    req.headers.get("Sec-Fetch-Site").is_some_and(|s| s != "same-origin" && s != "none")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,18 @@
+//! What the core needs from the runtime, behind one trait: the worker implements it over
+//! workerd (fetch, KV, Date, console), host tests with doubles.
+
+use crate::http::{OutboundRequest, Response};
+
+#[allow(async_fn_in_trait)] // single-threaded wasm: futures need not be Send
+pub trait Platform {
+    /// Seconds since the Unix epoch.
+    fn now(&self) -> u64;
+    /// An outbound HTTP request; `Err` for network failures only (any status is `Ok`).
+    async fn fetch(&self, req: OutboundRequest) -> Result<Response, String>;
+    /// Shared cache (Workers KV); failures read as a miss.
+    async fn kv_get(&self, key: &str) -> Option<String>;
+    /// Best effort: a failed write is logged by the implementation and otherwise ignored.
+    async fn kv_put(&self, key: &str, value: &str, ttl_secs: u64);
+    /// One structured log line (JSON).
+    fn log(&self, line: &serde_json::Value);
+}

@@ -1,0 +1,132 @@
+//! What crosses to the origin and back: inbound identity headers and our own cookies are
+//! stripped from requests; protected responses leave as `Cache-Control: private` with
+//! `Vary: Cookie`, so no shared cache hands them to someone else.
+
+use crate::cookies::{filter_cookie_header, CookieJar};
+use crate::http::Headers;
+
+/// Headers an origin could take for identity asserted by the gate. Compared after lowercasing
+/// and turning `_` into `-` (some servers treat them alike).
+const IDENTITY_HEADERS: &[&str] = &[
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-forwarded-access-token",
+    "x-portcullis-assertion",
+    "remote-user",
+];
+const IDENTITY_PREFIXES: &[&str] = &["x-auth-request-"];
+
+pub fn is_identity_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase().replace('_', "-");
+    IDENTITY_HEADERS.contains(&n.as_str()) || IDENTITY_PREFIXES.iter().any(|p| n.starts_with(p))
+}
+
+/// The request headers the origin receives.
+pub fn request_headers_for_origin(incoming: &Headers, jar: &CookieJar) -> Headers {
+    let mut out = incoming.clone();
+    out.retain(|name, _| !is_identity_header(name));
+    if let Some(cookie) = incoming.get("Cookie") {
+        out.remove("Cookie");
+        if let Some(kept) = filter_cookie_header(cookie, |n| jar.is_ours(n)) {
+            out.append("Cookie", kept);
+        }
+    }
+    out
+}
+
+/// `Cache-Control` for protected content: `private`, keeping the origin's freshness and
+/// revalidation directives, dropping `public` and `s-maxage`.
+pub fn private_cache_control(upstream: Option<&str>) -> String {
+    let mut parts = vec!["private".to_owned()];
+    for d in upstream.unwrap_or("").split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let name = d.split('=').next().unwrap_or("").trim().to_ascii_lowercase();
+        if matches!(name.as_str(), "public" | "private" | "s-maxage" | "proxy-revalidate") {
+            continue;
+        }
+        parts.push(d.to_owned());
+    }
+    parts.join(", ")
+}
+
+/// `Vary` with `Cookie` added once.
+pub fn vary_with_cookie(upstream: Option<&str>) -> String {
+    match upstream.map(str::trim).filter(|v| !v.is_empty()) {
+        None => "Cookie".to_owned(),
+        Some(v) if v == "*" || v.split(',').any(|p| p.trim().eq_ignore_ascii_case("cookie")) => v.to_owned(),
+        Some(v) => format!("{v}, Cookie"),
+    }
+}
+
+/// Rewrites a protected response's caching headers in place.
+pub fn protect_response_headers(headers: &mut Headers) {
+    let cc = private_cache_control(headers.get("Cache-Control"));
+    let vary = vary_with_cookie(headers.get("Vary"));
+    headers.set("Cache-Control", cc);
+    headers.set("Vary", vary);
+    // A CDN-specific header would let Cloudflare's cache keep it regardless.
+    headers.remove("CDN-Cache-Control");
+    headers.remove("Cloudflare-CDN-Cache-Control");
+    headers.remove("Surrogate-Control");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_headers_in_every_spelling_are_stripped() {
+        let jar = CookieJar::new(true);
+        let h = Headers::from([
+            ("X-Auth-Request-User", "mallory"),
+            ("x-auth-request-email", "m@evil"),
+            ("X_Auth_Request_Groups", "admins"),
+            ("X-FORWARDED-USER", "mallory"),
+            ("x_forwarded_email", "m"),
+            ("X-Forwarded-Preferred-Username", "m"),
+            ("X-Forwarded-Groups", "g"),
+            ("X-Portcullis-Assertion", "forged"),
+            ("Accept", "text/html"),
+            ("X-Forwarded-For", "1.2.3.4"),
+        ]);
+        let out = request_headers_for_origin(&h, &jar);
+        let names: Vec<&str> = out.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["Accept", "X-Forwarded-For"]);
+    }
+
+    #[test]
+    fn our_cookies_never_reach_the_origin() {
+        let jar = CookieJar::new(false);
+        let h = Headers::from([("Cookie", "portcullis=sealed; theme=dark; portcullis-tx-abc=t")]);
+        assert_eq!(request_headers_for_origin(&h, &jar).get("Cookie"), Some("theme=dark"));
+        let only_ours = Headers::from([("Cookie", "portcullis=sealed")]);
+        assert_eq!(request_headers_for_origin(&only_ours, &jar).get("Cookie"), None);
+    }
+
+    #[test]
+    fn cache_control_becomes_private_and_keeps_max_age() {
+        assert_eq!(private_cache_control(None), "private");
+        assert_eq!(private_cache_control(Some("public, max-age=600, s-maxage=3600")), "private, max-age=600");
+        assert_eq!(private_cache_control(Some("max-age=60, must-revalidate")), "private, max-age=60, must-revalidate");
+        assert_eq!(private_cache_control(Some("no-store")), "private, no-store");
+        assert_eq!(private_cache_control(Some("PUBLIC,S-MAXAGE=1")), "private");
+    }
+
+    #[test]
+    fn vary_gets_cookie_once() {
+        assert_eq!(vary_with_cookie(None), "Cookie");
+        assert_eq!(vary_with_cookie(Some("Accept-Encoding")), "Accept-Encoding, Cookie");
+        assert_eq!(vary_with_cookie(Some("accept-encoding, cookie")), "accept-encoding, cookie");
+        assert_eq!(vary_with_cookie(Some("*")), "*");
+    }
+
+    #[test]
+    fn protected_response_headers_are_rewritten() {
+        let mut h = Headers::from([("Cache-Control", "public, max-age=300"), ("CDN-Cache-Control", "max-age=9999")]);
+        protect_response_headers(&mut h);
+        assert_eq!(h.get("Cache-Control"), Some("private, max-age=300"));
+        assert_eq!(h.get("Vary"), Some("Cookie"));
+        assert_eq!(h.get("CDN-Cache-Control"), None);
+    }
+}
