@@ -26,3 +26,6 @@ pub mod upstream;
 
 #[cfg(test)]
 mod test_support;
+
+#[cfg(target_arch = "wasm32")]
+mod shell;

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Builds the release wasm worker into build/ (wrangler.toml's build command).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+for tool in worker-build wasm-bindgen; do
+  command -v "$tool" >/dev/null || { echo "portcullis: $tool is missing; run 'make setup' first" >&2; exit 1; }
+done
+[ -x "$WASM_OPT_BIN" ] || { echo "portcullis: node_modules is missing; run 'make setup' first" >&2; exit 1; }
+exec worker-build --release

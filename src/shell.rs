@@ -1,0 +1,202 @@
+//! The worker shell: adapts workerd's request, environment and bindings to the gate and its
+//! answer back. No decisions are made here.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use wasm_bindgen::JsValue;
+use worker::{event, console_log, wasm_bindgen, web_sys, Context, Date, Env, Fetch, Request, RequestInit, Response as WorkerResponse, Result};
+
+use crate::config::{Config, Upstream};
+use crate::error::GateError;
+use crate::gate::{Gate, GateRequest, Outcome};
+use crate::http::{Headers, Method, OutboundRequest, Response};
+use crate::platform::Platform;
+use crate::provider::ProviderCache;
+use crate::upstream::protect_response_headers;
+
+const CONFIG_VARS: &[&str] = &[
+    "OIDC_ISSUER",
+    "OIDC_CLIENT_ID",
+    "OIDC_CLIENT_SECRET",
+    "OIDC_SCOPES",
+    "OIDC_REDIRECT_URI",
+    "OIDC_POST_LOGOUT_REDIRECT_URI",
+    "OIDC_TOKEN_AUTH_METHOD",
+    "COOKIE_SECRET",
+    "SESSION_TTL",
+    "PUBLIC_PATHS",
+    "UPSTREAM",
+    "AUTH_PATH_PREFIX",
+];
+const KV_BINDING: &str = "JWKS_CACHE";
+const ASSETS_BINDING: &str = "ASSETS";
+
+/// What lives as long as the isolate: the parsed configuration and the provider cache.
+struct Isolate {
+    config: Config,
+    cache: ProviderCache,
+}
+
+thread_local! {
+    static ISOLATE: RefCell<Option<Rc<Isolate>>> = const { RefCell::new(None) };
+}
+
+fn isolate(env: &Env) -> std::result::Result<Rc<Isolate>, GateError> {
+    if let Some(i) = ISOLATE.with(|s| s.borrow().clone()) {
+        return Ok(i);
+    }
+    let config = Config::from_vars(|name| {
+        CONFIG_VARS.contains(&name).then(|| env.var(name).map(|v| v.to_string()).or_else(|_| env.secret(name).map(|v| v.to_string())).ok()).flatten()
+    })
+    .map_err(GateError::Config)?;
+    let i = Rc::new(Isolate { config, cache: ProviderCache::new() });
+    ISOLATE.with(|s| *s.borrow_mut() = Some(i.clone()));
+    Ok(i)
+}
+
+struct WorkerPlatform<'a> {
+    env: &'a Env,
+}
+
+impl Platform for WorkerPlatform<'_> {
+    fn now(&self) -> u64 {
+        Date::now().as_millis() / 1000
+    }
+
+    async fn fetch(&self, req: OutboundRequest) -> std::result::Result<Response, String> {
+        let attempt = async {
+            let headers = to_worker_headers(&req.headers)?;
+            headers.set("User-Agent", "portcullis")?;
+            let mut init = RequestInit::new();
+            init.with_method(req.method.to_string().into()).with_headers(headers);
+            if let Some(body) = &req.body {
+                init.with_body(Some(JsValue::from_str(body)));
+            }
+            let mut resp = Fetch::Request(Request::new_with_init(&req.url, &init)?).send().await?;
+            let status = resp.status_code();
+            let headers = from_worker_headers(resp.headers());
+            let body = resp.bytes().await?;
+            Ok::<_, worker::Error>(Response { status, headers, body })
+        };
+        attempt.await.map_err(|e| e.to_string())
+    }
+
+    async fn kv_get(&self, key: &str) -> Option<String> {
+        let kv = self.env.kv(KV_BINDING).ok()?;
+        kv.get(key).text().await.ok().flatten()
+    }
+
+    async fn kv_put(&self, key: &str, value: &str, ttl_secs: u64) {
+        let Ok(kv) = self.env.kv(KV_BINDING) else {
+            self.log(&serde_json::json!({"level":"warn","event":"kv_missing","detail":"no JWKS_CACHE binding: caching in isolate memory only"}));
+            return;
+        };
+        // KV refuses expirationTtl below 60 s.
+        let result = match kv.put(key, value) {
+            Ok(builder) => builder.expiration_ttl(ttl_secs.max(60)).execute().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = result {
+            self.log(&serde_json::json!({"level":"warn","event":"kv_write_failed","detail":e}));
+        }
+    }
+
+    fn log(&self, line: &serde_json::Value) {
+        console_log!("{}", line);
+    }
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<WorkerResponse> {
+    let wants_html = req.headers().get("Accept").ok().flatten().is_some_and(|a| a.contains("text/html"));
+    let isolate = match isolate(&env) {
+        Ok(i) => i,
+        Err(e) => {
+            console_log!("{}", serde_json::json!({"level":"error","event":"configuration_error","detail":e.log_detail()}));
+            return to_worker_response(e.to_response(wants_html, "/"));
+        }
+    };
+    let Ok(url) = req.url() else {
+        return to_worker_response(GateError::MissingParameter("url").to_response(wants_html, "/"));
+    };
+    let gate_req = GateRequest { method: Method::parse(&req.method().to_string()), url, headers: from_worker_headers(req.headers()) };
+    let platform = WorkerPlatform { env: &env };
+    let gate = Gate { cfg: &isolate.config, cache: &isolate.cache, platform: &platform };
+    match gate.handle(&gate_req).await {
+        Outcome::Respond(resp) => to_worker_response(resp),
+        Outcome::Forward { headers, protected, .. } => match forward(&env, &isolate.config.upstream, &req, &gate_req, &headers, protected).await {
+            Ok(resp) => Ok(resp),
+            Err(e) => {
+                platform.log(&serde_json::json!({"level":"error","event":"upstream_failed","path":gate_req.url.path(),"detail":e.to_string()}));
+                let err = GateError::ProviderUnavailable("upstream".into());
+                let mut r = err.to_response(wants_html, "/");
+                r.status = 502;
+                to_worker_response(r)
+            }
+        },
+    }
+}
+
+/// Passes the request on (method, body and the cleaned headers; redirects are not followed)
+/// and, for protected content, makes the response private.
+async fn forward(env: &Env, upstream: &Upstream, req: &Request, gate_req: &GateRequest, headers: &Headers, protected: bool) -> Result<WorkerResponse> {
+    let target = match upstream {
+        Upstream::Assets => gate_req.url.to_string(),
+        Upstream::Origin(base) => {
+            let mut t = format!("{}{}", base.as_str().trim_end_matches('/'), gate_req.url.path());
+            if let Some(q) = gate_req.url.query() {
+                t.push('?');
+                t.push_str(q);
+            }
+            t
+        }
+    };
+    let init = web_sys::RequestInit::new();
+    init.set_method(&req.inner().method());
+    init.set_headers(&to_worker_headers(headers)?.0.into());
+    init.set_redirect(web_sys::RequestRedirect::Manual);
+    if !matches!(gate_req.method, Method::Get | Method::Head) {
+        if let Some(body) = req.inner().body() {
+            init.set_body(&body.into());
+        }
+    }
+    let outbound: Request = web_sys::Request::new_with_str_and_init(&target, &init)?.into();
+    let resp = match upstream {
+        Upstream::Assets => env.assets(ASSETS_BINDING)?.fetch_request(outbound).await?,
+        Upstream::Origin(_) => Fetch::Request(outbound).send().await?,
+    };
+    if !protected {
+        return Ok(resp);
+    }
+    let mut out_headers = from_worker_headers(resp.headers());
+    protect_response_headers(&mut out_headers);
+    let sys: web_sys::Response = resp.into();
+    let init = web_sys::ResponseInit::new();
+    init.set_status(sys.status());
+    init.set_status_text(&sys.status_text());
+    init.set_headers(&to_worker_headers(&out_headers)?.0.into());
+    let rebuilt = web_sys::Response::new_with_opt_readable_stream_and_init(sys.body().as_ref(), &init)?;
+    Ok(rebuilt.into())
+}
+
+fn from_worker_headers(h: &worker::Headers) -> Headers {
+    let mut out = Headers::new();
+    for (name, value) in h.entries() {
+        out.append(name, value);
+    }
+    out
+}
+
+fn to_worker_headers(h: &Headers) -> Result<worker::Headers> {
+    let out = worker::Headers::new();
+    for (name, value) in h.iter() {
+        out.append(name, value)?;
+    }
+    Ok(out)
+}
+
+fn to_worker_response(r: Response) -> Result<WorkerResponse> {
+    let headers = to_worker_headers(&r.headers)?;
+    Ok(WorkerResponse::builder().with_status(r.status).with_headers(headers).fixed(r.body))
+}

@@ -1,0 +1,174 @@
+// End-to-end harness: free loopback ports, the built worker under `wrangler dev` (workerd),
+// and an HTTP agent with a cookie jar that signs in through oidc-provider's forms.
+import net from 'node:net';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export const TEST_COOKIE_SECRET = Buffer.alloc(32, 7).toString('base64');
+
+/**
+ * Runs build/index.js (already built) in workerd through `wrangler dev`, with its own port,
+ * inspector port and state directory. `vars` become worker variables.
+ */
+export async function startWorker({ port, vars, assets = path.join(ROOT, 'public') }) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-e2e-'));
+  const config = path.join(dir, 'wrangler.toml');
+  fs.writeFileSync(config, [
+    'name = "portcullis-e2e"',
+    `main = ${JSON.stringify(path.join(ROOT, 'build/index.js'))}`,
+    'compatibility_date = "2026-04-01"',
+    '[assets]',
+    `directory = ${JSON.stringify(assets)}`,
+    'binding = "ASSETS"',
+    'run_worker_first = true',
+    '[[kv_namespaces]]',
+    'binding = "JWKS_CACHE"',
+    'id = "e2e"',
+    '',
+  ].join('\n'));
+  const inspector = await freePort();
+  const args = ['wrangler', 'dev', '-c', config, '--ip', '127.0.0.1', '--port', String(port),
+    '--inspector-port', String(inspector), '--persist-to', path.join(dir, 'state'), '--log-level', 'log',
+    '--show-interactive-dev-session=false'];
+  for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
+  const child = spawn('npx', args, {
+    cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', CI: '1' },
+  });
+  let output = '';
+  child.stdout.on('data', (d) => { output += d; });
+  child.stderr.on('data', (d) => { output += d; });
+  const origin = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited early:\n${output}`);
+    try {
+      await fetch(`${origin}/auth/userinfo`, { signal: AbortSignal.timeout(2000) });
+      break;
+    } catch {
+      if (Date.now() > deadline) { stopGroup(child); throw new Error(`wrangler dev did not start:\n${output}`); }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  return {
+    origin,
+    logs: () => output,
+    stop: async () => { stopGroup(child); await new Promise((r) => setTimeout(r, 200)); fs.rmSync(dir, { recursive: true, force: true }); },
+  };
+}
+
+function stopGroup(child) {
+  try { process.kill(-child.pid, 'SIGTERM'); } catch { /* already gone */ }
+}
+
+/** A minimal browser: cookie jar per origin, manual redirects, form posts. */
+export class Agent {
+  constructor() { this.jars = new Map(); }
+
+  jar(origin) {
+    if (!this.jars.has(origin)) this.jars.set(origin, new Map());
+    return this.jars.get(origin);
+  }
+
+  cookieHeader(url) {
+    const jar = this.jar(new URL(url).origin);
+    return [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+
+  cookie(origin, name) { return this.jar(origin).get(name); }
+
+  setCookie(origin, name, value) { this.jar(origin).set(name, value); }
+
+  storeCookies(url, res) {
+    const jar = this.jar(new URL(url).origin);
+    for (const line of res.headers.getSetCookie()) {
+      const [pair, ...attrs] = line.split(';');
+      const eq = pair.indexOf('=');
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      const expired = attrs.some((a) => /^\s*max-age=0\s*$/i.test(a));
+      if (expired || value === '') jar.delete(name); else jar.set(name, value);
+    }
+  }
+
+  async request(url, { method = 'GET', headers = {}, body, html = true } = {}) {
+    const h = { ...headers };
+    if (html && !h.accept) h.accept = 'text/html,application/xhtml+xml';
+    const cookie = this.cookieHeader(url);
+    if (cookie) h.cookie = cookie;
+    const res = await fetch(url, { method, headers: h, body, redirect: 'manual' });
+    this.storeCookies(url, res);
+    res.text_ = await res.text();
+    return res;
+  }
+
+  /** Follows redirects (any origin) until a non-redirect answer; returns [response, url]. */
+  async follow(url, opts = {}) {
+    let current = url;
+    let res = await this.request(current, opts);
+    for (let i = 0; i < 20 && res.status >= 300 && res.status < 400; i++) {
+      current = new URL(res.headers.get('location'), current).toString();
+      res = await this.request(current);
+    }
+    return [res, current];
+  }
+
+  /**
+   * From `startUrl` through the provider's login and consent pages. `deny` aborts at consent.
+   * Returns the final response (after the callback's redirect was followed) and its URL.
+   */
+  async signIn(startUrl, { user = 'alice', deny = false, stopAtCallback = false } = {}) {
+    let [res, url] = await this.followUntilCallback(startUrl, stopAtCallback);
+    for (let i = 0; i < 6 && res && res.status === 200 && url.includes('/interaction/'); i++) {
+      const action = /<form[^>]*action="([^"]+)"/.exec(res.text_)?.[1];
+      if (!action) throw new Error(`no form on ${url}:\n${res.text_.slice(0, 500)}`);
+      const target = new URL(action, url).toString();
+      const prompt = /name="prompt" value="([^"]+)"/.exec(res.text_)?.[1];
+      if (prompt === 'login') {
+        [res, url] = await this.postForm(target, { prompt: 'login', login: user, password: 'any' }, stopAtCallback);
+      } else if (deny) {
+        const uid = /\/interaction\/([^/]+)/.exec(action)[1];
+        [res, url] = await this.followUntilCallback(new URL(`/interaction/${uid}/abort`, url).toString(), stopAtCallback);
+      } else {
+        [res, url] = await this.postForm(target, { prompt: 'consent' }, stopAtCallback);
+      }
+    }
+    return [res, url];
+  }
+
+  async postForm(url, fields, stopAtCallback) {
+    const res = await this.request(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
+    if (res.status >= 300 && res.status < 400) {
+      return this.followUntilCallback(new URL(res.headers.get('location'), url).toString(), stopAtCallback);
+    }
+    return [res, url];
+  }
+
+  /** Like follow, but can stop before requesting the worker's callback (to replay it). */
+  async followUntilCallback(url, stopAtCallback) {
+    let current = url;
+    for (let i = 0; i < 20; i++) {
+      if (stopAtCallback && new URL(current).pathname === '/auth/callback') return [null, current];
+      const res = await this.request(current);
+      if (!(res.status >= 300 && res.status < 400)) return [res, current];
+      current = new URL(res.headers.get('location'), current).toString();
+    }
+    throw new Error('too many redirects');
+  }
+}
