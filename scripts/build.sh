@@ -7,4 +7,7 @@ for tool in worker-build wasm-bindgen; do
   command -v "$tool" >/dev/null || { echo "portcullis: $tool is missing; run 'make setup' first" >&2; exit 1; }
 done
 [ -x "$WASM_OPT_BIN" ] || { echo "portcullis: node_modules is missing; run 'make setup' first" >&2; exit 1; }
-exec worker-build --release
+worker-build --release
+# Drop the name section (140 KB of function names) that worker-build leaves in. Cargo's
+# `strip = true` cannot do it: it also drops the target_features section wasm-bindgen reads.
+wasm-opt --strip-debug --strip-producers build/index_bg.wasm -o build/index_bg.wasm

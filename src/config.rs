@@ -59,7 +59,10 @@ impl std::fmt::Display for ConfigError {
 }
 
 fn err(variable: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError { variable, problem: problem.into() }
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
 }
 
 pub fn is_loopback_host(host: Option<&str>) -> bool {
@@ -69,7 +72,11 @@ pub fn is_loopback_host(host: Option<&str>) -> bool {
 impl Config {
     /// Reads every variable through `get` (wrangler vars and secrets alike).
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let var = |name: &'static str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let var = |name: &'static str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let required = |name: &'static str| var(name).ok_or_else(|| err(name, "is not set"));
 
         let issuer = parse_issuer(&required("OIDC_ISSUER")?)?;
@@ -81,11 +88,19 @@ impl Config {
         if !scopes.split(' ').any(|s| s == "openid") {
             return Err(err("OIDC_SCOPES", "must include openid"));
         }
-        if scopes.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
-            return Err(err("OIDC_SCOPES", "contains characters not allowed in a scope"));
+        if scopes
+            .chars()
+            .any(|c| c == '"' || c == '\\' || c.is_control())
+        {
+            return Err(err(
+                "OIDC_SCOPES",
+                "contains characters not allowed in a scope",
+            ));
         }
 
-        let redirect_uri = var("OIDC_REDIRECT_URI").map(|v| parse_http_url("OIDC_REDIRECT_URI", &v)).transpose()?;
+        let redirect_uri = var("OIDC_REDIRECT_URI")
+            .map(|v| parse_http_url("OIDC_REDIRECT_URI", &v))
+            .transpose()?;
         let post_logout_redirect_uri = var("OIDC_POST_LOGOUT_REDIRECT_URI")
             .map(|v| parse_http_url("OIDC_POST_LOGOUT_REDIRECT_URI", &v))
             .transpose()?;
@@ -93,7 +108,12 @@ impl Config {
         let token_auth_method = match var("OIDC_TOKEN_AUTH_METHOD").as_deref() {
             None | Some("client_secret_basic") => TokenAuthMethod::ClientSecretBasic,
             Some("client_secret_post") => TokenAuthMethod::ClientSecretPost,
-            Some(_) => return Err(err("OIDC_TOKEN_AUTH_METHOD", "must be client_secret_basic or client_secret_post")),
+            Some(_) => {
+                return Err(err(
+                    "OIDC_TOKEN_AUTH_METHOD",
+                    "must be client_secret_basic or client_secret_post",
+                ))
+            }
         };
 
         let sealer = parse_cookie_secret(&required("COOKIE_SECRET")?)?;
@@ -102,7 +122,12 @@ impl Config {
             None => DEFAULT_SESSION_TTL_SECS,
             Some(v) => parse_duration(&v)
                 .filter(|s| (300..=30 * 86400).contains(s))
-                .ok_or_else(|| err("SESSION_TTL", "must be a duration between 5m and 30d, like 8h, 90m or 3600"))?,
+                .ok_or_else(|| {
+                    err(
+                        "SESSION_TTL",
+                        "must be a duration between 5m and 30d, like 8h, 90m or 3600",
+                    )
+                })?,
         };
 
         let public_paths = var("PUBLIC_PATHS")
@@ -132,7 +157,9 @@ impl Config {
         let prefix_ok = auth_prefix.len() > 1
             && auth_prefix.starts_with('/')
             && !auth_prefix.ends_with('/')
-            && auth_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'))
+            && auth_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'))
             && !auth_prefix.contains("//");
         if !prefix_ok {
             return Err(err("AUTH_PATH_PREFIX", "must be a path like /auth: starting with /, no trailing /, letters, digits, - _ . only"));
@@ -164,7 +191,12 @@ fn parse_issuer(v: &str) -> Result<Issuer, ConfigError> {
     match url.scheme() {
         "https" => {}
         "http" if is_loopback_host(url.host_str()) => {}
-        _ => return Err(err("OIDC_ISSUER", "must be an https URL (http only for localhost or 127.0.0.1)")),
+        _ => {
+            return Err(err(
+                "OIDC_ISSUER",
+                "must be an https URL (http only for localhost or 127.0.0.1)",
+            ))
+        }
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(err("OIDC_ISSUER", "must not have a query or fragment"));
@@ -267,7 +299,12 @@ mod tests {
 
     #[test]
     fn missing_variables_are_named() {
-        for name in ["OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET", "COOKIE_SECRET"] {
+        for name in [
+            "OIDC_ISSUER",
+            "OIDC_CLIENT_ID",
+            "OIDC_CLIENT_SECRET",
+            "COOKIE_SECRET",
+        ] {
             let mut m = vars(&[]);
             m.remove(name);
             let e = Config::from_vars(|k| m.get(k).cloned()).unwrap_err();
@@ -278,9 +315,15 @@ mod tests {
 
     #[test]
     fn issuer_must_be_https_except_loopback() {
-        assert_eq!(problem_var(&[("OIDC_ISSUER", "http://idp.example.com")]), "OIDC_ISSUER");
+        assert_eq!(
+            problem_var(&[("OIDC_ISSUER", "http://idp.example.com")]),
+            "OIDC_ISSUER"
+        );
         assert_eq!(problem_var(&[("OIDC_ISSUER", "not a url")]), "OIDC_ISSUER");
-        assert_eq!(problem_var(&[("OIDC_ISSUER", "https://idp.example.com/?x=1")]), "OIDC_ISSUER");
+        assert_eq!(
+            problem_var(&[("OIDC_ISSUER", "https://idp.example.com/?x=1")]),
+            "OIDC_ISSUER"
+        );
         assert!(parse(&[("OIDC_ISSUER", "http://127.0.0.1:9000")]).is_ok());
         assert!(parse(&[("OIDC_ISSUER", "http://localhost:9000/realms/x")]).is_ok());
         let c = parse(&[("OIDC_ISSUER", "https://tenant.auth0.com/")]).unwrap();
@@ -290,8 +333,14 @@ mod tests {
     #[test]
     fn cookie_secret_must_be_long_base64() {
         assert_eq!(problem_var(&[("COOKIE_SECRET", "short")]), "COOKIE_SECRET");
-        assert_eq!(problem_var(&[("COOKIE_SECRET", "c2hvcnQ=")]), "COOKIE_SECRET");
-        assert_eq!(problem_var(&[("COOKIE_SECRET", "***not base64***")]), "COOKIE_SECRET");
+        assert_eq!(
+            problem_var(&[("COOKIE_SECRET", "c2hvcnQ=")]),
+            "COOKIE_SECRET"
+        );
+        assert_eq!(
+            problem_var(&[("COOKIE_SECRET", "***not base64***")]),
+            "COOKIE_SECRET"
+        );
         let two = format!("{SECRET_B64}, {}", URL_SAFE_NO_PAD.encode([5u8; 40]));
         assert!(parse(&[("COOKIE_SECRET", &two)]).is_ok());
     }
@@ -306,14 +355,30 @@ mod tests {
 
     #[test]
     fn scopes_must_include_openid() {
-        assert_eq!(problem_var(&[("OIDC_SCOPES", "profile email")]), "OIDC_SCOPES");
-        assert_eq!(parse(&[("OIDC_SCOPES", "  openid   offline_access ")]).unwrap().scopes, "openid offline_access");
+        assert_eq!(
+            problem_var(&[("OIDC_SCOPES", "profile email")]),
+            "OIDC_SCOPES"
+        );
+        assert_eq!(
+            parse(&[("OIDC_SCOPES", "  openid   offline_access ")])
+                .unwrap()
+                .scopes,
+            "openid offline_access"
+        );
     }
 
     #[test]
     fn token_auth_method_choices() {
-        assert_eq!(parse(&[("OIDC_TOKEN_AUTH_METHOD", "client_secret_post")]).unwrap().token_auth_method, TokenAuthMethod::ClientSecretPost);
-        assert_eq!(problem_var(&[("OIDC_TOKEN_AUTH_METHOD", "private_key_jwt")]), "OIDC_TOKEN_AUTH_METHOD");
+        assert_eq!(
+            parse(&[("OIDC_TOKEN_AUTH_METHOD", "client_secret_post")])
+                .unwrap()
+                .token_auth_method,
+            TokenAuthMethod::ClientSecretPost
+        );
+        assert_eq!(
+            problem_var(&[("OIDC_TOKEN_AUTH_METHOD", "private_key_jwt")]),
+            "OIDC_TOKEN_AUTH_METHOD"
+        );
     }
 
     #[test]
@@ -326,12 +391,19 @@ mod tests {
         assert_eq!(parse_duration("5y"), None);
         assert_eq!(parse_duration("99999999999999999999d"), None);
         assert_eq!(problem_var(&[("SESSION_TTL", "10s")]), "SESSION_TTL");
-        assert_eq!(parse(&[("SESSION_TTL", "12h")]).unwrap().session_ttl_secs, 43200);
+        assert_eq!(
+            parse(&[("SESSION_TTL", "12h")]).unwrap().session_ttl_secs,
+            43200
+        );
     }
 
     #[test]
     fn public_paths_and_upstream() {
-        let c = parse(&[("PUBLIC_PATHS", "/favicon.ico, /public/*"), ("UPSTREAM", "https://origin.example.com/base")]).unwrap();
+        let c = parse(&[
+            ("PUBLIC_PATHS", "/favicon.ico, /public/*"),
+            ("UPSTREAM", "https://origin.example.com/base"),
+        ])
+        .unwrap();
         assert_eq!(c.public_paths.len(), 2);
         assert!(matches!(c.upstream, Upstream::Origin(_)));
         assert_eq!(problem_var(&[("PUBLIC_PATHS", "nope")]), "PUBLIC_PATHS");
@@ -340,9 +412,18 @@ mod tests {
 
     #[test]
     fn auth_prefix_rules() {
-        assert_eq!(parse(&[("AUTH_PATH_PREFIX", "/_sso")]).unwrap().auth_path("login"), "/_sso/login");
+        assert_eq!(
+            parse(&[("AUTH_PATH_PREFIX", "/_sso")])
+                .unwrap()
+                .auth_path("login"),
+            "/_sso/login"
+        );
         for bad in ["auth", "/", "/auth/", "/a b", "//x"] {
-            assert_eq!(problem_var(&[("AUTH_PATH_PREFIX", bad)]), "AUTH_PATH_PREFIX", "{bad}");
+            assert_eq!(
+                problem_var(&[("AUTH_PATH_PREFIX", bad)]),
+                "AUTH_PATH_PREFIX",
+                "{bad}"
+            );
         }
     }
 
@@ -370,7 +451,11 @@ pub mod tests_support {
             ("COOKIE_SECRET", SECRET_B64),
         ];
         let get = |k: &str| {
-            extra.iter().chain(base.iter()).find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+            extra
+                .iter()
+                .chain(base.iter())
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
         };
         Config::from_vars(get).expect("test config is valid")
     }

@@ -64,7 +64,10 @@ impl CookieJar {
     }
 
     pub fn set(&self, name: &str, value: &str, max_age_secs: u64) -> String {
-        format!("{name}={value}; Max-Age={max_age_secs}; Path=/; HttpOnly; SameSite=Lax{}", self.secure_attr())
+        format!(
+            "{name}={value}; Max-Age={max_age_secs}; Path=/; HttpOnly; SameSite=Lax{}",
+            self.secure_attr()
+        )
     }
 
     pub fn delete(&self, name: &str) -> String {
@@ -121,7 +124,10 @@ mod tests {
         let jar = CookieJar::new(true);
         assert_eq!(jar.session_name(), "__Host-portcullis");
         let c = jar.set(&jar.session_name(), "v", 60);
-        assert_eq!(c, "__Host-portcullis=v; Max-Age=60; Path=/; HttpOnly; SameSite=Lax; Secure");
+        assert_eq!(
+            c,
+            "__Host-portcullis=v; Max-Age=60; Path=/; HttpOnly; SameSite=Lax; Secure"
+        );
     }
 
     #[test]
@@ -163,8 +169,14 @@ mod tests {
     #[test]
     fn our_cookies_are_filtered_from_the_forwarded_header() {
         let jar = CookieJar::new(true);
-        let out = filter_cookie_header("a=1; __Host-portcullis=s; __Host-portcullis-tx-abc=t; b=2", |n| jar.is_ours(n));
+        let out = filter_cookie_header(
+            "a=1; __Host-portcullis=s; __Host-portcullis-tx-abc=t; b=2",
+            |n| jar.is_ours(n),
+        );
         assert_eq!(out.as_deref(), Some("a=1; b=2"));
-        assert_eq!(filter_cookie_header("__Host-portcullis=s", |n| jar.is_ours(n)), None);
+        assert_eq!(
+            filter_cookie_header("__Host-portcullis=s", |n| jar.is_ours(n)),
+            None
+        );
     }
 }

@@ -37,9 +37,13 @@ impl std::fmt::Display for DiscoveryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Unparsable(e) => write!(f, "discovery document is not valid: {e}"),
-            Self::IssuerMismatch => f.write_str("the discovery document's issuer is not exactly OIDC_ISSUER"),
+            Self::IssuerMismatch => {
+                f.write_str("the discovery document's issuer is not exactly OIDC_ISSUER")
+            }
             Self::InsecureEndpoint(which) => write!(f, "discovery's {which} is not an https URL"),
-            Self::NoS256 => f.write_str("the provider lists code_challenge_methods_supported without S256"),
+            Self::NoS256 => {
+                f.write_str("the provider lists code_challenge_methods_supported without S256")
+            }
         }
     }
 }
@@ -47,14 +51,20 @@ impl std::fmt::Display for DiscoveryError {
 impl ProviderMetadata {
     /// Parses and checks a discovery document against the configured issuer.
     pub fn parse(body: &[u8], expected: &Issuer) -> Result<Self, DiscoveryError> {
-        let m: Self = serde_json::from_slice(body).map_err(|e| DiscoveryError::Unparsable(e.to_string()))?;
+        let m: Self =
+            serde_json::from_slice(body).map_err(|e| DiscoveryError::Unparsable(e.to_string()))?;
         if m.issuer != expected.as_str() {
             return Err(DiscoveryError::IssuerMismatch);
         }
         // Endpoints on loopback may be http only when the issuer itself is (local development).
         let issuer_is_loopback = Url::parse(expected.as_str()).is_ok_and(|u| u.scheme() == "http");
         let endpoint_ok = |url: &str| {
-            Url::parse(url).is_ok_and(|u| u.scheme() == "https" || (issuer_is_loopback && u.scheme() == "http" && is_loopback_host(u.host_str())))
+            Url::parse(url).is_ok_and(|u| {
+                u.scheme() == "https"
+                    || (issuer_is_loopback
+                        && u.scheme() == "http"
+                        && is_loopback_host(u.host_str()))
+            })
         };
         for (name, url) in [
             ("authorization_endpoint", m.authorization_endpoint.as_str()),
@@ -65,11 +75,17 @@ impl ProviderMetadata {
                 return Err(DiscoveryError::InsecureEndpoint(name));
             }
         }
-        if m.end_session_endpoint.as_deref().is_some_and(|u| !endpoint_ok(u)) {
+        if m.end_session_endpoint
+            .as_deref()
+            .is_some_and(|u| !endpoint_ok(u))
+        {
             return Err(DiscoveryError::InsecureEndpoint("end_session_endpoint"));
         }
         // Absent means "not advertised" (Entra ID), which still works; a list without S256 does not.
-        if m.code_challenge_methods_supported.as_ref().is_some_and(|l| !l.iter().any(|x| x == "S256")) {
+        if m.code_challenge_methods_supported
+            .as_ref()
+            .is_some_and(|l| !l.iter().any(|x| x == "S256"))
+        {
             return Err(DiscoveryError::NoS256);
         }
         Ok(m)
@@ -90,7 +106,9 @@ pub fn cache_ttl(cache_control: Option<&str>) -> u64 {
             max_age = v.trim_matches('"').parse::<u64>().ok();
         }
     }
-    max_age.unwrap_or(DEFAULT_CACHE_TTL_SECS).clamp(MIN_CACHE_TTL_SECS, MAX_CACHE_TTL_SECS)
+    max_age
+        .unwrap_or(DEFAULT_CACHE_TTL_SECS)
+        .clamp(MIN_CACHE_TTL_SECS, MAX_CACHE_TTL_SECS)
 }
 
 #[cfg(test)]
@@ -122,8 +140,14 @@ mod tests {
 
     #[test]
     fn issuer_must_match_exactly() {
-        assert_eq!(parse(&doc(), "https://login.example.com/t/v2.0/").unwrap_err(), DiscoveryError::IssuerMismatch);
-        assert_eq!(parse(&doc(), "https://LOGIN.example.com/t/v2.0").unwrap_err(), DiscoveryError::IssuerMismatch);
+        assert_eq!(
+            parse(&doc(), "https://login.example.com/t/v2.0/").unwrap_err(),
+            DiscoveryError::IssuerMismatch
+        );
+        assert_eq!(
+            parse(&doc(), "https://LOGIN.example.com/t/v2.0").unwrap_err(),
+            DiscoveryError::IssuerMismatch
+        );
     }
 
     #[test]
@@ -139,7 +163,10 @@ mod tests {
     fn http_endpoints_are_refused_for_https_issuers() {
         let mut d = doc();
         d["token_endpoint"] = "http://login.example.com/t/token".into();
-        assert_eq!(parse(&d, ISS).unwrap_err(), DiscoveryError::InsecureEndpoint("token_endpoint"));
+        assert_eq!(
+            parse(&d, ISS).unwrap_err(),
+            DiscoveryError::InsecureEndpoint("token_endpoint")
+        );
     }
 
     #[test]
@@ -158,7 +185,10 @@ mod tests {
 
     #[test]
     fn garbage_is_unparsable() {
-        assert!(matches!(ProviderMetadata::parse(b"<html>", &Issuer::new(ISS)), Err(DiscoveryError::Unparsable(_))));
+        assert!(matches!(
+            ProviderMetadata::parse(b"<html>", &Issuer::new(ISS)),
+            Err(DiscoveryError::Unparsable(_))
+        ));
     }
 
     #[test]

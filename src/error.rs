@@ -23,9 +23,15 @@ pub enum GateError {
     MissingParameter(&'static str),
     Callback(CallbackError),
     /// The provider answered the authorization request with an error.
-    ProviderSaidNo { error: String, description: Option<String> },
+    ProviderSaidNo {
+        error: String,
+        description: Option<String>,
+    },
     /// The token endpoint refused the code.
-    CodeRefused { error: String, description: Option<String> },
+    CodeRefused {
+        error: String,
+        description: Option<String>,
+    },
     /// The token endpoint failed (network, 5xx, malformed answer).
     TokenEndpoint(String),
     /// The ID token failed validation.
@@ -46,7 +52,11 @@ impl GateError {
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::ProviderSaidNo { error, .. } if error == "access_denied" => 403,
-            Self::ProviderSaidNo { error, .. } if error == "temporarily_unavailable" || error == "server_error" => 502,
+            Self::ProviderSaidNo { error, .. }
+                if error == "temporarily_unavailable" || error == "server_error" =>
+            {
+                502
+            }
             Self::CrossSiteLogout => 403,
             Self::IdTokenRejected(_) => 401,
             _ => 400,
@@ -79,12 +89,18 @@ impl GateError {
     fn title(&self) -> &'static str {
         match self {
             Self::Config(_) | Self::ProviderConfig(_) => "Sign-in is not configured correctly",
-            Self::ProviderUnavailable(_) | Self::TokenEndpoint(_) => "The sign-in service is not reachable",
-            Self::ProviderSaidNo { error, .. } if error == "access_denied" => "Sign-in was cancelled",
+            Self::ProviderUnavailable(_) | Self::TokenEndpoint(_) => {
+                "The sign-in service is not reachable"
+            }
+            Self::ProviderSaidNo { error, .. } if error == "access_denied" => {
+                "Sign-in was cancelled"
+            }
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
             Self::Internal(_) => "Something went wrong",
-            Self::AmbiguousPath(_) | Self::MissingParameter(_) | Self::InsecureTransport => "Bad request",
+            Self::AmbiguousPath(_) | Self::MissingParameter(_) | Self::InsecureTransport => {
+                "Bad request"
+            }
             Self::CrossSiteLogout => "Sign-out refused",
             _ => "Sign-in failed",
         }
@@ -120,10 +136,15 @@ impl GateError {
     pub fn log_detail(&self) -> String {
         match self {
             Self::Config(e) => e.to_string(),
-            Self::ProviderConfig(s) | Self::ProviderUnavailable(s) | Self::TokenEndpoint(s) | Self::IdTokenRejected(s) | Self::Internal(s) => s.clone(),
+            Self::ProviderConfig(s)
+            | Self::ProviderUnavailable(s)
+            | Self::TokenEndpoint(s)
+            | Self::IdTokenRejected(s)
+            | Self::Internal(s) => s.clone(),
             Self::AmbiguousPath(e) => format!("{e:?}"),
             Self::Callback(e) => e.to_string(),
-            Self::ProviderSaidNo { error, description } | Self::CodeRefused { error, description } => {
+            Self::ProviderSaidNo { error, description }
+            | Self::CodeRefused { error, description } => {
                 format!("{error}: {}", description.as_deref().unwrap_or(""))
             }
             Self::MissingParameter(p) => format!("missing {p}"),
@@ -134,7 +155,13 @@ impl GateError {
     fn offers_retry(&self) -> bool {
         matches!(
             self,
-            Self::LoginNotFound | Self::Callback(_) | Self::ProviderSaidNo { .. } | Self::CodeRefused { .. } | Self::TokenEndpoint(_) | Self::IdTokenRejected(_) | Self::MissingParameter(_)
+            Self::LoginNotFound
+                | Self::Callback(_)
+                | Self::ProviderSaidNo { .. }
+                | Self::CodeRefused { .. }
+                | Self::TokenEndpoint(_)
+                | Self::IdTokenRejected(_)
+                | Self::MissingParameter(_)
         )
     }
 
@@ -142,10 +169,21 @@ impl GateError {
     pub fn to_response(&self, wants_html: bool, login_href: &str) -> Response {
         if wants_html {
             let message = self.message();
-            let retry = [Action::Link { href: login_href, label: "Sign in again" }];
-            page(self.status(), self.title(), &[&message], if self.offers_retry() { &retry } else { &[] })
+            let retry = [Action::Link {
+                href: login_href,
+                label: "Sign in again",
+            }];
+            page(
+                self.status(),
+                self.title(),
+                &[&message],
+                if self.offers_retry() { &retry } else { &[] },
+            )
         } else {
-            Response::json(self.status(), &serde_json::json!({ "error": self.code(), "error_description": self.message() }))
+            Response::json(
+                self.status(),
+                &serde_json::json!({ "error": self.code(), "error_description": self.message() }),
+            )
         }
     }
 }
@@ -156,7 +194,10 @@ mod tests {
 
     #[test]
     fn access_denied_is_a_normal_403_not_a_500() {
-        let e = GateError::ProviderSaidNo { error: "access_denied".into(), description: None };
+        let e = GateError::ProviderSaidNo {
+            error: "access_denied".into(),
+            description: None,
+        };
         assert_eq!(e.status(), 403);
         let r = e.to_response(true, "/auth/login");
         assert!(r.body_text().contains("Sign-in was cancelled"));
@@ -165,18 +206,30 @@ mod tests {
 
     #[test]
     fn config_errors_name_the_variable() {
-        let e = GateError::Config(ConfigError { variable: "COOKIE_SECRET", problem: "is not set".into() });
+        let e = GateError::Config(ConfigError {
+            variable: "COOKIE_SECRET",
+            problem: "is not set".into(),
+        });
         let r = e.to_response(false, "/auth/login");
         assert_eq!(r.status, 500);
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["error"], "configuration_error");
-        assert!(v["error_description"].as_str().unwrap().contains("COOKIE_SECRET"));
+        assert!(v["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("COOKIE_SECRET"));
     }
 
     #[test]
     fn provider_text_is_escaped_in_pages() {
-        let e = GateError::ProviderSaidNo { error: "invalid_scope".into(), description: Some("<script>alert(1)</script>".into()) };
-        assert!(!e.to_response(true, "/auth/login").body_text().contains("<script>"));
+        let e = GateError::ProviderSaidNo {
+            error: "invalid_scope".into(),
+            description: Some("<script>alert(1)</script>".into()),
+        };
+        assert!(!e
+            .to_response(true, "/auth/login")
+            .body_text()
+            .contains("<script>"));
     }
 
     #[test]
@@ -185,7 +238,10 @@ mod tests {
             GateError::LoginNotFound,
             GateError::MissingParameter("state"),
             GateError::Callback(CallbackError::StateMismatch),
-            GateError::CodeRefused { error: "invalid_grant".into(), description: None },
+            GateError::CodeRefused {
+                error: "invalid_grant".into(),
+                description: None,
+            },
             GateError::IdTokenRejected("x".into()),
             GateError::AmbiguousPath(PathError::EncodedSeparator),
         ] {

@@ -17,7 +17,10 @@ use crate::return_to::ReturnTo;
 use crate::seal::Purpose;
 use crate::session::{read_session, NoSession, Session, SessionSealError};
 use crate::token_response::{printable, TokenError, TokenResponse};
-use crate::transaction::{CallbackError, CallbackParams, CodeExchange, LoginTransaction, MAX_LIVE_TRANSACTIONS, TRANSACTION_TTL_SECS};
+use crate::transaction::{
+    CallbackError, CallbackParams, CodeExchange, LoginTransaction, MAX_LIVE_TRANSACTIONS,
+    TRANSACTION_TTL_SECS,
+};
 use crate::upstream::request_headers_for_origin;
 
 pub struct GateRequest {
@@ -31,7 +34,11 @@ pub struct GateRequest {
 pub enum Outcome {
     Respond(Response),
     /// Pass to the upstream with these request headers; `protected` responses are made private.
-    Forward { headers: Headers, protected: bool, session: Option<Session> },
+    Forward {
+        headers: Headers,
+        protected: bool,
+        session: Option<Session>,
+    },
 }
 
 pub struct Gate<'a, P: Platform> {
@@ -43,7 +50,9 @@ pub struct Gate<'a, P: Platform> {
 impl GateRequest {
     /// Browsers navigating get pages and redirects; programs get JSON and 401s.
     pub fn wants_html(&self) -> bool {
-        self.headers.get("Accept").is_some_and(|a| a.contains("text/html"))
+        self.headers
+            .get("Accept")
+            .is_some_and(|a| a.contains("text/html"))
     }
 
     fn is_navigation(&self) -> bool {
@@ -51,7 +60,10 @@ impl GateRequest {
     }
 
     fn query(&self, name: &str) -> Option<String> {
-        self.url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+        self.url
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
     }
 
     fn origin(&self) -> String {
@@ -76,7 +88,11 @@ impl<'a, P: Platform> Gate<'a, P> {
             Err(e) => return Outcome::Respond(self.fail(req, GateError::AmbiguousPath(e))),
         };
         let prefix = self.cfg.auth_prefix.as_str();
-        if let Some(route) = path.as_str().strip_prefix(prefix).filter(|r| r.is_empty() || r.starts_with('/')) {
+        if let Some(route) = path
+            .as_str()
+            .strip_prefix(prefix)
+            .filter(|r| r.is_empty() || r.starts_with('/'))
+        {
             let resp = match route {
                 "/login" => self.login(req, &jar).await,
                 "/callback" => return Outcome::Respond(self.callback(req, &jar).await),
@@ -89,16 +105,30 @@ impl<'a, P: Platform> Gate<'a, P> {
         }
         let headers = request_headers_for_origin(&req.headers, &jar);
         if self.cfg.public_paths.iter().any(|p| p.matches(&path)) {
-            return Outcome::Forward { headers, protected: false, session: None };
+            return Outcome::Forward {
+                headers,
+                protected: false,
+                session: None,
+            };
         }
         match self.session(req, &jar) {
-            Ok(session) => Outcome::Forward { headers, protected: true, session: Some(session) },
+            Ok(session) => Outcome::Forward {
+                headers,
+                protected: true,
+                session: Some(session),
+            },
             Err(why) => Outcome::Respond(self.unauthenticated(req, &jar, why)),
         }
     }
 
     fn session(&self, req: &GateRequest, jar: &CookieJar) -> Result<Session, NoSession> {
-        read_session(&self.cfg.sealer, jar, req.headers.get("Cookie"), &self.cfg.issuer, self.platform.now())
+        read_session(
+            &self.cfg.sealer,
+            jar,
+            req.headers.get("Cookie"),
+            &self.cfg.issuer,
+            self.platform.now(),
+        )
     }
 
     fn login_href(&self, return_to: Option<&str>) -> String {
@@ -128,7 +158,8 @@ impl<'a, P: Platform> Gate<'a, P> {
                 .with_header("WWW-Authenticate", "Bearer realm=\"portcullis\"")
         };
         if why != NoSession::NoCookie {
-            resp.headers.append("Set-Cookie", jar.delete(&jar.session_name()));
+            resp.headers
+                .append("Set-Cookie", jar.delete(&jar.session_name()));
         }
         resp
     }
@@ -152,7 +183,10 @@ impl<'a, P: Platform> Gate<'a, P> {
     }
 
     async fn metadata(&self) -> Result<std::rc::Rc<crate::discovery::ProviderMetadata>, GateError> {
-        self.cache.metadata(self.platform, &self.cfg.issuer).await.map_err(provider_error)
+        self.cache
+            .metadata(self.platform, &self.cfg.issuer)
+            .await
+            .map_err(provider_error)
     }
 
     async fn login(&self, req: &GateRequest, jar: &CookieJar) -> Result<Response, GateError> {
@@ -162,8 +196,9 @@ impl<'a, P: Platform> Gate<'a, P> {
         let meta = self.metadata().await?;
         let return_to = ReturnTo::parse(req.query("return_to").as_deref(), &self.cfg.auth_prefix);
         let now = self.platform.now();
-        let (tx, authorize_url) = LoginTransaction::begin(self.cfg, &meta, &self.redirect_uri(req), &return_to, now)
-            .map_err(|e| GateError::Internal(e.to_string()))?;
+        let (tx, authorize_url) =
+            LoginTransaction::begin(self.cfg, &meta, &self.redirect_uri(req), &return_to, now)
+                .map_err(|e| GateError::Internal(e.to_string()))?;
         let name = jar.transaction_name(tx.state());
         let sealed = self
             .cfg
@@ -174,7 +209,8 @@ impl<'a, P: Platform> Gate<'a, P> {
         for stale in self.transactions_to_drop(req, jar, now) {
             resp.headers.append("Set-Cookie", jar.delete(&stale));
         }
-        resp.headers.append("Set-Cookie", jar.set(&name, &sealed, TRANSACTION_TTL_SECS));
+        resp.headers
+            .append("Set-Cookie", jar.set(&name, &sealed, TRANSACTION_TTL_SECS));
         Ok(resp)
     }
 
@@ -190,7 +226,11 @@ impl<'a, P: Platform> Gate<'a, P> {
             if !jar.is_transaction_name(name) {
                 continue;
             }
-            match self.cfg.sealer.open_json::<LoginTransaction>(Purpose::LoginTransaction, name, value) {
+            match self.cfg.sealer.open_json::<LoginTransaction>(
+                Purpose::LoginTransaction,
+                name,
+                value,
+            ) {
                 Ok(tx) if !tx.is_expired(now) => live.push((tx.created_at(), name.to_owned())),
                 _ => drop.push(name.to_owned()),
             }
@@ -203,13 +243,22 @@ impl<'a, P: Platform> Gate<'a, P> {
 
     async fn callback(&self, req: &GateRequest, jar: &CookieJar) -> Response {
         let params = CallbackParams::from_query(&req.url);
-        let tx_name = params.state.as_deref().map(|s| jar.transaction_name_for_state_str(s));
+        let tx_name = params
+            .state
+            .as_deref()
+            .map(|s| jar.transaction_name_for_state_str(s));
         let tx_value = tx_name.as_deref().and_then(|name| {
-            req.headers
-                .get("Cookie")
-                .and_then(|h| parse_cookie_header(h).into_iter().find(|(n, _)| n == &name).map(|(_, v)| v.to_owned()))
+            req.headers.get("Cookie").and_then(|h| {
+                parse_cookie_header(h)
+                    .into_iter()
+                    .find(|(n, _)| n == &name)
+                    .map(|(_, v)| v.to_owned())
+            })
         });
-        let mut resp = match self.finish_callback(req, jar, &params, tx_name.as_deref(), tx_value.as_deref()).await {
+        let mut resp = match self
+            .finish_callback(req, jar, &params, tx_name.as_deref(), tx_value.as_deref())
+            .await
+        {
             Ok(r) => r,
             Err(e) => self.fail(req, e),
         };
@@ -234,11 +283,18 @@ impl<'a, P: Platform> Gate<'a, P> {
         if let Some(error) = &params.error {
             return Err(GateError::ProviderSaidNo {
                 error: printable(error, 64),
-                description: params.error_description.as_deref().map(|d| printable(d, 300)),
+                description: params
+                    .error_description
+                    .as_deref()
+                    .map(|d| printable(d, 300)),
             });
         }
         let (Some(name), Some(value)) = (tx_name, tx_value) else {
-            return Err(if params.state.is_none() { GateError::MissingParameter("state") } else { GateError::LoginNotFound });
+            return Err(if params.state.is_none() {
+                GateError::MissingParameter("state")
+            } else {
+                GateError::LoginNotFound
+            });
         };
         if params.code.is_none() {
             return Err(GateError::MissingParameter("code"));
@@ -251,8 +307,18 @@ impl<'a, P: Platform> Gate<'a, P> {
         let meta = self.metadata().await?;
         let now = self.platform.now();
         let exchange = tx
-            .complete(params, meta.authorization_response_iss_parameter_supported, now)
-            .map_err(|e| if e == CallbackError::Expired { GateError::LoginNotFound } else { GateError::Callback(e) })?;
+            .complete(
+                params,
+                meta.authorization_response_iss_parameter_supported,
+                now,
+            )
+            .map_err(|e| {
+                if e == CallbackError::Expired {
+                    GateError::LoginNotFound
+                } else {
+                    GateError::Callback(e)
+                }
+            })?;
         if exchange.issuer != self.cfg.issuer {
             return Err(GateError::LoginNotFound);
         }
@@ -263,32 +329,60 @@ impl<'a, P: Platform> Gate<'a, P> {
             .await
             .map_err(|e| GateError::TokenEndpoint(format!("token request failed: {e}")))?;
         let tokens = TokenResponse::parse(&token_resp).map_err(|e| match e {
-            TokenError::Refused { status, error, description } if status < 500 => GateError::CodeRefused { error, description },
+            TokenError::Refused {
+                status,
+                error,
+                description,
+            } if status < 500 => GateError::CodeRefused { error, description },
             other => GateError::TokenEndpoint(other.to_string()),
         })?;
 
-        let verified = self.verify_id_token(&tokens, &exchange, &meta.jwks_uri, now).await?;
+        let verified = self
+            .verify_id_token(&tokens, &exchange, &meta.jwks_uri, now)
+            .await?;
         let session = Session::from_id_token(verified, now, self.cfg.session_ttl_secs);
-        let (session, sealed) = session.seal(&self.cfg.sealer, &jar.session_name()).map_err(|e| match e {
-            SessionSealError::TooLarge => GateError::Internal("the session does not fit in a cookie".into()),
-            SessionSealError::Seal(e) => GateError::Internal(format!("sealing the session: {e:?}")),
-        })?;
+        let (session, sealed) = session
+            .seal(&self.cfg.sealer, &jar.session_name())
+            .map_err(|e| match e {
+                SessionSealError::TooLarge => {
+                    GateError::Internal("the session does not fit in a cookie".into())
+                }
+                SessionSealError::Seal(e) => {
+                    GateError::Internal(format!("sealing the session: {e:?}"))
+                }
+            })?;
         self.platform.log(&json!({
             "level":"info","event":"sign_in","iss":session.iss.as_str(),"sub":session.sub,
             "groups_omitted":session.groups_omitted,
         }));
         let return_to = ReturnTo::from_trusted(&exchange.return_to, &self.cfg.auth_prefix);
-        Ok(Response::redirect(return_to.as_str()).with_header("Set-Cookie", jar.set(&jar.session_name(), &sealed, self.cfg.session_ttl_secs)))
+        Ok(Response::redirect(return_to.as_str()).with_header(
+            "Set-Cookie",
+            jar.set(&jar.session_name(), &sealed, self.cfg.session_ttl_secs),
+        ))
     }
 
-    async fn verify_id_token(&self, tokens: &TokenResponse, exchange: &CodeExchange, jwks_uri: &str, now: u64) -> Result<id_token::VerifiedIdToken, GateError> {
+    async fn verify_id_token(
+        &self,
+        tokens: &TokenResponse,
+        exchange: &CodeExchange,
+        jwks_uri: &str,
+        now: u64,
+    ) -> Result<id_token::VerifiedIdToken, GateError> {
         let reject = |why: String| GateError::IdTokenRejected(why);
-        let jws = UnverifiedJws::parse(tokens.id_token.secret()).map_err(|e| reject(e.to_string()))?;
-        let key = self.cache.key_for(self.platform, jwks_uri, &jws.header).await.map_err(|e| match e {
-            KeyLookupError::Provider(p) => provider_error(p),
-            KeyLookupError::Key(k) => reject(format!("no signing key for the token ({k:?})")),
-        })?;
-        let verified = jws::verify(&RustVerifier, jws, &key).await.map_err(|e| reject(e.to_string()))?;
+        let jws =
+            UnverifiedJws::parse(tokens.id_token.secret()).map_err(|e| reject(e.to_string()))?;
+        let key = self
+            .cache
+            .key_for(self.platform, jwks_uri, &jws.header)
+            .await
+            .map_err(|e| match e {
+                KeyLookupError::Provider(p) => provider_error(p),
+                KeyLookupError::Key(k) => reject(format!("no signing key for the token ({k:?})")),
+            })?;
+        let verified = jws::verify(&RustVerifier, jws, &key)
+            .await
+            .map_err(|e| reject(e.to_string()))?;
         let expect = Expectations {
             issuer: &self.cfg.issuer,
             client_id: &self.cfg.client_id,
@@ -304,23 +398,53 @@ impl<'a, P: Platform> Gate<'a, P> {
         match req.method {
             Method::Get | Method::Head => {
                 let signed_in = self.session(req, jar).ok();
-                let who = signed_in.as_ref().and_then(|s| s.email.clone().or(s.name.clone())).unwrap_or_else(|| "this site".into());
-                let line = if signed_in.is_some() { format!("You are signed in as {who}.") } else { "You are not signed in.".to_owned() };
+                let who = signed_in
+                    .as_ref()
+                    .and_then(|s| s.email.clone().or(s.name.clone()))
+                    .unwrap_or_else(|| "this site".into());
+                let line = if signed_in.is_some() {
+                    format!("You are signed in as {who}.")
+                } else {
+                    "You are not signed in.".to_owned()
+                };
                 let action = self.cfg.auth_path("logout");
-                Ok(page(200, "Sign out?", &[&line], &[Action::PostButton { action: &action, label: "Sign out" }, Action::Link { href: "/", label: "Cancel" }]))
+                Ok(page(
+                    200,
+                    "Sign out?",
+                    &[&line],
+                    &[
+                        Action::PostButton {
+                            action: &action,
+                            label: "Sign out",
+                        },
+                        Action::Link {
+                            href: "/",
+                            label: "Cancel",
+                        },
+                    ],
+                ))
             }
             Method::Post => {
                 if is_cross_site(req) {
                     return Err(GateError::CrossSiteLogout);
                 }
                 let who = self.session(req, jar).ok().map(|s| s.sub);
-                self.platform.log(&json!({"level":"info","event":"sign_out","sub":who}));
+                self.platform
+                    .log(&json!({"level":"info","event":"sign_out","sub":who}));
                 let logged_out = format!("{}{}", req.origin(), self.cfg.auth_path("logged-out"));
                 // The local session ends whatever the provider does.
                 let location = match self.metadata().await {
-                    Ok(meta) => match meta.end_session_endpoint.as_deref().and_then(|e| Url::parse(e).ok()) {
+                    Ok(meta) => match meta
+                        .end_session_endpoint
+                        .as_deref()
+                        .and_then(|e| Url::parse(e).ok())
+                    {
                         Some(mut end) => {
-                            let post_logout = self.cfg.post_logout_redirect_uri.as_ref().map_or(logged_out, Url::to_string);
+                            let post_logout = self
+                                .cfg
+                                .post_logout_redirect_uri
+                                .as_ref()
+                                .map_or(logged_out, Url::to_string);
                             end.query_pairs_mut()
                                 .append_pair("client_id", self.cfg.client_id.as_str())
                                 .append_pair("post_logout_redirect_uri", &post_logout);
@@ -333,7 +457,8 @@ impl<'a, P: Platform> Gate<'a, P> {
                         self.cfg.auth_path("logged-out")
                     }
                 };
-                let mut resp = Response::redirect(&location).with_header("Set-Cookie", jar.delete(&jar.session_name()));
+                let mut resp = Response::redirect(&location)
+                    .with_header("Set-Cookie", jar.delete(&jar.session_name()));
                 resp.headers.append("Clear-Site-Data", "\"cache\"");
                 Ok(resp)
             }
@@ -343,7 +468,15 @@ impl<'a, P: Platform> Gate<'a, P> {
 
     fn logged_out_page(&self) -> Response {
         let login = self.cfg.auth_path("login");
-        page(200, "You are signed out", &["Your session on this site has ended."], &[Action::Link { href: &login, label: "Sign in again" }])
+        page(
+            200,
+            "You are signed out",
+            &["Your session on this site has ended."],
+            &[Action::Link {
+                href: &login,
+                label: "Sign in again",
+            }],
+        )
     }
 
     fn userinfo(&self, req: &GateRequest, jar: &CookieJar) -> Result<Response, GateError> {
@@ -370,7 +503,9 @@ fn is_cross_site(req: &GateRequest) -> bool {
     if let Some(origin) = req.headers.get("Origin") {
         return origin != req.origin();
     }
-    req.headers.get("Sec-Fetch-Site").is_some_and(|s| s != "same-origin" && s != "none")
+    req.headers
+        .get("Sec-Fetch-Site")
+        .is_some_and(|s| s != "same-origin" && s != "none")
 }
 
 #[cfg(test)]

@@ -10,7 +10,10 @@ impl Headers {
 
     /// The first value of `name`, compared case-insensitively.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn append(&mut self, name: impl Into<String>, value: impl Into<String>) {
@@ -44,7 +47,12 @@ impl Default for Headers {
 
 impl<const N: usize> From<[(&str, &str); N]> for Headers {
     fn from(pairs: [(&str, &str); N]) -> Self {
-        Self(pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect())
+        Self(
+            pairs
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
     }
 }
 
@@ -80,7 +88,12 @@ impl OutboundRequest {
     pub fn get(url: &str) -> Self {
         let mut headers = Headers::new();
         headers.append("Accept", "application/json");
-        Self { method: "GET", url: url.to_owned(), headers, body: None }
+        Self {
+            method: "GET",
+            url: url.to_owned(),
+            headers,
+            body: None,
+        }
     }
 }
 
@@ -94,7 +107,11 @@ pub struct Response {
 
 impl Response {
     pub fn new(status: u16) -> Self {
-        Self { status, headers: Headers::new(), body: Vec::new() }
+        Self {
+            status,
+            headers: Headers::new(),
+            body: Vec::new(),
+        }
     }
 
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -110,7 +127,9 @@ impl Response {
 
     /// A 302 that must not be cached (it usually sets or clears cookies).
     pub fn redirect(location: &str) -> Self {
-        Self::new(302).with_header("Location", location).with_header("Cache-Control", "no-store")
+        Self::new(302)
+            .with_header("Location", location)
+            .with_header("Cache-Control", "no-store")
     }
 
     pub fn json(status: u16, value: &serde_json::Value) -> Self {

@@ -48,7 +48,9 @@ pub enum IdTokenError {
 impl std::fmt::Display for IdTokenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let s = match self {
-            Self::Claims(e) => return write!(f, "claims are not valid JSON of the expected shape: {e}"),
+            Self::Claims(e) => {
+                return write!(f, "claims are not valid JSON of the expected shape: {e}")
+            }
             Self::WrongType => "header typ is not that of an ID token",
             Self::IssuerMismatch => "iss is not the configured issuer",
             Self::AudienceMismatch => "aud does not contain our client_id",
@@ -87,7 +89,13 @@ impl OneOrMany {
 /// NumericDate: seconds since the epoch; fractions are allowed by RFC 7519 and dropped.
 fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     let v: Option<serde_json::Number> = Option::deserialize(d)?;
-    Ok(v.and_then(|n| n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64))))
+    Ok(v.and_then(|n| {
+        n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite())
+                .map(|f| f.floor() as i64)
+        })
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,7 +128,9 @@ struct Claims {
     groups: Option<Vec<serde_json::Value>>,
 }
 
-/// An ID token that passed every check. Only [`validate`] makes one.
+/// An ID token that passed every check. Only [`validate`] makes one: the private field keeps
+/// every other module (not just other crates, as `#[non_exhaustive]` would) from building it.
+#[allow(clippy::manual_non_exhaustive)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedIdToken {
     pub issuer: Issuer,
@@ -135,7 +145,10 @@ pub struct VerifiedIdToken {
 }
 
 /// Applies the claim rules to a signature-checked token.
-pub fn validate(jws: VerifiedJws, expect: &Expectations<'_>) -> Result<VerifiedIdToken, IdTokenError> {
+pub fn validate(
+    jws: VerifiedJws,
+    expect: &Expectations<'_>,
+) -> Result<VerifiedIdToken, IdTokenError> {
     // An access token (RFC 9068 `at+jwt`) or logout token is not an ID token.
     if let Some(typ) = &jws.header.typ {
         let t = typ.to_ascii_lowercase();
@@ -143,17 +156,24 @@ pub fn validate(jws: VerifiedJws, expect: &Expectations<'_>) -> Result<VerifiedI
             return Err(IdTokenError::WrongType);
         }
     }
-    let c: Claims = serde_json::from_slice(&jws.payload).map_err(|e| IdTokenError::Claims(e.to_string()))?;
+    let c: Claims =
+        serde_json::from_slice(&jws.payload).map_err(|e| IdTokenError::Claims(e.to_string()))?;
     if c.iss != expect.issuer.as_str() {
         return Err(IdTokenError::IssuerMismatch);
     }
     if !c.aud.iter().any(|a| a == expect.client_id.as_str()) {
         return Err(IdTokenError::AudienceMismatch);
     }
-    if c.aud.iter().any(|a| a != expect.client_id.as_str() && !expect.trusted_audiences.iter().any(|t| t == a)) {
+    if c.aud
+        .iter()
+        .any(|a| a != expect.client_id.as_str() && !expect.trusted_audiences.iter().any(|t| t == a))
+    {
         return Err(IdTokenError::UntrustedAudience);
     }
-    if c.azp.as_deref().is_some_and(|azp| azp != expect.client_id.as_str()) {
+    if c.azp
+        .as_deref()
+        .is_some_and(|azp| azp != expect.client_id.as_str())
+    {
         return Err(IdTokenError::AzpMismatch);
     }
     let now = expect.now;
@@ -169,13 +189,18 @@ pub fn validate(jws: VerifiedJws, expect: &Expectations<'_>) -> Result<VerifiedI
     if iat < now.saturating_sub(MAX_CLOCK_SKEW_SECS) {
         return Err(IdTokenError::IssuedTooLongAgo);
     }
-    if c.nbf.is_some_and(|nbf| nbf > now.saturating_add(MAX_CLOCK_SKEW_SECS)) {
+    if c.nbf
+        .is_some_and(|nbf| nbf > now.saturating_add(MAX_CLOCK_SKEW_SECS))
+    {
         return Err(IdTokenError::NotYetValid);
     }
     if !c.nonce.as_deref().is_some_and(|n| expect.nonce.matches(n)) {
         return Err(IdTokenError::NonceMismatch);
     }
-    let subject = c.sub.filter(|s| !s.is_empty()).ok_or(IdTokenError::MissingSubject)?;
+    let subject = c
+        .sub
+        .filter(|s| !s.is_empty())
+        .ok_or(IdTokenError::MissingSubject)?;
     if let (Some(at_hash), Some(access_token)) = (&c.at_hash, expect.access_token) {
         if *at_hash != access_token_hash(jws.header.alg, access_token) {
             return Err(IdTokenError::AccessTokenHashMismatch);

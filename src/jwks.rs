@@ -29,7 +29,9 @@ impl PublicJwk {
             JwsAlg::EdDsa => self.crv.as_deref() == Some("Ed25519"),
             _ => true,
         };
-        self.kty == alg.key_type() && curve_ok && self.alg.as_deref().is_none_or(|a| a == alg.name())
+        self.kty == alg.key_type()
+            && curve_ok
+            && self.alg.as_deref().is_none_or(|a| a == alg.name())
     }
 }
 
@@ -70,20 +72,30 @@ impl JwkSet {
     /// Parses a JWKS document. Keys we cannot use (encryption keys, symmetric keys, unknown
     /// types, private parts) are skipped, not fatal: providers publish mixed sets.
     pub fn parse(body: &[u8]) -> Result<Self, String> {
-        let raw: RawSet = serde_json::from_slice(body).map_err(|e| format!("JWKS is not valid JSON: {e}"))?;
+        let raw: RawSet =
+            serde_json::from_slice(body).map_err(|e| format!("JWKS is not valid JSON: {e}"))?;
         let keys = raw
             .keys
             .into_iter()
             .filter_map(|value| {
                 let meta: RawMeta = serde_json::from_value(value.clone()).ok()?;
-                if meta.use_.as_deref().is_some_and(|u| u != "sig") || !matches!(meta.kty.as_str(), "RSA" | "EC" | "OKP") {
+                if meta.use_.as_deref().is_some_and(|u| u != "sig")
+                    || !matches!(meta.kty.as_str(), "RSA" | "EC" | "OKP")
+                {
                     return None;
                 }
                 let jwk: JsonWebKey<'static> = serde_json::from_value(value.clone()).ok()?;
                 if jwk.is_signing_key() {
                     return None; // a private key published by mistake is not trusted
                 }
-                Some(PublicJwk { kid: meta.kid, alg: meta.alg, kty: meta.kty, crv: meta.crv, jwk, json: value })
+                Some(PublicJwk {
+                    kid: meta.kid,
+                    alg: meta.alg,
+                    kty: meta.kty,
+                    crv: meta.crv,
+                    jwk,
+                    json: value,
+                })
             })
             .collect();
         Ok(Self { keys })
@@ -129,27 +141,55 @@ mod tests {
     }
 
     fn header(alg: JwsAlg, kid: Option<&str>) -> JoseHeader {
-        JoseHeader { alg, kid: kid.map(str::to_owned), typ: None }
+        JoseHeader {
+            alg,
+            kid: kid.map(str::to_owned),
+            typ: None,
+        }
     }
 
     #[test]
     fn selects_by_kid() {
         let s = set(vec![ec(Some("a")), ec(Some("b"))]);
-        assert_eq!(s.select(&header(JwsAlg::Es256, Some("b"))).unwrap().kid.as_deref(), Some("b"));
-        assert_eq!(s.select(&header(JwsAlg::Es256, Some("c"))).unwrap_err(), KeyError::UnknownKid);
+        assert_eq!(
+            s.select(&header(JwsAlg::Es256, Some("b")))
+                .unwrap()
+                .kid
+                .as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            s.select(&header(JwsAlg::Es256, Some("c"))).unwrap_err(),
+            KeyError::UnknownKid
+        );
     }
 
     #[test]
     fn kid_with_wrong_key_type_is_unknown() {
         let s = set(vec![ec(Some("a"))]);
-        assert_eq!(s.select(&header(JwsAlg::Rs256, Some("a"))).unwrap_err(), KeyError::UnknownKid);
+        assert_eq!(
+            s.select(&header(JwsAlg::Rs256, Some("a"))).unwrap_err(),
+            KeyError::UnknownKid
+        );
     }
 
     #[test]
     fn without_kid_only_a_single_fitting_key_is_used() {
-        assert!(set(vec![ec(None)]).select(&header(JwsAlg::Es256, None)).is_ok());
-        assert_eq!(set(vec![ec(None), ec(Some("x"))]).select(&header(JwsAlg::Es256, None)).unwrap_err(), KeyError::AmbiguousKey);
-        assert_eq!(set(vec![ec(None)]).select(&header(JwsAlg::EdDsa, None)).unwrap_err(), KeyError::NoMatchingKey);
+        assert!(set(vec![ec(None)])
+            .select(&header(JwsAlg::Es256, None))
+            .is_ok());
+        assert_eq!(
+            set(vec![ec(None), ec(Some("x"))])
+                .select(&header(JwsAlg::Es256, None))
+                .unwrap_err(),
+            KeyError::AmbiguousKey
+        );
+        assert_eq!(
+            set(vec![ec(None)])
+                .select(&header(JwsAlg::EdDsa, None))
+                .unwrap_err(),
+            KeyError::NoMatchingKey
+        );
     }
 
     #[test]
@@ -159,7 +199,13 @@ mod tests {
         let oct = serde_json::json!({"kty":"oct","k":"c2VjcmV0","kid":"o"});
         let mut private = ec(Some("p"));
         private["d"] = "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI".into();
-        let s = set(vec![enc, oct, private, serde_json::json!({"kty":"weird"}), ec(Some("ok"))]);
+        let s = set(vec![
+            enc,
+            oct,
+            private,
+            serde_json::json!({"kty":"weird"}),
+            ec(Some("ok")),
+        ]);
         assert_eq!(s.keys.len(), 1);
         assert_eq!(s.keys[0].kid.as_deref(), Some("ok"));
     }
@@ -168,7 +214,12 @@ mod tests {
     fn declared_alg_must_match() {
         let mut k = ec(Some("a"));
         k["alg"] = "ES384".into();
-        assert_eq!(set(vec![k]).select(&header(JwsAlg::Es256, Some("a"))).unwrap_err(), KeyError::UnknownKid);
+        assert_eq!(
+            set(vec![k])
+                .select(&header(JwsAlg::Es256, Some("a")))
+                .unwrap_err(),
+            KeyError::UnknownKid
+        );
     }
 
     #[test]

@@ -84,7 +84,11 @@ impl std::fmt::Display for JwsError {
             Self::BadBase64 => f.write_str("a part is not base64url"),
             Self::BadHeader => f.write_str("the header is not valid JSON"),
             Self::AlgorithmNotAllowed(alg) => {
-                let shown: String = alg.chars().take(16).filter(|c| c.is_ascii_graphic()).collect();
+                let shown: String = alg
+                    .chars()
+                    .take(16)
+                    .filter(|c| c.is_ascii_graphic())
+                    .collect();
                 write!(f, "algorithm {shown:?} is not allowed")
             }
             Self::CriticalHeader => f.write_str("token has critical header parameters"),
@@ -126,19 +130,26 @@ impl<'a> UnverifiedJws<'a> {
             return Err(JwsError::TooLong);
         }
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(JwsError::NotCompact);
         };
         let header_bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| JwsError::BadBase64)?;
         let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| JwsError::BadBase64)?;
         let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwsError::BadBase64)?;
-        let raw: RawHeader = serde_json::from_slice(&header_bytes).map_err(|_| JwsError::BadHeader)?;
+        let raw: RawHeader =
+            serde_json::from_slice(&header_bytes).map_err(|_| JwsError::BadHeader)?;
         let alg = JwsAlg::parse(&raw.alg).ok_or(JwsError::AlgorithmNotAllowed(raw.alg))?;
         if raw.crit.is_some() {
             return Err(JwsError::CriticalHeader);
         }
         Ok(Self {
-            header: JoseHeader { alg, kid: raw.kid, typ: raw.typ },
+            header: JoseHeader {
+                alg,
+                kid: raw.kid,
+                typ: raw.typ,
+            },
             signing_input: &token[..h.len() + 1 + p.len()],
             payload,
             signature,
@@ -183,35 +194,67 @@ impl std::fmt::Display for SignatureError {
 /// Checks a signature with a public key. One implementation per platform.
 #[allow(async_fn_in_trait)] // single-threaded wasm: futures need not be Send
 pub trait SignatureVerifier {
-    async fn verify(&self, alg: JwsAlg, key: &PublicJwk, signing_input: &[u8], signature: &[u8]) -> Result<(), SignatureError>;
+    async fn verify(
+        &self,
+        alg: JwsAlg,
+        key: &PublicJwk,
+        signing_input: &[u8],
+        signature: &[u8],
+    ) -> Result<(), SignatureError>;
 }
 
 /// Checks `jws` with `key` and releases the payload.
-pub async fn verify<V: SignatureVerifier>(verifier: &V, jws: UnverifiedJws<'_>, key: &PublicJwk) -> Result<VerifiedJws, SignatureError> {
-    verifier.verify(jws.header.alg, key, jws.signing_input(), jws.signature()).await?;
-    Ok(VerifiedJws { header: jws.header, payload: jws.payload })
+pub async fn verify<V: SignatureVerifier>(
+    verifier: &V,
+    jws: UnverifiedJws<'_>,
+    key: &PublicJwk,
+) -> Result<VerifiedJws, SignatureError> {
+    verifier
+        .verify(jws.header.alg, key, jws.signing_input(), jws.signature())
+        .await?;
+    Ok(VerifiedJws {
+        header: jws.header,
+        payload: jws.payload,
+    })
 }
 
 /// Pure-Rust verification through jwt-compact (RSA keys under 2048 bits refused).
 pub struct RustVerifier;
 
 impl SignatureVerifier for RustVerifier {
-    async fn verify(&self, alg: JwsAlg, key: &PublicJwk, signing_input: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+    async fn verify(
+        &self,
+        alg: JwsAlg,
+        key: &PublicJwk,
+        signing_input: &[u8],
+        signature: &[u8],
+    ) -> Result<(), SignatureError> {
         verify_rust(alg, key, signing_input, signature)
     }
 }
 
-pub fn verify_rust(alg: JwsAlg, key: &PublicJwk, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+pub fn verify_rust(
+    alg: JwsAlg,
+    key: &PublicJwk,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), SignatureError> {
     use jwt_compact::alg::{Ed25519, Es256, Rsa, RsaPublicKey, StrongKey};
     use jwt_compact::{Algorithm, AlgorithmSignature};
 
-    fn check<A: Algorithm>(alg: &A, key: &A::VerifyingKey, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+    fn check<A: Algorithm>(
+        alg: &A,
+        key: &A::VerifyingKey,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), SignatureError> {
         if let Some(len) = <A::Signature as AlgorithmSignature>::LENGTH {
             if signature.len() != len.get() {
                 return Err(SignatureError::BadSignature);
             }
         }
-        let sig = <A::Signature as AlgorithmSignature>::try_from_slice(signature).map_err(|_| SignatureError::BadSignature)?;
+        let sig = <A::Signature as AlgorithmSignature>::try_from_slice(signature)
+            .map_err(|_| SignatureError::BadSignature)?;
         if alg.verify_signature(&sig, key, message) {
             Ok(())
         } else {
@@ -221,18 +264,25 @@ pub fn verify_rust(alg: JwsAlg, key: &PublicJwk, message: &[u8], signature: &[u8
     let unusable = |e: &dyn std::fmt::Display| SignatureError::UnusableKey(e.to_string());
     let jwk = key.jwk();
     match alg {
-        JwsAlg::Rs256 | JwsAlg::Rs384 | JwsAlg::Rs512 | JwsAlg::Ps256 | JwsAlg::Ps384 | JwsAlg::Ps512 => {
+        JwsAlg::Rs256
+        | JwsAlg::Rs384
+        | JwsAlg::Rs512
+        | JwsAlg::Ps256
+        | JwsAlg::Ps384
+        | JwsAlg::Ps512 => {
             let public = RsaPublicKey::try_from(jwk).map_err(|e| unusable(&e))?;
             let strong = StrongKey::try_from(public).map_err(|e| unusable(&e))?;
             let rsa: Rsa = alg.name().parse().map_err(|e| unusable(&e))?;
             check(&rsa, strong.as_ref(), message, signature)
         }
         JwsAlg::Es256 => {
-            let public = <Es256 as Algorithm>::VerifyingKey::try_from(jwk).map_err(|e| unusable(&e))?;
+            let public =
+                <Es256 as Algorithm>::VerifyingKey::try_from(jwk).map_err(|e| unusable(&e))?;
             check(&Es256, &public, message, signature)
         }
         JwsAlg::EdDsa => {
-            let public = <Ed25519 as Algorithm>::VerifyingKey::try_from(jwk).map_err(|e| unusable(&e))?;
+            let public =
+                <Ed25519 as Algorithm>::VerifyingKey::try_from(jwk).map_err(|e| unusable(&e))?;
             check(&Ed25519, &public, message, signature)
         }
     }
@@ -250,23 +300,48 @@ mod tests {
     fn none_and_hmac_are_not_allowed() {
         for alg in ["none", "None", "HS256", "HS384", "HS512", "RS1", ""] {
             let t = format!("{}.{}.", b64(&format!(r#"{{"alg":"{alg}"}}"#)), b64("{}"));
-            assert_eq!(UnverifiedJws::parse(&t).unwrap_err(), JwsError::AlgorithmNotAllowed(alg.into()));
+            assert_eq!(
+                UnverifiedJws::parse(&t).unwrap_err(),
+                JwsError::AlgorithmNotAllowed(alg.into())
+            );
         }
     }
 
     #[test]
     fn malformed_tokens_are_refused() {
-        assert_eq!(UnverifiedJws::parse("a.b").unwrap_err(), JwsError::NotCompact);
-        assert_eq!(UnverifiedJws::parse("a.b.c.d").unwrap_err(), JwsError::NotCompact);
-        assert_eq!(UnverifiedJws::parse("!!.b.c").unwrap_err(), JwsError::BadBase64);
-        assert_eq!(UnverifiedJws::parse(&format!("{}.e30.", b64("nope"))).unwrap_err(), JwsError::BadHeader);
-        assert_eq!(UnverifiedJws::parse(&"a".repeat(MAX_TOKEN_LEN + 1)).unwrap_err(), JwsError::TooLong);
+        assert_eq!(
+            UnverifiedJws::parse("a.b").unwrap_err(),
+            JwsError::NotCompact
+        );
+        assert_eq!(
+            UnverifiedJws::parse("a.b.c.d").unwrap_err(),
+            JwsError::NotCompact
+        );
+        assert_eq!(
+            UnverifiedJws::parse("!!.b.c").unwrap_err(),
+            JwsError::BadBase64
+        );
+        assert_eq!(
+            UnverifiedJws::parse(&format!("{}.e30.", b64("nope"))).unwrap_err(),
+            JwsError::BadHeader
+        );
+        assert_eq!(
+            UnverifiedJws::parse(&"a".repeat(MAX_TOKEN_LEN + 1)).unwrap_err(),
+            JwsError::TooLong
+        );
     }
 
     #[test]
     fn crit_headers_are_refused() {
-        let t = format!("{}.{}.", b64(r#"{"alg":"RS256","crit":["exp"]}"#), b64("{}"));
-        assert_eq!(UnverifiedJws::parse(&t).unwrap_err(), JwsError::CriticalHeader);
+        let t = format!(
+            "{}.{}.",
+            b64(r#"{"alg":"RS256","crit":["exp"]}"#),
+            b64("{}")
+        );
+        assert_eq!(
+            UnverifiedJws::parse(&t).unwrap_err(),
+            JwsError::CriticalHeader
+        );
     }
 
     #[test]

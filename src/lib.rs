@@ -3,8 +3,8 @@
 pub mod config;
 pub mod cookies;
 pub mod discovery;
-pub mod gate;
 pub mod error;
+pub mod gate;
 pub mod http;
 pub mod id_token;
 pub mod jwks;
@@ -17,10 +17,10 @@ pub mod provider;
 pub mod random;
 pub mod return_to;
 pub mod seal;
+pub mod secret;
 pub mod session;
 pub mod token_response;
 pub mod transaction;
-pub mod secret;
 pub mod types;
 pub mod upstream;
 

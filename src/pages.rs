@@ -4,9 +4,15 @@
 use crate::http::Response;
 
 pub enum Action<'a> {
-    Link { href: &'a str, label: &'a str },
+    Link {
+        href: &'a str,
+        label: &'a str,
+    },
     /// A button posting an empty form to `action` (same origin).
-    PostButton { action: &'a str, label: &'a str },
+    PostButton {
+        action: &'a str,
+        label: &'a str,
+    },
 }
 
 pub fn escape(s: &str) -> String {
@@ -65,11 +71,26 @@ mod tests {
 
     #[test]
     fn text_is_escaped() {
-        assert_eq!(escape("<script>\"x\"&'y'</script>"), "&lt;script&gt;&quot;x&quot;&amp;&#x27;y&#x27;&lt;/script&gt;");
-        let r = page(400, "<b>", &["<img src=x onerror=alert(1)>"], &[Action::Link { href: "\"><script>", label: "go" }]);
+        assert_eq!(
+            escape("<script>\"x\"&'y'</script>"),
+            "&lt;script&gt;&quot;x&quot;&amp;&#x27;y&#x27;&lt;/script&gt;"
+        );
+        let r = page(
+            400,
+            "<b>",
+            &["<img src=x onerror=alert(1)>"],
+            &[Action::Link {
+                href: "\"><script>",
+                label: "go",
+            }],
+        );
         let body = r.body_text();
         assert!(!body.contains("<img") && !body.contains("<script>") && !body.contains("<b>"));
         assert_eq!(r.status, 400);
-        assert!(r.headers.get("Content-Security-Policy").unwrap().contains("default-src 'none'"));
+        assert!(r
+            .headers
+            .get("Content-Security-Policy")
+            .unwrap()
+            .contains("default-src 'none'"));
     }
 }

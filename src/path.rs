@@ -69,7 +69,11 @@ impl PathPattern {
         let p = path.as_str();
         match self {
             Self::Exact(e) => p == e,
-            Self::Prefix(dir) => p == dir || p.strip_prefix(dir.as_str()).is_some_and(|rest| rest.starts_with('/')),
+            Self::Prefix(dir) => {
+                p == dir
+                    || p.strip_prefix(dir.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+            }
         }
     }
 }
@@ -87,9 +91,18 @@ mod tests {
 
     #[test]
     fn ambiguous_paths_are_refused() {
-        assert_eq!(RequestPath::parse("/a%2Fb"), Err(PathError::EncodedSeparator));
-        assert_eq!(RequestPath::parse("/a%2fb"), Err(PathError::EncodedSeparator));
-        assert_eq!(RequestPath::parse("/a%5Cb"), Err(PathError::EncodedSeparator));
+        assert_eq!(
+            RequestPath::parse("/a%2Fb"),
+            Err(PathError::EncodedSeparator)
+        );
+        assert_eq!(
+            RequestPath::parse("/a%2fb"),
+            Err(PathError::EncodedSeparator)
+        );
+        assert_eq!(
+            RequestPath::parse("/a%5Cb"),
+            Err(PathError::EncodedSeparator)
+        );
         assert_eq!(RequestPath::parse("/a%zz"), Err(PathError::MalformedEscape));
         assert_eq!(RequestPath::parse("/a%2"), Err(PathError::MalformedEscape));
         assert_eq!(RequestPath::parse("/a\\b"), Err(PathError::Backslash));

@@ -66,33 +66,59 @@ impl ProviderCache {
         Self::default()
     }
 
-    pub async fn metadata<P: Platform>(&self, p: &P, issuer: &Issuer) -> Result<Rc<ProviderMetadata>, ProviderError> {
-        let url = format!("{}/.well-known/openid-configuration", issuer.as_str().trim_end_matches('/'));
+    pub async fn metadata<P: Platform>(
+        &self,
+        p: &P,
+        issuer: &Issuer,
+    ) -> Result<Rc<ProviderMetadata>, ProviderError> {
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.as_str().trim_end_matches('/')
+        );
         let parse = |body: &[u8]| ProviderMetadata::parse(body, issuer).map_err(|e| e.to_string());
         load(p, &self.metadata, "discovery", &url, false, parse).await
     }
 
-    pub async fn jwks<P: Platform>(&self, p: &P, jwks_uri: &str, force: bool) -> Result<Rc<JwkSet>, ProviderError> {
+    pub async fn jwks<P: Platform>(
+        &self,
+        p: &P,
+        jwks_uri: &str,
+        force: bool,
+    ) -> Result<Rc<JwkSet>, ProviderError> {
         load(p, &self.jwks, "jwks", jwks_uri, force, JwkSet::parse).await
     }
 
     /// The key for a token's header, refetching the set once when the `kid` is unknown.
-    pub async fn key_for<P: Platform>(&self, p: &P, jwks_uri: &str, header: &JoseHeader) -> Result<PublicJwk, KeyLookupError> {
-        let set = self.jwks(p, jwks_uri, false).await.map_err(KeyLookupError::Provider)?;
+    pub async fn key_for<P: Platform>(
+        &self,
+        p: &P,
+        jwks_uri: &str,
+        header: &JoseHeader,
+    ) -> Result<PublicJwk, KeyLookupError> {
+        let set = self
+            .jwks(p, jwks_uri, false)
+            .await
+            .map_err(KeyLookupError::Provider)?;
         match set.select(header) {
             Ok(k) => return Ok(k.clone()),
             Err(KeyError::UnknownKid | KeyError::NoMatchingKey) => {}
             Err(e) => return Err(KeyLookupError::Key(e)),
         }
         let now = p.now();
-        let recently = self.last_forced_jwks.get().is_some_and(|t| now < t.saturating_add(FORCED_REFETCH_INTERVAL_SECS));
+        let recently = self
+            .last_forced_jwks
+            .get()
+            .is_some_and(|t| now < t.saturating_add(FORCED_REFETCH_INTERVAL_SECS));
         if recently {
             p.log(&json!({"level":"warn","event":"jwks_refetch_skipped","reason":"unknown kid, refetched less than a minute ago"}));
             return set.select(header).cloned().map_err(KeyLookupError::Key);
         }
         self.last_forced_jwks.set(Some(now));
         p.log(&json!({"level":"info","event":"jwks_refetch","reason":"unknown kid"}));
-        let set = self.jwks(p, jwks_uri, true).await.map_err(KeyLookupError::Provider)?;
+        let set = self
+            .jwks(p, jwks_uri, true)
+            .await
+            .map_err(KeyLookupError::Provider)?;
         set.select(header).cloned().map_err(KeyLookupError::Key)
     }
 }
@@ -107,7 +133,11 @@ async fn load<P: Platform, T>(
     parse: impl Fn(&[u8]) -> Result<T, String>,
 ) -> Result<Rc<T>, ProviderError> {
     let now = p.now();
-    let in_memory = slot.borrow().as_ref().filter(|e| e.source == url).map(|e| (e.value.clone(), e.fresh_until));
+    let in_memory = slot
+        .borrow()
+        .as_ref()
+        .filter(|e| e.source == url)
+        .map(|e| (e.value.clone(), e.fresh_until));
     if let Some((value, fresh_until)) = &in_memory {
         if !force && now < *fresh_until {
             return Ok(value.clone());
@@ -117,14 +147,21 @@ async fn load<P: Platform, T>(
     let kv_record = match (force, &in_memory) {
         // A forced refetch or a stale memory copy skips KV's possibly older copy... unless
         // the network fails, handled below.
-        (false, None) => p.kv_get(&key).await.and_then(|s| serde_json::from_str::<KvRecord>(&s).ok()),
+        (false, None) => p
+            .kv_get(&key)
+            .await
+            .and_then(|s| serde_json::from_str::<KvRecord>(&s).ok()),
         _ => None,
     };
     if let Some(rec) = &kv_record {
         if now < rec.fresh_until {
             if let Ok(value) = parse(rec.body.as_bytes()) {
                 let value = Rc::new(value);
-                *slot.borrow_mut() = Some(Entry { source: url.to_owned(), value: value.clone(), fresh_until: rec.fresh_until });
+                *slot.borrow_mut() = Some(Entry {
+                    source: url.to_owned(),
+                    value: value.clone(),
+                    fresh_until: rec.fresh_until,
+                });
                 return Ok(value);
             }
         }
@@ -134,7 +171,11 @@ async fn load<P: Platform, T>(
         Ok((body, ttl)) => {
             let value = Rc::new(parse(body.as_bytes()).map_err(ProviderError::Invalid)?);
             let fresh_until = now.saturating_add(ttl);
-            *slot.borrow_mut() = Some(Entry { source: url.to_owned(), value: value.clone(), fresh_until });
+            *slot.borrow_mut() = Some(Entry {
+                source: url.to_owned(),
+                value: value.clone(),
+                fresh_until,
+            });
             let rec = KvRecord { fresh_until, body };
             if let Ok(s) = serde_json::to_string(&rec) {
                 p.kv_put(&key, &s, KV_RETENTION_SECS).await;
@@ -147,7 +188,10 @@ async fn load<P: Platform, T>(
                 None => {
                     let rec = match kv_record {
                         Some(r) => Some(r),
-                        None => p.kv_get(&key).await.and_then(|s| serde_json::from_str::<KvRecord>(&s).ok()),
+                        None => p
+                            .kv_get(&key)
+                            .await
+                            .and_then(|s| serde_json::from_str::<KvRecord>(&s).ok()),
                     };
                     rec.and_then(|r| parse(r.body.as_bytes()).ok()).map(Rc::new)
                 }
@@ -157,7 +201,9 @@ async fn load<P: Platform, T>(
                     p.log(&json!({"level":"warn","event":"provider_unreachable","kind":kind,"serving":"stale cached copy","reason":why}));
                     Ok(value)
                 }
-                None => Err(ProviderError::Unavailable(format!("{kind} fetch failed: {why}"))),
+                None => Err(ProviderError::Unavailable(format!(
+                    "{kind} fetch failed: {why}"
+                ))),
             }
         }
     }
@@ -169,7 +215,9 @@ async fn fetch_document<P: Platform>(p: &P, url: &str) -> Result<(String, u64), 
         return Err(format!("{url} answered {}", resp.status));
     }
     if resp.body.len() > MAX_DOCUMENT_BYTES {
-        return Err(format!("{url} answered more than {MAX_DOCUMENT_BYTES} bytes"));
+        return Err(format!(
+            "{url} answered more than {MAX_DOCUMENT_BYTES} bytes"
+        ));
     }
     let ttl = cache_ttl(resp.headers.get("Cache-Control"));
     let body = String::from_utf8(resp.body).map_err(|_| format!("{url} answered non-UTF-8"))?;

@@ -22,7 +22,8 @@ impl ReturnTo {
     /// Validates a decoded `return_to` value. `auth_prefix` paths (login, callback...) are
     /// not destinations and become `/` too.
     pub fn parse(raw: Option<&str>, auth_prefix: &str) -> Self {
-        raw.and_then(|r| validate(r, auth_prefix)).map_or_else(Self::root, Self)
+        raw.and_then(|r| validate(r, auth_prefix))
+            .map_or_else(Self::root, Self)
     }
 
     /// Restores a value this module produced earlier (from a sealed transaction), checking again.
@@ -74,7 +75,9 @@ fn starts_like_local_path(s: &str) -> bool {
 /// A path starting with exactly one `/`, with no backslash, whitespace or control characters.
 fn looks_like_local_path(s: &str) -> bool {
     starts_like_local_path(s)
-        && !s.chars().any(|c| c == '\\' || c.is_whitespace() || c.is_control() || c == '\u{feff}')
+        && !s
+            .chars()
+            .any(|c| c == '\\' || c.is_whitespace() || c.is_control() || c == '\u{feff}')
 }
 
 /// Percent-decodes; `None` when the result is not UTF-8.
@@ -154,10 +157,25 @@ mod tests {
         ];
         for p in payloads {
             let got = rt(p);
-            assert!(got == "/" || !(got.starts_with("//") || got.contains('\\') || got.contains(':')), "{p:?} -> {got:?}");
-            assert!(!got.contains("evil.com") || got.starts_with("/evil.com") || got == "/", "{p:?} -> {got:?}");
+            assert!(
+                got == "/" || !(got.starts_with("//") || got.contains('\\') || got.contains(':')),
+                "{p:?} -> {got:?}"
+            );
+            assert!(
+                !got.contains("evil.com") || got.starts_with("/evil.com") || got == "/",
+                "{p:?} -> {got:?}"
+            );
         }
-        for p in ["//evil.com", "/\\evil.com", "https://evil.com", "%2F%2Fevil.com", "/%2F/evil.com", "/%5Cevil.com", "/%252F%252Fevil.com", "/\t/evil.com"] {
+        for p in [
+            "//evil.com",
+            "/\\evil.com",
+            "https://evil.com",
+            "%2F%2Fevil.com",
+            "/%2F/evil.com",
+            "/%5Cevil.com",
+            "/%252F%252Fevil.com",
+            "/\t/evil.com",
+        ] {
             assert_eq!(rt(p), "/", "{p:?}");
         }
     }

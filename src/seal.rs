@@ -101,13 +101,21 @@ impl Sealer {
         Some(Self { key_sets })
     }
 
-    pub fn seal(&self, purpose: Purpose, name: &str, plaintext: &[u8]) -> Result<String, SealError> {
+    pub fn seal(
+        &self,
+        purpose: Purpose,
+        name: &str,
+        plaintext: &[u8],
+    ) -> Result<String, SealError> {
         let nonce_bytes = random_bytes::<NONCE_LEN>().map_err(SealError::Random)?;
         let cipher = &self.key_sets[0].0[purpose.index()];
         let ciphertext = cipher
             .encrypt(
                 XNonce::from_slice(&nonce_bytes),
-                Payload { msg: plaintext, aad: name.as_bytes() },
+                Payload {
+                    msg: plaintext,
+                    aad: name.as_bytes(),
+                },
             )
             .map_err(|_| SealError::Encode)?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
@@ -121,7 +129,9 @@ impl Sealer {
         if sealed.len() > MAX_SEALED_LEN {
             return Err(OpenError::Malformed);
         }
-        let raw = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| OpenError::Malformed)?;
+        let raw = URL_SAFE_NO_PAD
+            .decode(sealed)
+            .map_err(|_| OpenError::Malformed)?;
         let (&version, rest) = raw.split_first().ok_or(OpenError::Malformed)?;
         if version != VERSION || rest.len() < NONCE_LEN + TAG_LEN {
             return Err(OpenError::Malformed);
@@ -133,19 +143,32 @@ impl Sealer {
                 set.0[purpose.index()]
                     .decrypt(
                         XNonce::from_slice(nonce),
-                        Payload { msg: ciphertext, aad: name.as_bytes() },
+                        Payload {
+                            msg: ciphertext,
+                            aad: name.as_bytes(),
+                        },
                     )
                     .ok()
             })
             .ok_or(OpenError::Unauthentic)
     }
 
-    pub fn seal_json<T: Serialize>(&self, purpose: Purpose, name: &str, value: &T) -> Result<String, SealError> {
+    pub fn seal_json<T: Serialize>(
+        &self,
+        purpose: Purpose,
+        name: &str,
+        value: &T,
+    ) -> Result<String, SealError> {
         let plaintext = serde_json::to_vec(value).map_err(|_| SealError::Encode)?;
         self.seal(purpose, name, &plaintext)
     }
 
-    pub fn open_json<T: DeserializeOwned>(&self, purpose: Purpose, name: &str, sealed: &str) -> Result<T, OpenError> {
+    pub fn open_json<T: DeserializeOwned>(
+        &self,
+        purpose: Purpose,
+        name: &str,
+        sealed: &str,
+    ) -> Result<T, OpenError> {
         let plaintext = self.open(purpose, name, sealed)?;
         serde_json::from_slice(&plaintext).map_err(|_| OpenError::Undecodable)
     }
@@ -185,34 +208,50 @@ mod tests {
         let last = raw.len() - 1;
         raw[last] ^= 1;
         let tampered = URL_SAFE_NO_PAD.encode(raw);
-        assert_eq!(s.open(Purpose::Session, "sess", &tampered), Err(OpenError::Unauthentic));
+        assert_eq!(
+            s.open(Purpose::Session, "sess", &tampered),
+            Err(OpenError::Unauthentic)
+        );
     }
 
     #[test]
     fn value_sealed_under_another_key_does_not_open() {
         let sealed = sealer(K1).seal(Purpose::Session, "sess", b"hello").unwrap();
-        assert_eq!(sealer(K2).open(Purpose::Session, "sess", &sealed), Err(OpenError::Unauthentic));
+        assert_eq!(
+            sealer(K2).open(Purpose::Session, "sess", &sealed),
+            Err(OpenError::Unauthentic)
+        );
     }
 
     #[test]
     fn value_sealed_for_another_cookie_name_does_not_open() {
         let s = sealer(K1);
         let sealed = s.seal(Purpose::Session, "tx-a", b"hello").unwrap();
-        assert_eq!(s.open(Purpose::Session, "tx-b", &sealed), Err(OpenError::Unauthentic));
+        assert_eq!(
+            s.open(Purpose::Session, "tx-b", &sealed),
+            Err(OpenError::Unauthentic)
+        );
     }
 
     #[test]
     fn value_sealed_for_another_purpose_does_not_open() {
         let s = sealer(K1);
         let sealed = s.seal(Purpose::LoginTransaction, "c", b"hello").unwrap();
-        assert_eq!(s.open(Purpose::Session, "c", &sealed), Err(OpenError::Unauthentic));
+        assert_eq!(
+            s.open(Purpose::Session, "c", &sealed),
+            Err(OpenError::Unauthentic)
+        );
     }
 
     #[test]
     fn garbage_and_truncated_values_are_malformed() {
         let s = sealer(K1);
         for bad in ["", "!!!", "AQ", "AAAA", &"A".repeat(MAX_SEALED_LEN + 1)] {
-            assert_eq!(s.open(Purpose::Session, "c", bad), Err(OpenError::Malformed), "{bad:.20}");
+            assert_eq!(
+                s.open(Purpose::Session, "c", bad),
+                Err(OpenError::Malformed),
+                "{bad:.20}"
+            );
         }
         let sealed = s.seal(Purpose::Session, "c", b"hello world").unwrap();
         let truncated = &sealed[..sealed.len() - 4];
@@ -224,7 +263,10 @@ mod tests {
         let old = sealer(K1);
         let rotated = Sealer::new(&[K2, K1]).unwrap();
         let from_old = old.seal(Purpose::Session, "c", b"v").unwrap();
-        assert_eq!(rotated.open(Purpose::Session, "c", &from_old).unwrap(), b"v");
+        assert_eq!(
+            rotated.open(Purpose::Session, "c", &from_old).unwrap(),
+            b"v"
+        );
         let from_new = rotated.seal(Purpose::Session, "c", b"v").unwrap();
         assert!(old.open(Purpose::Session, "c", &from_new).is_err());
         assert!(sealer(K2).open(Purpose::Session, "c", &from_new).is_ok());
@@ -232,6 +274,9 @@ mod tests {
 
     #[test]
     fn debug_does_not_print_keys() {
-        assert_eq!(format!("{:?}", sealer(K1)), "Sealer(1 key set(s), [redacted])");
+        assert_eq!(
+            format!("{:?}", sealer(K1)),
+            "Sealer(1 key set(s), [redacted])"
+        );
     }
 }

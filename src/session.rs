@@ -47,14 +47,18 @@ impl Session {
     /// Seals the session for its cookie. Groups that would overflow the cookie are left out
     /// (and marked so) rather than failing the sign-in.
     pub fn seal(mut self, sealer: &Sealer, name: &str) -> Result<(Self, String), SessionSealError> {
-        let sealed = sealer.seal_json(Purpose::Session, name, &self).map_err(SessionSealError::Seal)?;
+        let sealed = sealer
+            .seal_json(Purpose::Session, name, &self)
+            .map_err(SessionSealError::Seal)?;
         if sealed.len() <= MAX_COOKIE_VALUE {
             return Ok((self, sealed));
         }
         if !self.groups.is_empty() {
             self.groups.clear();
             self.groups_omitted = true;
-            let sealed = sealer.seal_json(Purpose::Session, name, &self).map_err(SessionSealError::Seal)?;
+            let sealed = sealer
+                .seal_json(Purpose::Session, name, &self)
+                .map_err(SessionSealError::Seal)?;
             if sealed.len() <= MAX_COOKIE_VALUE {
                 return Ok((self, sealed));
             }
@@ -97,12 +101,25 @@ pub enum NoSession {
 
 /// Reads the session from the request's `Cookie` header: absent, unopenable (tampered, other
 /// key, truncated) or expired all mean no session.
-pub fn read_session(sealer: &Sealer, jar: &CookieJar, cookie_header: Option<&str>, issuer: &Issuer, now: u64) -> Result<Session, NoSession> {
+pub fn read_session(
+    sealer: &Sealer,
+    jar: &CookieJar,
+    cookie_header: Option<&str>,
+    issuer: &Issuer,
+    now: u64,
+) -> Result<Session, NoSession> {
     let name = jar.session_name();
     let value = cookie_header
-        .and_then(|h| parse_cookie_header(h).into_iter().find(|(n, _)| *n == name).map(|(_, v)| v))
+        .and_then(|h| {
+            parse_cookie_header(h)
+                .into_iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v)
+        })
         .ok_or(NoSession::NoCookie)?;
-    let session: Session = sealer.open_json(Purpose::Session, &name, value).map_err(|_| NoSession::Unreadable)?;
+    let session: Session = sealer
+        .open_json(Purpose::Session, &name, value)
+        .map_err(|_| NoSession::Unreadable)?;
     if session.is_current(now, issuer) {
         Ok(session)
     } else {
@@ -125,7 +142,9 @@ mod tests {
             email: Some("alice@example.com".into()),
             email_verified: Some(true),
             name: Some("Alice".into()),
-            groups: (0..groups).map(|i| format!("00000000-0000-0000-0000-{i:012}")).collect(),
+            groups: (0..groups)
+                .map(|i| format!("00000000-0000-0000-0000-{i:012}"))
+                .collect(),
             groups_omitted: false,
             iat: 100,
             exp: 1000,
@@ -140,7 +159,14 @@ mod tests {
     fn session_round_trips_through_its_cookie() {
         let jar = CookieJar::new(true);
         let (s, sealed) = session(3).seal(&sealer(), &jar.session_name()).unwrap();
-        let read = read_session(&sealer(), &jar, Some(&header(&jar, &sealed)), &Issuer::new("https://idp"), 500).unwrap();
+        let read = read_session(
+            &sealer(),
+            &jar,
+            Some(&header(&jar, &sealed)),
+            &Issuer::new("https://idp"),
+            500,
+        )
+        .unwrap();
         assert_eq!(read, s);
     }
 
@@ -149,8 +175,20 @@ mod tests {
         let jar = CookieJar::new(true);
         let (_, sealed) = session(0).seal(&sealer(), &jar.session_name()).unwrap();
         let h = header(&jar, &sealed);
-        assert_eq!(read_session(&sealer(), &jar, Some(&h), &Issuer::new("https://idp"), 1000), Err(NoSession::Expired));
-        assert_eq!(read_session(&sealer(), &jar, Some(&h), &Issuer::new("https://other"), 500), Err(NoSession::Expired));
+        assert_eq!(
+            read_session(&sealer(), &jar, Some(&h), &Issuer::new("https://idp"), 1000),
+            Err(NoSession::Expired)
+        );
+        assert_eq!(
+            read_session(
+                &sealer(),
+                &jar,
+                Some(&h),
+                &Issuer::new("https://other"),
+                500
+            ),
+            Err(NoSession::Expired)
+        );
     }
 
     #[test]
@@ -163,17 +201,38 @@ mod tests {
         let flipped = String::from_utf8(flipped).unwrap();
         let other_key = Sealer::new(&[[4u8; 32]]).unwrap();
         for bad in [flipped.as_str(), &sealed[..sealed.len() / 2], "garbage", ""] {
-            assert_eq!(read_session(&sealer(), &jar, Some(&header(&jar, bad)), &iss, 500), Err(NoSession::Unreadable), "{bad:.12}");
+            assert_eq!(
+                read_session(&sealer(), &jar, Some(&header(&jar, bad)), &iss, 500),
+                Err(NoSession::Unreadable),
+                "{bad:.12}"
+            );
         }
-        assert_eq!(read_session(&other_key, &jar, Some(&header(&jar, &sealed)), &iss, 500), Err(NoSession::Unreadable));
-        assert_eq!(read_session(&sealer(), &jar, None, &iss, 500), Err(NoSession::NoCookie));
+        assert_eq!(
+            read_session(&other_key, &jar, Some(&header(&jar, &sealed)), &iss, 500),
+            Err(NoSession::Unreadable)
+        );
+        assert_eq!(
+            read_session(&sealer(), &jar, None, &iss, 500),
+            Err(NoSession::NoCookie)
+        );
     }
 
     #[test]
     fn a_transaction_cookie_cannot_pose_as_a_session() {
         let jar = CookieJar::new(true);
-        let sealed = sealer().seal_json(Purpose::LoginTransaction, &jar.session_name(), &session(0)).unwrap();
-        assert_eq!(read_session(&sealer(), &jar, Some(&header(&jar, &sealed)), &Issuer::new("https://idp"), 500), Err(NoSession::Unreadable));
+        let sealed = sealer()
+            .seal_json(Purpose::LoginTransaction, &jar.session_name(), &session(0))
+            .unwrap();
+        assert_eq!(
+            read_session(
+                &sealer(),
+                &jar,
+                Some(&header(&jar, &sealed)),
+                &Issuer::new("https://idp"),
+                500
+            ),
+            Err(NoSession::Unreadable)
+        );
     }
 
     #[test]

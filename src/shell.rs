@@ -5,7 +5,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use wasm_bindgen::JsValue;
-use worker::{event, console_log, wasm_bindgen, web_sys, Context, Date, Env, Fetch, Request, RequestInit, Response as WorkerResponse, Result};
+use worker::{
+    console_log, event, wasm_bindgen, web_sys, Context, Date, Env, Fetch, Request, RequestInit,
+    Response as WorkerResponse, Result,
+};
 
 use crate::config::{Config, Upstream};
 use crate::error::GateError;
@@ -47,10 +50,21 @@ fn isolate(env: &Env) -> std::result::Result<Rc<Isolate>, GateError> {
         return Ok(i);
     }
     let config = Config::from_vars(|name| {
-        CONFIG_VARS.contains(&name).then(|| env.var(name).map(|v| v.to_string()).or_else(|_| env.secret(name).map(|v| v.to_string())).ok()).flatten()
+        CONFIG_VARS
+            .contains(&name)
+            .then(|| {
+                env.var(name)
+                    .map(|v| v.to_string())
+                    .or_else(|_| env.secret(name).map(|v| v.to_string()))
+                    .ok()
+            })
+            .flatten()
     })
     .map_err(GateError::Config)?;
-    let i = Rc::new(Isolate { config, cache: ProviderCache::new() });
+    let i = Rc::new(Isolate {
+        config,
+        cache: ProviderCache::new(),
+    });
     ISOLATE.with(|s| *s.borrow_mut() = Some(i.clone()));
     Ok(i)
 }
@@ -69,15 +83,22 @@ impl Platform for WorkerPlatform<'_> {
             let headers = to_worker_headers(&req.headers)?;
             headers.set("User-Agent", "portcullis")?;
             let mut init = RequestInit::new();
-            init.with_method(req.method.to_string().into()).with_headers(headers);
+            init.with_method(req.method.to_string().into())
+                .with_headers(headers);
             if let Some(body) = &req.body {
                 init.with_body(Some(JsValue::from_str(body)));
             }
-            let mut resp = Fetch::Request(Request::new_with_init(&req.url, &init)?).send().await?;
+            let mut resp = Fetch::Request(Request::new_with_init(&req.url, &init)?)
+                .send()
+                .await?;
             let status = resp.status_code();
             let headers = from_worker_headers(resp.headers());
             let body = resp.bytes().await?;
-            Ok::<_, worker::Error>(Response { status, headers, body })
+            Ok::<_, worker::Error>(Response {
+                status,
+                headers,
+                body,
+            })
         };
         attempt.await.map_err(|e| e.to_string())
     }
@@ -94,7 +115,11 @@ impl Platform for WorkerPlatform<'_> {
         };
         // KV refuses expirationTtl below 60 s.
         let result = match kv.put(key, value) {
-            Ok(builder) => builder.expiration_ttl(ttl_secs.max(60)).execute().await.map_err(|e| e.to_string()),
+            Ok(builder) => builder
+                .expiration_ttl(ttl_secs.max(60))
+                .execute()
+                .await
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         if let Err(e) = result {
@@ -109,23 +134,50 @@ impl Platform for WorkerPlatform<'_> {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<WorkerResponse> {
-    let wants_html = req.headers().get("Accept").ok().flatten().is_some_and(|a| a.contains("text/html"));
+    let wants_html = req
+        .headers()
+        .get("Accept")
+        .ok()
+        .flatten()
+        .is_some_and(|a| a.contains("text/html"));
     let isolate = match isolate(&env) {
         Ok(i) => i,
         Err(e) => {
-            console_log!("{}", serde_json::json!({"level":"error","event":"configuration_error","detail":e.log_detail()}));
+            console_log!(
+                "{}",
+                serde_json::json!({"level":"error","event":"configuration_error","detail":e.log_detail()})
+            );
             return to_worker_response(e.to_response(wants_html, "/"));
         }
     };
     let Ok(url) = req.url() else {
         return to_worker_response(GateError::MissingParameter("url").to_response(wants_html, "/"));
     };
-    let gate_req = GateRequest { method: Method::parse(&req.method().to_string()), url, headers: from_worker_headers(req.headers()) };
+    let gate_req = GateRequest {
+        method: Method::parse(req.inner().method().as_str()),
+        url,
+        headers: from_worker_headers(req.headers()),
+    };
     let platform = WorkerPlatform { env: &env };
-    let gate = Gate { cfg: &isolate.config, cache: &isolate.cache, platform: &platform };
+    let gate = Gate {
+        cfg: &isolate.config,
+        cache: &isolate.cache,
+        platform: &platform,
+    };
     match gate.handle(&gate_req).await {
         Outcome::Respond(resp) => to_worker_response(resp),
-        Outcome::Forward { headers, protected, .. } => match forward(&env, &isolate.config.upstream, &req, &gate_req, &headers, protected).await {
+        Outcome::Forward {
+            headers, protected, ..
+        } => match forward(
+            &env,
+            &isolate.config.upstream,
+            &req,
+            &gate_req,
+            &headers,
+            protected,
+        )
+        .await
+        {
             Ok(resp) => Ok(resp),
             Err(e) => {
                 platform.log(&serde_json::json!({"level":"error","event":"upstream_failed","path":gate_req.url.path(),"detail":e.to_string()}));
@@ -140,11 +192,22 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<WorkerResponse> 
 
 /// Passes the request on (method, body and the cleaned headers; redirects are not followed)
 /// and, for protected content, makes the response private.
-async fn forward(env: &Env, upstream: &Upstream, req: &Request, gate_req: &GateRequest, headers: &Headers, protected: bool) -> Result<WorkerResponse> {
+async fn forward(
+    env: &Env,
+    upstream: &Upstream,
+    req: &Request,
+    gate_req: &GateRequest,
+    headers: &Headers,
+    protected: bool,
+) -> Result<WorkerResponse> {
     let target = match upstream {
         Upstream::Assets => gate_req.url.to_string(),
         Upstream::Origin(base) => {
-            let mut t = format!("{}{}", base.as_str().trim_end_matches('/'), gate_req.url.path());
+            let mut t = format!(
+                "{}{}",
+                base.as_str().trim_end_matches('/'),
+                gate_req.url.path()
+            );
             if let Some(q) = gate_req.url.query() {
                 t.push('?');
                 t.push_str(q);
@@ -176,7 +239,8 @@ async fn forward(env: &Env, upstream: &Upstream, req: &Request, gate_req: &GateR
     init.set_status(sys.status());
     init.set_status_text(&sys.status_text());
     init.set_headers(&to_worker_headers(&out_headers)?.0.into());
-    let rebuilt = web_sys::Response::new_with_opt_readable_stream_and_init(sys.body().as_ref(), &init)?;
+    let rebuilt =
+        web_sys::Response::new_with_opt_readable_stream_and_init(sys.body().as_ref(), &init)?;
     Ok(rebuilt.into())
 }
 
@@ -198,5 +262,8 @@ fn to_worker_headers(h: &Headers) -> Result<worker::Headers> {
 
 fn to_worker_response(r: Response) -> Result<WorkerResponse> {
     let headers = to_worker_headers(&r.headers)?;
-    Ok(WorkerResponse::builder().with_status(r.status).with_headers(headers).fixed(r.body))
+    Ok(WorkerResponse::builder()
+        .with_status(r.status)
+        .with_headers(headers)
+        .fixed(r.body))
 }

@@ -23,7 +23,7 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
 }
 
 enum Signer {
-    Rsa(RsaPrivateKey),
+    Rsa(Box<RsaPrivateKey>),
     Es256(p256::ecdsa::SigningKey),
     Ed25519(ed25519_compact::SecretKey),
 }
@@ -42,21 +42,33 @@ fn rsa_key(slot: usize) -> RsaPrivateKey {
 
 impl TestKey {
     pub fn rsa(kid: Option<&str>) -> Self {
-        Self { kid: kid.map(Into::into), signer: Signer::Rsa(rsa_key(0)) }
+        Self {
+            kid: kid.map(Into::into),
+            signer: Signer::Rsa(Box::new(rsa_key(0))),
+        }
     }
 
     /// A second, different RSA key (rotation and wrong-key tests).
     pub fn rsa_other(kid: Option<&str>) -> Self {
-        Self { kid: kid.map(Into::into), signer: Signer::Rsa(rsa_key(1)) }
+        Self {
+            kid: kid.map(Into::into),
+            signer: Signer::Rsa(Box::new(rsa_key(1))),
+        }
     }
 
     pub fn es256(kid: Option<&str>) -> Self {
-        Self { kid: kid.map(Into::into), signer: Signer::Es256(p256::ecdsa::SigningKey::random(&mut rand_core::OsRng)) }
+        Self {
+            kid: kid.map(Into::into),
+            signer: Signer::Es256(p256::ecdsa::SigningKey::random(&mut rand_core::OsRng)),
+        }
     }
 
     pub fn ed25519(kid: Option<&str>) -> Self {
         let (sk, _) = Ed25519::generate(&mut rand_core::OsRng);
-        Self { kid: kid.map(Into::into), signer: Signer::Ed25519(sk) }
+        Self {
+            kid: kid.map(Into::into),
+            signer: Signer::Ed25519(sk),
+        }
     }
 
     pub fn default_alg(&self) -> &'static str {
@@ -69,7 +81,7 @@ impl TestKey {
 
     pub fn public_jwk(&self) -> Value {
         let jwk: JsonWebKey<'_> = match &self.signer {
-            Signer::Rsa(k) => JsonWebKey::from(k).to_verifying_key(),
+            Signer::Rsa(k) => JsonWebKey::from(k.as_ref()).to_verifying_key(),
             Signer::Es256(k) => JsonWebKey::from(k).to_verifying_key(),
             Signer::Ed25519(k) => JsonWebKey::from(k).to_verifying_key(),
         };
@@ -90,7 +102,10 @@ impl TestKey {
         );
         let alg = header["alg"].as_str().unwrap_or(self.default_alg());
         let sig: Vec<u8> = match &self.signer {
-            Signer::Rsa(k) => Rsa::with_name(alg).sign(k, input.as_bytes()).as_bytes().into_owned(),
+            Signer::Rsa(k) => Rsa::with_name(alg)
+                .sign(k, input.as_bytes())
+                .as_bytes()
+                .into_owned(),
             Signer::Es256(k) => Es256.sign(k, input.as_bytes()).as_bytes().into_owned(),
             Signer::Ed25519(k) => Ed25519.sign(k, input.as_bytes()).as_bytes().into_owned(),
         };
@@ -112,5 +127,7 @@ impl TestKey {
 }
 
 pub fn jwks_json(keys: &[&TestKey]) -> Vec<u8> {
-    json!({ "keys": keys.iter().map(|k| k.public_jwk()).collect::<Vec<_>>() }).to_string().into_bytes()
+    json!({ "keys": keys.iter().map(|k| k.public_jwk()).collect::<Vec<_>>() })
+        .to_string()
+        .into_bytes()
 }

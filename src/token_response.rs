@@ -23,7 +23,11 @@ pub struct TokenResponse {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenError {
     /// The provider refused (`invalid_grant` for a used or expired code).
-    Refused { status: u16, error: String, description: Option<String> },
+    Refused {
+        status: u16,
+        error: String,
+        description: Option<String>,
+    },
     /// Not the JSON a token endpoint answers with.
     Malformed(String),
     /// A successful answer without an ID token: not an OpenID Connect response.
@@ -33,7 +37,11 @@ pub enum TokenError {
 impl std::fmt::Display for TokenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Refused { status, error, description } => {
+            Self::Refused {
+                status,
+                error,
+                description,
+            } => {
                 write!(f, "token endpoint answered {status} {error}")?;
                 if let Some(d) = description {
                     write!(f, ": {}", d.chars().take(200).collect::<String>())?;
@@ -67,16 +75,36 @@ impl TokenResponse {
     pub fn parse(resp: &Response) -> Result<Self, TokenError> {
         if resp.status != 200 {
             return match serde_json::from_slice::<Failure>(&resp.body) {
-                Ok(f) => Err(TokenError::Refused { status: resp.status, error: printable(&f.error, 64), description: f.error_description.map(|d| printable(&d, 200)) }),
-                Err(_) => Err(TokenError::Refused { status: resp.status, error: "unexpected_response".into(), description: None }),
+                Ok(f) => Err(TokenError::Refused {
+                    status: resp.status,
+                    error: printable(&f.error, 64),
+                    description: f.error_description.map(|d| printable(&d, 200)),
+                }),
+                Err(_) => Err(TokenError::Refused {
+                    status: resp.status,
+                    error: "unexpected_response".into(),
+                    description: None,
+                }),
             };
         }
-        let s: Success = serde_json::from_slice(&resp.body).map_err(|e| TokenError::Malformed(e.to_string()))?;
-        if s.token_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("bearer") && !t.eq_ignore_ascii_case("dpop")) {
-            return Err(TokenError::Malformed("token_type is neither Bearer nor DPoP".into()));
+        let s: Success =
+            serde_json::from_slice(&resp.body).map_err(|e| TokenError::Malformed(e.to_string()))?;
+        if s.token_type
+            .as_deref()
+            .is_some_and(|t| !t.eq_ignore_ascii_case("bearer") && !t.eq_ignore_ascii_case("dpop"))
+        {
+            return Err(TokenError::Malformed(
+                "token_type is neither Bearer nor DPoP".into(),
+            ));
         }
-        let id_token = s.id_token.filter(|t| !t.is_empty()).ok_or(TokenError::NoIdToken)?;
-        Ok(Self { id_token: RawIdToken::new(id_token), access_token: s.access_token.map(AccessToken::new) })
+        let id_token = s
+            .id_token
+            .filter(|t| !t.is_empty())
+            .ok_or(TokenError::NoIdToken)?;
+        Ok(Self {
+            id_token: RawIdToken::new(id_token),
+            access_token: s.access_token.map(AccessToken::new),
+        })
     }
 }
 
@@ -95,15 +123,30 @@ mod tests {
 
     #[test]
     fn success_with_id_token() {
-        let t = TokenResponse::parse(&resp(200, r#"{"id_token":"a.b.c","access_token":"at","token_type":"Bearer","expires_in":3600}"#)).unwrap();
+        let t = TokenResponse::parse(&resp(
+            200,
+            r#"{"id_token":"a.b.c","access_token":"at","token_type":"Bearer","expires_in":3600}"#,
+        ))
+        .unwrap();
         assert_eq!(t.id_token.secret(), "a.b.c");
         assert_eq!(t.access_token.unwrap().secret(), "at");
     }
 
     #[test]
     fn refusal_carries_the_oauth_error() {
-        let e = TokenResponse::parse(&resp(400, r#"{"error":"invalid_grant","error_description":"grant request is invalid"}"#)).unwrap_err();
-        assert_eq!(e, TokenError::Refused { status: 400, error: "invalid_grant".into(), description: Some("grant request is invalid".into()) });
+        let e = TokenResponse::parse(&resp(
+            400,
+            r#"{"error":"invalid_grant","error_description":"grant request is invalid"}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e,
+            TokenError::Refused {
+                status: 400,
+                error: "invalid_grant".into(),
+                description: Some("grant request is invalid".into())
+            }
+        );
     }
 
     #[test]
@@ -114,9 +157,18 @@ mod tests {
 
     #[test]
     fn success_without_id_token_is_refused() {
-        assert_eq!(TokenResponse::parse(&resp(200, r#"{"access_token":"x","token_type":"Bearer"}"#)).err(), Some(TokenError::NoIdToken));
-        assert!(matches!(TokenResponse::parse(&resp(200, "nope")).err(), Some(TokenError::Malformed(_))));
-        assert!(matches!(TokenResponse::parse(&resp(200, r#"{"id_token":"a","token_type":"mac"}"#)).err(), Some(TokenError::Malformed(_))));
+        assert_eq!(
+            TokenResponse::parse(&resp(200, r#"{"access_token":"x","token_type":"Bearer"}"#)).err(),
+            Some(TokenError::NoIdToken)
+        );
+        assert!(matches!(
+            TokenResponse::parse(&resp(200, "nope")).err(),
+            Some(TokenError::Malformed(_))
+        ));
+        assert!(matches!(
+            TokenResponse::parse(&resp(200, r#"{"id_token":"a","token_type":"mac"}"#)).err(),
+            Some(TokenError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -88,8 +88,12 @@ impl std::fmt::Display for CallbackError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::StateMismatch => "state does not match the login transaction",
-            Self::IssuerMismatch => "iss in the authorization response is not our issuer (RFC 9207)",
-            Self::IssuerMissing => "the provider promises iss in authorization responses but sent none (RFC 9207)",
+            Self::IssuerMismatch => {
+                "iss in the authorization response is not our issuer (RFC 9207)"
+            }
+            Self::IssuerMissing => {
+                "the provider promises iss in authorization responses but sent none (RFC 9207)"
+            }
             Self::MissingCode => "the callback has no code",
             Self::Expired => "the login transaction is older than 10 minutes",
         })
@@ -98,7 +102,13 @@ impl std::fmt::Display for CallbackError {
 
 impl LoginTransaction {
     /// Starts a sign-in: fresh state, nonce and PKCE verifier, and the authorization URL.
-    pub fn begin(cfg: &Config, meta: &ProviderMetadata, redirect_uri: &str, return_to: &ReturnTo, now: u64) -> Result<(Self, String), RandomError> {
+    pub fn begin(
+        cfg: &Config,
+        meta: &ProviderMetadata,
+        redirect_uri: &str,
+        return_to: &ReturnTo,
+        now: u64,
+    ) -> Result<(Self, String), RandomError> {
         let tx = Self {
             state: State::generate()?,
             nonce: Nonce::generate()?,
@@ -138,16 +148,26 @@ impl LoginTransaction {
     }
 
     pub fn is_expired(&self, now: u64) -> bool {
-        now >= self.created_at.saturating_add(TRANSACTION_TTL_SECS) || self.created_at > now.saturating_add(60)
+        now >= self.created_at.saturating_add(TRANSACTION_TTL_SECS)
+            || self.created_at > now.saturating_add(60)
     }
 
     /// Checks the callback against this transaction and moves on to the code exchange.
     /// `iss_required`: discovery's `authorization_response_iss_parameter_supported`.
-    pub fn complete(self, params: &CallbackParams, iss_required: bool, now: u64) -> Result<CodeExchange, CallbackError> {
+    pub fn complete(
+        self,
+        params: &CallbackParams,
+        iss_required: bool,
+        now: u64,
+    ) -> Result<CodeExchange, CallbackError> {
         if self.is_expired(now) {
             return Err(CallbackError::Expired);
         }
-        if !params.state.as_deref().is_some_and(|s| self.state.matches(s)) {
+        if !params
+            .state
+            .as_deref()
+            .is_some_and(|s| self.state.matches(s))
+        {
             return Err(CallbackError::StateMismatch);
         }
         match params.iss.as_deref() {
@@ -155,7 +175,11 @@ impl LoginTransaction {
             None if iss_required => return Err(CallbackError::IssuerMissing),
             _ => {}
         }
-        let code = params.code.clone().filter(|c| !c.is_empty()).ok_or(CallbackError::MissingCode)?;
+        let code = params
+            .code
+            .clone()
+            .filter(|c| !c.is_empty())
+            .ok_or(CallbackError::MissingCode)?;
         Ok(CodeExchange {
             code: AuthorizationCode::new(code),
             verifier: self.verifier,
@@ -188,10 +212,14 @@ impl CodeExchange {
             .append_pair("code_verifier", self.verifier.secret());
         let mut req = OutboundRequest::get(token_endpoint);
         req.method = "POST";
-        req.headers.append("Content-Type", "application/x-www-form-urlencoded");
+        req.headers
+            .append("Content-Type", "application/x-www-form-urlencoded");
         match cfg.token_auth_method {
             TokenAuthMethod::ClientSecretBasic => {
-                req.headers.append("Authorization", basic_auth(cfg.client_id.as_str(), cfg.client_secret.secret()));
+                req.headers.append(
+                    "Authorization",
+                    basic_auth(cfg.client_id.as_str(), cfg.client_secret.secret()),
+                );
             }
             TokenAuthMethod::ClientSecretPost => {
                 form.append_pair("client_id", cfg.client_id.as_str())
@@ -206,7 +234,10 @@ impl CodeExchange {
 /// RFC 6749 2.3.1: both parts form-urlencoded before base64.
 fn basic_auth(id: &str, secret: &str) -> String {
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    format!("Basic {}", STANDARD.encode(format!("{}:{}", enc(id), enc(secret))))
+    format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
+    )
 }
 
 #[cfg(test)]
@@ -228,12 +259,24 @@ mod tests {
 
     fn begin() -> (LoginTransaction, Url) {
         let cfg = test_config(&[]);
-        let (tx, url) = LoginTransaction::begin(&cfg, &meta(false), "https://app.example.com/auth/callback", &ReturnTo::parse(Some("/x"), "/auth"), 1000).unwrap();
+        let (tx, url) = LoginTransaction::begin(
+            &cfg,
+            &meta(false),
+            "https://app.example.com/auth/callback",
+            &ReturnTo::parse(Some("/x"), "/auth"),
+            1000,
+        )
+        .unwrap();
         (tx, Url::parse(&url).unwrap())
     }
 
     fn params(tx: &LoginTransaction) -> CallbackParams {
-        CallbackParams { code: Some("c0de".into()), state: Some(tx.state.as_str().into()), iss: Some("https://idp.example.com".into()), ..Default::default() }
+        CallbackParams {
+            code: Some("c0de".into()),
+            state: Some(tx.state.as_str().into()),
+            iss: Some("https://idp.example.com".into()),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -265,11 +308,17 @@ mod tests {
         let (tx, _) = begin();
         let mut p = params(&tx);
         p.state = Some("other".into());
-        assert_eq!(tx.complete(&p, false, 1001).unwrap_err(), CallbackError::StateMismatch);
+        assert_eq!(
+            tx.complete(&p, false, 1001).unwrap_err(),
+            CallbackError::StateMismatch
+        );
         let (tx, _) = begin();
         let mut p = params(&tx);
         p.state = None;
-        assert_eq!(tx.complete(&p, false, 1001).unwrap_err(), CallbackError::StateMismatch);
+        assert_eq!(
+            tx.complete(&p, false, 1001).unwrap_err(),
+            CallbackError::StateMismatch
+        );
     }
 
     #[test]
@@ -277,22 +326,35 @@ mod tests {
         let (tx, _) = begin();
         let mut p = params(&tx);
         p.iss = Some("https://evil.example.com".into());
-        assert_eq!(tx.complete(&p, false, 1001).unwrap_err(), CallbackError::IssuerMismatch);
+        assert_eq!(
+            tx.complete(&p, false, 1001).unwrap_err(),
+            CallbackError::IssuerMismatch
+        );
         let (tx, _) = begin();
         let mut p = params(&tx);
         p.iss = None;
-        assert_eq!(tx.complete(&p, true, 1001).unwrap_err(), CallbackError::IssuerMissing);
+        assert_eq!(
+            tx.complete(&p, true, 1001).unwrap_err(),
+            CallbackError::IssuerMissing
+        );
         let (tx, _) = begin();
         let mut p = params(&tx);
         p.iss = None;
-        assert!(tx.complete(&p, false, 1001).is_ok(), "absent iss is fine when not advertised (Entra)");
+        assert!(
+            tx.complete(&p, false, 1001).is_ok(),
+            "absent iss is fine when not advertised (Entra)"
+        );
     }
 
     #[test]
     fn old_transactions_expire() {
         let (tx, _) = begin();
         let p = params(&tx);
-        assert_eq!(tx.complete(&p, false, 1000 + TRANSACTION_TTL_SECS).unwrap_err(), CallbackError::Expired);
+        assert_eq!(
+            tx.complete(&p, false, 1000 + TRANSACTION_TTL_SECS)
+                .unwrap_err(),
+            CallbackError::Expired
+        );
     }
 
     #[test]
@@ -300,7 +362,10 @@ mod tests {
         let (tx, _) = begin();
         let mut p = params(&tx);
         p.code = Some(String::new());
-        assert_eq!(tx.complete(&p, false, 1001).unwrap_err(), CallbackError::MissingCode);
+        assert_eq!(
+            tx.complete(&p, false, 1001).unwrap_err(),
+            CallbackError::MissingCode
+        );
     }
 
     #[test]
@@ -312,17 +377,32 @@ mod tests {
 
         let basic = ex.token_request(&test_config(&[]), "https://idp.example.com/token");
         assert_eq!(basic.method, "POST");
-        let body: std::collections::HashMap<_, _> = url::form_urlencoded::parse(basic.body.as_deref().unwrap().as_bytes()).into_owned().collect();
+        let body: std::collections::HashMap<_, _> =
+            url::form_urlencoded::parse(basic.body.as_deref().unwrap().as_bytes())
+                .into_owned()
+                .collect();
         assert_eq!(body["grant_type"], "authorization_code");
         assert_eq!(body["code"], "c0de");
         assert_eq!(body["code_verifier"], verifier);
-        assert_eq!(body["redirect_uri"], "https://app.example.com/auth/callback");
+        assert_eq!(
+            body["redirect_uri"],
+            "https://app.example.com/auth/callback"
+        );
         assert!(!body.contains_key("client_secret"));
         // "client" : "s3cret-value"
-        assert_eq!(basic.headers.get("Authorization"), Some("Basic Y2xpZW50OnMzY3JldC12YWx1ZQ=="));
+        assert_eq!(
+            basic.headers.get("Authorization"),
+            Some("Basic Y2xpZW50OnMzY3JldC12YWx1ZQ==")
+        );
 
-        let post = ex.token_request(&test_config(&[("OIDC_TOKEN_AUTH_METHOD", "client_secret_post")]), "https://idp.example.com/token");
-        let body: std::collections::HashMap<_, _> = url::form_urlencoded::parse(post.body.as_deref().unwrap().as_bytes()).into_owned().collect();
+        let post = ex.token_request(
+            &test_config(&[("OIDC_TOKEN_AUTH_METHOD", "client_secret_post")]),
+            "https://idp.example.com/token",
+        );
+        let body: std::collections::HashMap<_, _> =
+            url::form_urlencoded::parse(post.body.as_deref().unwrap().as_bytes())
+                .into_owned()
+                .collect();
         assert_eq!(body["client_id"], "client");
         assert_eq!(body["client_secret"], "s3cret-value");
         assert_eq!(post.headers.get("Authorization"), None);
@@ -330,7 +410,10 @@ mod tests {
 
     #[test]
     fn basic_auth_form_encodes_special_characters() {
-        assert_eq!(basic_auth("a:b", "p@ss word"), format!("Basic {}", STANDARD.encode("a%3Ab:p%40ss+word")));
+        assert_eq!(
+            basic_auth("a:b", "p@ss word"),
+            format!("Basic {}", STANDARD.encode("a%3Ab:p%40ss+word"))
+        );
     }
 
     #[test]

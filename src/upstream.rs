@@ -40,9 +40,22 @@ pub fn request_headers_for_origin(incoming: &Headers, jar: &CookieJar) -> Header
 /// revalidation directives, dropping `public` and `s-maxage`.
 pub fn private_cache_control(upstream: Option<&str>) -> String {
     let mut parts = vec!["private".to_owned()];
-    for d in upstream.unwrap_or("").split(',').map(str::trim).filter(|d| !d.is_empty()) {
-        let name = d.split('=').next().unwrap_or("").trim().to_ascii_lowercase();
-        if matches!(name.as_str(), "public" | "private" | "s-maxage" | "proxy-revalidate") {
+    for d in upstream
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        let name = d
+            .split('=')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if matches!(
+            name.as_str(),
+            "public" | "private" | "s-maxage" | "proxy-revalidate"
+        ) {
             continue;
         }
         parts.push(d.to_owned());
@@ -54,7 +67,13 @@ pub fn private_cache_control(upstream: Option<&str>) -> String {
 pub fn vary_with_cookie(upstream: Option<&str>) -> String {
     match upstream.map(str::trim).filter(|v| !v.is_empty()) {
         None => "Cookie".to_owned(),
-        Some(v) if v == "*" || v.split(',').any(|p| p.trim().eq_ignore_ascii_case("cookie")) => v.to_owned(),
+        Some(v)
+            if v == "*"
+                || v.split(',')
+                    .any(|p| p.trim().eq_ignore_ascii_case("cookie")) =>
+        {
+            v.to_owned()
+        }
         Some(v) => format!("{v}, Cookie"),
     }
 }
@@ -98,17 +117,32 @@ mod tests {
     #[test]
     fn our_cookies_never_reach_the_origin() {
         let jar = CookieJar::new(false);
-        let h = Headers::from([("Cookie", "portcullis=sealed; theme=dark; portcullis-tx-abc=t")]);
-        assert_eq!(request_headers_for_origin(&h, &jar).get("Cookie"), Some("theme=dark"));
+        let h = Headers::from([(
+            "Cookie",
+            "portcullis=sealed; theme=dark; portcullis-tx-abc=t",
+        )]);
+        assert_eq!(
+            request_headers_for_origin(&h, &jar).get("Cookie"),
+            Some("theme=dark")
+        );
         let only_ours = Headers::from([("Cookie", "portcullis=sealed")]);
-        assert_eq!(request_headers_for_origin(&only_ours, &jar).get("Cookie"), None);
+        assert_eq!(
+            request_headers_for_origin(&only_ours, &jar).get("Cookie"),
+            None
+        );
     }
 
     #[test]
     fn cache_control_becomes_private_and_keeps_max_age() {
         assert_eq!(private_cache_control(None), "private");
-        assert_eq!(private_cache_control(Some("public, max-age=600, s-maxage=3600")), "private, max-age=600");
-        assert_eq!(private_cache_control(Some("max-age=60, must-revalidate")), "private, max-age=60, must-revalidate");
+        assert_eq!(
+            private_cache_control(Some("public, max-age=600, s-maxage=3600")),
+            "private, max-age=600"
+        );
+        assert_eq!(
+            private_cache_control(Some("max-age=60, must-revalidate")),
+            "private, max-age=60, must-revalidate"
+        );
         assert_eq!(private_cache_control(Some("no-store")), "private, no-store");
         assert_eq!(private_cache_control(Some("PUBLIC,S-MAXAGE=1")), "private");
     }
@@ -116,14 +150,23 @@ mod tests {
     #[test]
     fn vary_gets_cookie_once() {
         assert_eq!(vary_with_cookie(None), "Cookie");
-        assert_eq!(vary_with_cookie(Some("Accept-Encoding")), "Accept-Encoding, Cookie");
-        assert_eq!(vary_with_cookie(Some("accept-encoding, cookie")), "accept-encoding, cookie");
+        assert_eq!(
+            vary_with_cookie(Some("Accept-Encoding")),
+            "Accept-Encoding, Cookie"
+        );
+        assert_eq!(
+            vary_with_cookie(Some("accept-encoding, cookie")),
+            "accept-encoding, cookie"
+        );
         assert_eq!(vary_with_cookie(Some("*")), "*");
     }
 
     #[test]
     fn protected_response_headers_are_rewritten() {
-        let mut h = Headers::from([("Cache-Control", "public, max-age=300"), ("CDN-Cache-Control", "max-age=9999")]);
+        let mut h = Headers::from([
+            ("Cache-Control", "public, max-age=300"),
+            ("CDN-Cache-Control", "max-age=9999"),
+        ]);
         protect_response_headers(&mut h);
         assert_eq!(h.get("Cache-Control"), Some("private, max-age=300"));
         assert_eq!(h.get("Vary"), Some("Cookie"));

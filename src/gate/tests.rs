@@ -892,6 +892,46 @@ fn callback_after_the_transaction_expired_is_login_expired() {
 }
 
 #[test]
+fn login_started_under_another_issuer_is_not_completed_after_the_issuer_changes() {
+    let mut h = Harness::without_iss_parameter();
+    let login = h.start_login();
+
+    // The operator points the gateway at another provider (same COOKIE_SECRET) mid-sign-in.
+    let other = "https://idp2.example.com";
+    h.cfg = test_config(&[("OIDC_ISSUER", other)]);
+    let doc = json!({
+        "issuer": other,
+        "authorization_endpoint": format!("{other}/authorize"),
+        "token_endpoint": format!("{other}/token"),
+        "jwks_uri": format!("{other}/jwks"),
+    });
+    h.idp.serve(
+        &format!("{other}/.well-known/openid-configuration"),
+        cacheable_json(doc.to_string()),
+    );
+    h.idp
+        .serve(&format!("{other}/jwks"), jwks_answer(&[&h.key]));
+    let mut claims = h.claims(&login.nonce);
+    claims["iss"] = other.into();
+    h.idp.serve(
+        &format!("{other}/token"),
+        token_answer(&h.key.sign(&claims)),
+    );
+
+    let resp = h.return_from_provider(
+        &login,
+        &login.provider_return_url(&[("code", CODE), ("state", &login.state)]),
+    );
+    assert_eq!(resp.status, 400, "{}", resp.body_text());
+    assert_eq!(
+        h.idp.last_failure_reason().as_deref(),
+        Some("login_expired")
+    );
+    assert_sets_no_session(&resp);
+    assert_eq!(h.idp.fetches_of(&format!("{other}/token")), 0);
+}
+
+#[test]
 fn provider_access_denied_is_a_cancelled_page_and_spends_the_transaction() {
     let h = Harness::new();
     let login = h.start_login();

@@ -1,0 +1,54 @@
+// A real headless Chromium (Debian's) clicks through the demo sign-in and sees the page.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+import { startIdp, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET } from '../support/idp.mjs';
+import { startWorker, freePort, TEST_COOKIE_SECRET } from '../support/harness.mjs';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+let idp; let worker; let browser;
+
+before(async () => {
+  const [idpPort, workerPort] = [await freePort(), await freePort()];
+  idp = await startIdp({ port: idpPort, workerOrigins: [`http://127.0.0.1:${workerPort}`] });
+  worker = await startWorker({
+    port: workerPort,
+    vars: { OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: DEMO_CLIENT_ID, OIDC_CLIENT_SECRET: DEMO_CLIENT_SECRET, COOKIE_SECRET: TEST_COOKIE_SECRET },
+  });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await worker?.stop();
+  await idp?.close();
+});
+
+test('a person signs in through the provider in a real browser and sees the protected page', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${worker.origin}/docs/`);
+  // oidc-provider's login form
+  await page.waitForSelector('input[name="login"]');
+  await page.fill('input[name="login"]', 'alice');
+  await page.fill('input[name="password"]', 'any password');
+  await page.click('button[type="submit"]');
+  // its consent form
+  await page.waitForSelector('button[type="submit"]');
+  await page.click('button[type="submit"]');
+  await page.waitForURL(`${worker.origin}/docs/`);
+  assert.match(await page.textContent('h1'), /Protected documentation/);
+
+  await page.goto(`${worker.origin}/`);
+  await page.waitForFunction(() => document.getElementById('who')?.textContent.includes('@'));
+  assert.equal(await page.textContent('#who'), 'alice@example.com');
+
+  const cookies = await page.context().cookies(worker.origin);
+  const session = cookies.find((c) => c.name === 'portcullis');
+  assert.ok(session, 'session cookie');
+  assert.equal(session.httpOnly, true);
+  assert.equal(session.sameSite, 'Lax');
+});
