@@ -7,4 +7,4 @@ export WASM_BINDGEN_BIN="$HOME/.cargo/bin/wasm-bindgen"
 export WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
 export ESBUILD_BIN="$ROOT/node_modules/.bin/esbuild"
 export WRANGLER_SEND_METRICS=false
-export CI_WORKER_BUILD_VERSION="0.8.7"
+export WORKER_BUILD_VERSION="0.8.7"

@@ -14,14 +14,14 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
-if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$CI_WORKER_BUILD_VERSION" ]; then
-  step "worker-build $CI_WORKER_BUILD_VERSION (a few minutes, once)"
-  cargo install worker-build --version "$CI_WORKER_BUILD_VERSION"
+if ! worker-build --version 2>/dev/null | grep -qw "$WORKER_BUILD_VERSION"; then
+  step "worker-build $WORKER_BUILD_VERSION (a few minutes, once)"
+  cargo install worker-build --version "$WORKER_BUILD_VERSION"
 fi
 # wasm-bindgen's CLI must be exactly the library version in Cargo.lock. No --locked: its
 # lockfile pins a crate release the registry here does not serve.
 WBG=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/"/,"",$3); print $3; exit}' Cargo.lock)
-if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WBG" ]; then
+if ! wasm-bindgen --version 2>/dev/null | grep -qw "$WBG"; then
   step "wasm-bindgen-cli $WBG (a few minutes, once)"
   cargo install wasm-bindgen-cli --version "$WBG"
 fi
