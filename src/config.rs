@@ -5,7 +5,9 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use base64::Engine;
 use url::Url;
 
+use crate::assertion::AssertionSigner;
 use crate::path::PathPattern;
+use crate::policy::{AllowLists, Policy};
 use crate::seal::Sealer;
 use crate::secret::ClientSecret;
 use crate::types::{ClientId, Issuer};
@@ -19,6 +21,21 @@ const MIN_SECRET_BYTES: usize = 32;
 pub enum TokenAuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+}
+
+/// Where the access token goes on forwarded requests (`PASS_ACCESS_TOKEN`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PassAccessToken {
+    Authorization,
+    XForwardedAccessToken,
+}
+
+/// Names of the identity headers set for the origin; `None` disables one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityHeaders {
+    pub user: Option<String>,
+    pub email: Option<String>,
+    pub groups: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,7 +57,12 @@ pub struct Config {
     pub token_auth_method: TokenAuthMethod,
     pub sealer: Sealer,
     pub session_ttl_secs: u64,
-    pub public_paths: Vec<PathPattern>,
+    pub policy: Policy,
+    pub groups_claim: String,
+    pub roles_claim: String,
+    pub identity_headers: IdentityHeaders,
+    pub pass_access_token: Option<PassAccessToken>,
+    pub assertion: Option<AssertionSigner>,
     pub upstream: Upstream,
     pub auth_prefix: String,
 }
@@ -132,15 +154,84 @@ impl Config {
 
         let public_paths = var("PUBLIC_PATHS")
             .map(|v| {
-                v.split(|c: char| c == ',' || c.is_whitespace())
-                    .filter(|s| !s.is_empty())
+                crate::policy::list(&v)
                     .map(|p| {
-                        PathPattern::parse(p).ok_or_else(|| err("PUBLIC_PATHS", "each entry must be an absolute path, or a directory written /dir/*, without ?, #, % or \\"))
+                        PathPattern::parse(p).ok_or_else(|| err("PUBLIC_PATHS", "each entry must be an absolute path, or a directory written /dir/*, without ?, #, %, ; or \\"))
                     })
                     .collect::<Result<Vec<_>, _>>()
             })
             .transpose()?
             .unwrap_or_default();
+        let (access_rules, emails, domains, groups, roles) = (
+            var("ACCESS_RULES"),
+            var("ALLOW_EMAILS"),
+            var("ALLOW_EMAIL_DOMAINS"),
+            var("ALLOW_GROUPS"),
+            var("ALLOW_ROLES"),
+        );
+        let allow = AllowLists {
+            emails: emails.as_deref(),
+            domains: domains.as_deref(),
+            groups: groups.as_deref(),
+            roles: roles.as_deref(),
+        };
+        let policy = Policy::new(&public_paths, access_rules.as_deref(), &allow)
+            .map_err(|e| err(e.variable, e.problem))?;
+
+        let claim_name = |name: &'static str, default: &str| -> Result<String, ConfigError> {
+            let v = var(name).unwrap_or_else(|| default.to_owned());
+            let ok = v.split('.').all(|p| {
+                !p.is_empty()
+                    && p.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '/'))
+            });
+            ok.then_some(v).ok_or_else(|| {
+                err(
+                    name,
+                    "must be a claim name, or a dotted path like realm_access.roles",
+                )
+            })
+        };
+        let groups_claim = claim_name("GROUPS_CLAIM", "groups")?;
+        let roles_claim = claim_name("ROLES_CLAIM", "roles")?;
+
+        let header_name =
+            |name: &'static str, default: &str| -> Result<Option<String>, ConfigError> {
+                match var(name).as_deref() {
+                    Some("none") => Ok(None),
+                    Some(v) if is_header_name(v) => Ok(Some(v.to_owned())),
+                    Some(_) => Err(err(name, "must be an HTTP header name, or none")),
+                    None => Ok(Some(default.to_owned())),
+                }
+            };
+        let identity_headers = IdentityHeaders {
+            user: header_name("IDENTITY_HEADER_USER", "X-Auth-Request-User")?,
+            email: header_name("IDENTITY_HEADER_EMAIL", "X-Auth-Request-Email")?,
+            groups: header_name("IDENTITY_HEADER_GROUPS", "X-Auth-Request-Groups")?,
+        };
+        let pass_access_token = match var("PASS_ACCESS_TOKEN")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("none") => None,
+            Some("authorization") => Some(PassAccessToken::Authorization),
+            Some("x-forwarded-access-token") => Some(PassAccessToken::XForwardedAccessToken),
+            Some(_) => {
+                return Err(err(
+                    "PASS_ACCESS_TOKEN",
+                    "must be authorization, x-forwarded-access-token or none",
+                ))
+            }
+        };
+        let assertion = match (var("ASSERTION_AUDIENCE"), var("ASSERTION_SIGNING_KEYS")) {
+            (None, None) => None,
+            (None, Some(_)) => return Err(err("ASSERTION_AUDIENCE", "is not set, but ASSERTION_SIGNING_KEYS is: set the audience the origin expects")),
+            (Some(_), None) => return Err(err("ASSERTION_SIGNING_KEYS", "is not set, but ASSERTION_AUDIENCE is: generate a key with node scripts/assertion-key.mjs")),
+            (Some(aud), Some(keys)) => {
+                let header = header_name("ASSERTION_HEADER", "X-Portcullis-Assertion")?.ok_or_else(|| err("ASSERTION_HEADER", "cannot be none while the assertion is on"))?;
+                Some(AssertionSigner::new(&keys, aud, header).map_err(|problem| err("ASSERTION_SIGNING_KEYS", problem))?)
+            }
+        };
 
         let upstream = match var("UPSTREAM").as_deref() {
             None | Some("assets") => Upstream::Assets,
@@ -175,7 +266,12 @@ impl Config {
             token_auth_method,
             sealer,
             session_ttl_secs,
-            public_paths,
+            policy,
+            groups_claim,
+            roles_claim,
+            identity_headers,
+            pass_access_token,
+            assertion,
             upstream,
             auth_prefix,
         })
@@ -184,6 +280,12 @@ impl Config {
     pub fn auth_path(&self, route: &str) -> String {
         format!("{}/{route}", self.auth_prefix)
     }
+}
+
+fn is_header_name(v: &str) -> bool {
+    !v.is_empty()
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn parse_issuer(v: &str) -> Result<Issuer, ConfigError> {
@@ -294,7 +396,12 @@ mod tests {
         assert_eq!(c.session_ttl_secs, 8 * 3600);
         assert_eq!(c.upstream, Upstream::Assets);
         assert_eq!(c.auth_prefix, "/auth");
-        assert!(c.public_paths.is_empty());
+        assert_eq!(c.groups_claim, "groups");
+        assert_eq!(
+            c.identity_headers.user.as_deref(),
+            Some("X-Auth-Request-User")
+        );
+        assert!(c.assertion.is_none() && c.pass_access_token.is_none());
     }
 
     #[test]
@@ -404,10 +511,69 @@ mod tests {
             ("UPSTREAM", "https://origin.example.com/base"),
         ])
         .unwrap();
-        assert_eq!(c.public_paths.len(), 2);
+        let public = crate::path::RequestPath::parse("/public/x").unwrap();
+        assert!(c.policy.rule_for(&public).is_public());
         assert!(matches!(c.upstream, Upstream::Origin(_)));
         assert_eq!(problem_var(&[("PUBLIC_PATHS", "nope")]), "PUBLIC_PATHS");
         assert_eq!(problem_var(&[("UPSTREAM", "ftp://x")]), "UPSTREAM");
+    }
+
+    #[test]
+    fn policy_and_origin_identity_settings() {
+        assert_eq!(
+            problem_var(&[("ACCESS_RULES", "/admin/* group:")]),
+            "ACCESS_RULES"
+        );
+        assert_eq!(
+            problem_var(&[("ALLOW_EMAIL_DOMAINS", "a@b")]),
+            "ALLOW_EMAIL_DOMAINS"
+        );
+        assert_eq!(
+            problem_var(&[("ROLES_CLAIM", "realm_access..roles")]),
+            "ROLES_CLAIM"
+        );
+        assert_eq!(
+            parse(&[("ROLES_CLAIM", "realm_access.roles")])
+                .unwrap()
+                .roles_claim,
+            "realm_access.roles"
+        );
+        assert_eq!(
+            problem_var(&[("IDENTITY_HEADER_USER", "X User")]),
+            "IDENTITY_HEADER_USER"
+        );
+        assert_eq!(
+            parse(&[("IDENTITY_HEADER_GROUPS", "none")])
+                .unwrap()
+                .identity_headers
+                .groups,
+            None
+        );
+        assert_eq!(
+            parse(&[("PASS_ACCESS_TOKEN", "Authorization")])
+                .unwrap()
+                .pass_access_token,
+            Some(PassAccessToken::Authorization)
+        );
+        assert_eq!(
+            problem_var(&[("PASS_ACCESS_TOKEN", "cookie")]),
+            "PASS_ACCESS_TOKEN"
+        );
+        assert_eq!(
+            problem_var(&[("ASSERTION_AUDIENCE", "origin")]),
+            "ASSERTION_SIGNING_KEYS"
+        );
+        assert_eq!(
+            problem_var(&[("ASSERTION_SIGNING_KEYS", "{}")]),
+            "ASSERTION_AUDIENCE"
+        );
+        assert_eq!(
+            problem_var(&[
+                ("ASSERTION_AUDIENCE", "o"),
+                ("ASSERTION_SIGNING_KEYS", "not json")
+            ]),
+            "ASSERTION_SIGNING_KEYS"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use serde_json::json;
 use url::Url;
 
+use crate::config::PassAccessToken;
 use crate::config::{is_loopback_host, Config};
 use crate::cookies::{parse_cookie_header, CookieJar};
 use crate::error::GateError;
@@ -12,16 +13,18 @@ use crate::jws::{self, RustVerifier, UnverifiedJws};
 use crate::pages::{page, Action};
 use crate::path::RequestPath;
 use crate::platform::Platform;
+use crate::policy::{Decision, Identity, Policy, Rule};
 use crate::provider::{KeyLookupError, ProviderCache, ProviderError};
 use crate::return_to::ReturnTo;
 use crate::seal::Purpose;
 use crate::session::{read_session, NoSession, Session, SessionSealError};
+use crate::session::{ClaimNames, StoredAccessToken};
 use crate::token_response::{printable, TokenError, TokenResponse};
 use crate::transaction::{
     CallbackError, CallbackParams, CodeExchange, LoginTransaction, MAX_LIVE_TRANSACTIONS,
     TRANSACTION_TTL_SECS,
 };
-use crate::upstream::request_headers_for_origin;
+use crate::upstream::{header_value, request_headers_for_origin};
 
 pub struct GateRequest {
     pub method: Method,
@@ -34,10 +37,12 @@ pub struct GateRequest {
 pub enum Outcome {
     Respond(Response),
     /// Pass to the upstream with these request headers; `protected` responses are made private.
+    /// Pass to the upstream at `path` (the normalized path the policy judged) with these
+    /// request headers; `protected` responses are made private.
     Forward {
+        path: String,
         headers: Headers,
         protected: bool,
-        session: Option<Session>,
     },
 }
 
@@ -99,26 +104,138 @@ impl<'a, P: Platform> Gate<'a, P> {
                 "/logout" => self.logout(req, &jar).await,
                 "/logged-out" => Ok(self.logged_out_page()),
                 "/userinfo" => self.userinfo(req, &jar),
+                "/jwks.json" => Ok(self.jwks()),
                 _ => Err(GateError::NotFound),
             };
             return Outcome::Respond(resp.unwrap_or_else(|e| self.fail(req, e)));
         }
-        let headers = request_headers_for_origin(&req.headers, &jar);
-        if self.cfg.public_paths.iter().any(|p| p.matches(&path)) {
+        let rule = self.cfg.policy.rule_for(&path);
+        if rule.is_public() {
+            let headers =
+                request_headers_for_origin(&req.headers, &jar, &self.configured_identity_headers());
             return Outcome::Forward {
+                path: path.as_str().to_owned(),
                 headers,
                 protected: false,
-                session: None,
             };
         }
         match self.session(req, &jar) {
-            Ok(session) => Outcome::Forward {
-                headers,
-                protected: true,
-                session: Some(session),
-            },
+            Ok(session) => self.authorize(req, &jar, &path, rule, session),
             Err(why) => Outcome::Respond(self.unauthenticated(req, &jar, why)),
         }
+    }
+
+    /// Applies the path's rule to a signed-in person: 403, or forward with identity.
+    fn authorize(
+        &self,
+        req: &GateRequest,
+        jar: &CookieJar,
+        path: &RequestPath,
+        rule: &Rule,
+        session: Session,
+    ) -> Outcome {
+        let who = Identity {
+            email: session.email.as_deref(),
+            email_verified: session.email_verified,
+            groups: &session.groups,
+            roles: &session.roles,
+        };
+        let decision = Policy::judge(rule, &who);
+        let (outcome, reason) = match &decision {
+            Decision::Allow { reason } => ("allow", reason),
+            Decision::Deny { reason } => ("deny", reason),
+        };
+        self.platform.log(&json!({
+            "event": "access", "time": self.platform.now(), "path": path.as_str().chars().take(200).collect::<String>(),
+            "sub": session.sub, "rule": rule.name, "outcome": outcome, "reason": reason,
+        }));
+        if let Decision::Deny { .. } = decision {
+            return Outcome::Respond(self.forbidden(req, &session));
+        }
+        let mut headers =
+            request_headers_for_origin(&req.headers, jar, &self.configured_identity_headers());
+        let ids = &self.cfg.identity_headers;
+        if let Some(h) = &ids.user {
+            headers.set(h, header_value(&session.sub));
+        }
+        if let (Some(h), Some(email)) = (&ids.email, &session.email) {
+            headers.set(h, header_value(email));
+        }
+        if let Some(h) = ids.groups.as_ref().filter(|_| !session.groups.is_empty()) {
+            headers.set(h, header_value(&session.groups.join(",")));
+        }
+        if let (Some(how), Some(token)) = (self.cfg.pass_access_token, &session.access_token) {
+            if token.expires_at.is_none_or(|e| e > self.platform.now()) {
+                match how {
+                    PassAccessToken::Authorization => {
+                        headers.set("Authorization", format!("Bearer {}", token.secret()))
+                    }
+                    PassAccessToken::XForwardedAccessToken => {
+                        headers.set("X-Forwarded-Access-Token", token.secret())
+                    }
+                }
+            }
+        }
+        if let Some(signer) = &self.cfg.assertion {
+            headers.set(
+                &signer.header,
+                signer.assertion(&req.origin(), &session, self.platform.now()),
+            );
+        }
+        Outcome::Forward {
+            path: path.as_str().to_owned(),
+            headers,
+            protected: true,
+        }
+    }
+
+    /// Header names the origin trusts for identity besides the built-in list: configured
+    /// identity and assertion headers are stripped from inbound requests too.
+    fn configured_identity_headers(&self) -> Vec<&str> {
+        let ids = &self.cfg.identity_headers;
+        [
+            ids.user.as_deref(),
+            ids.email.as_deref(),
+            ids.groups.as_deref(),
+            self.cfg.assertion.as_ref().map(|a| a.header.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// Signed in, but the policy says no.
+    fn forbidden(&self, req: &GateRequest, session: &Session) -> Response {
+        let who = session
+            .email
+            .clone()
+            .or_else(|| session.name.clone())
+            .unwrap_or_else(|| session.sub.clone());
+        if req.wants_html() {
+            let line =
+                format!("You are signed in as {who}, but you are not allowed to see this page.");
+            let logout = self.cfg.auth_path("logout");
+            page(403, "Not allowed", &[&line, "If you should have access, ask the site's administrator, or sign in with another account."], &[
+                Action::PostButton { action: &logout, label: "Sign out" },
+                Action::Link { href: "/", label: "Home" },
+            ])
+        } else {
+            Response::json(
+                403,
+                &json!({"error":"forbidden","error_description":"Signed in, but not allowed here.","sub":session.sub}),
+            )
+        }
+    }
+
+    fn jwks(&self) -> Response {
+        let keys = self
+            .cfg
+            .assertion
+            .as_ref()
+            .map_or_else(|| json!({"keys": []}), |a| a.jwks());
+        let mut r = Response::json(200, &keys);
+        r.headers.set("Cache-Control", "public, max-age=300");
+        r
     }
 
     fn session(&self, req: &GateRequest, jar: &CookieJar) -> Result<Session, NoSession> {
@@ -340,7 +457,24 @@ impl<'a, P: Platform> Gate<'a, P> {
         let verified = self
             .verify_id_token(&tokens, &exchange, &meta.jwks_uri, now)
             .await?;
-        let session = Session::from_id_token(verified, now, self.cfg.session_ttl_secs);
+        let names = ClaimNames {
+            groups: &self.cfg.groups_claim,
+            roles: &self.cfg.roles_claim,
+        };
+        let access_token = match (self.cfg.pass_access_token, tokens.access_token.as_ref()) {
+            (Some(_), Some(at)) => Some(StoredAccessToken::new(
+                at.secret().clone(),
+                tokens.expires_in.map(|e| now.saturating_add(e)),
+            )),
+            _ => None,
+        };
+        let session = Session::from_id_token(
+            verified,
+            &names,
+            access_token,
+            now,
+            self.cfg.session_ttl_secs,
+        );
         let (session, sealed) = session
             .seal(&self.cfg.sealer, &jar.session_name())
             .map_err(|e| match e {

@@ -124,8 +124,6 @@ struct Claims {
     name: Option<String>,
     #[serde(default)]
     preferred_username: Option<String>,
-    #[serde(default)]
-    groups: Option<Vec<serde_json::Value>>,
 }
 
 /// An ID token that passed every check. Only [`validate`] makes one: the private field keeps
@@ -139,8 +137,9 @@ pub struct VerifiedIdToken {
     /// `None` when the provider did not say.
     pub email_verified: Option<bool>,
     pub name: Option<String>,
-    pub groups: Vec<String>,
     pub expires_at: i64,
+    /// Every claim, for the configurable ones (groups, roles).
+    pub claims: serde_json::Value,
     _sealed: (),
 }
 
@@ -156,8 +155,10 @@ pub fn validate(
             return Err(IdTokenError::WrongType);
         }
     }
-    let c: Claims =
+    let all: serde_json::Value =
         serde_json::from_slice(&jws.payload).map_err(|e| IdTokenError::Claims(e.to_string()))?;
+    let c: Claims =
+        serde_json::from_value(all.clone()).map_err(|e| IdTokenError::Claims(e.to_string()))?;
     if c.iss != expect.issuer.as_str() {
         return Err(IdTokenError::IssuerMismatch);
     }
@@ -212,25 +213,36 @@ pub fn validate(
         Some(serde_json::Value::String(s)) => Some(s.eq_ignore_ascii_case("true")),
         _ => None,
     };
-    let groups = c
-        .groups
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|g| match g {
-            serde_json::Value::String(s) => Some(s),
-            _ => None,
-        })
-        .collect();
     Ok(VerifiedIdToken {
         issuer: expect.issuer.clone(),
         subject,
         email: c.email,
         email_verified,
         name: c.name.or(c.preferred_username),
-        groups,
         expires_at: exp,
+        claims: all,
         _sealed: (),
     })
+}
+
+/// The strings at a claim path such as `groups` or `realm_access.roles`: an array of strings,
+/// or one space-separated string.
+pub fn string_list_claim(claims: &serde_json::Value, path: &str) -> Vec<String> {
+    let mut v = claims;
+    for part in path.split('.') {
+        match v.get(part) {
+            Some(next) => v = next,
+            None => return Vec::new(),
+        }
+    }
+    match v {
+        serde_json::Value::Array(items) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_owned))
+            .collect(),
+        serde_json::Value::String(s) => s.split_whitespace().map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// `at_hash`: base64url of the left half of the hash of the access token, the hash being the

@@ -1,5 +1,6 @@
 //! portcullis: OpenID Connect sign-in at the edge, as one Rust Cloudflare Worker.
 
+pub mod assertion;
 pub mod config;
 pub mod cookies;
 pub mod discovery;
@@ -13,6 +14,7 @@ pub mod pages;
 pub mod path;
 pub mod pkce;
 pub mod platform;
+pub mod policy;
 pub mod provider;
 pub mod random;
 pub mod return_to;

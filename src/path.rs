@@ -1,9 +1,12 @@
-//! The request path the gate judges. Encoded slashes or backslashes and malformed escapes are
-//! ambiguous (the origin might decode them differently from us), so they are refused with 400
-//! instead of guessed at.
+//! The request path the gate judges, and the one the origin receives: the same string.
+//!
+//! Normalization: escapes of unreserved characters are decoded (`%41` is `A`), other escapes
+//! get upper-case hex, runs of `/` collapse, and `.`/`..` segments resolve. What different
+//! servers could read differently is refused with 400 instead of guessed at: encoded `/` or
+//! `\`, backslashes, malformed escapes, encoded control characters, `;` path parameters and
+//! segments ending in a dot (some servers strip those).
 
-/// A request path that passed the ambiguity checks; the `url` crate has already resolved dot
-/// segments (including `%2e`) the way browsers do.
+/// A normalized request path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestPath(String);
 
@@ -12,28 +15,102 @@ pub enum PathError {
     EncodedSeparator,
     MalformedEscape,
     Backslash,
+    ControlCharacter,
+    PathParameter,
+    TrailingDot,
+    NotAbsolute,
+}
+
+impl std::fmt::Display for PathError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::EncodedSeparator => "encoded / or \\ in the path",
+            Self::MalformedEscape => "malformed percent-escape in the path",
+            Self::Backslash => "backslash in the path",
+            Self::ControlCharacter => "control character in the path",
+            Self::PathParameter => "; path parameter in the path",
+            Self::TrailingDot => "a path segment ends with a dot",
+            Self::NotAbsolute => "the path does not start with /",
+        })
+    }
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
 }
 
 impl RequestPath {
+    /// Normalizes a path as it appears in a request URL (still percent-encoded).
     pub fn parse(path: &str) -> Result<Self, PathError> {
+        if !path.starts_with('/') {
+            return Err(PathError::NotAbsolute);
+        }
+        // 1. Escapes: decode unreserved, refuse separators and controls, canonical hex.
         let bytes = path.as_bytes();
+        let mut decoded = String::with_capacity(path.len());
         let mut i = 0;
         while i < bytes.len() {
             match bytes[i] {
                 b'\\' => return Err(PathError::Backslash),
+                b';' => return Err(PathError::PathParameter),
+                b if b < 0x20 || b == 0x7f => return Err(PathError::ControlCharacter),
                 b'%' => {
-                    let hex = bytes.get(i + 1..i + 3).ok_or(PathError::MalformedEscape)?;
-                    let s = std::str::from_utf8(hex).map_err(|_| PathError::MalformedEscape)?;
-                    let v = u8::from_str_radix(s, 16).map_err(|_| PathError::MalformedEscape)?;
-                    if v == b'/' || v == b'\\' {
-                        return Err(PathError::EncodedSeparator);
+                    let (Some(h), Some(l)) = (
+                        bytes.get(i + 1).copied().and_then(hex),
+                        bytes.get(i + 2).copied().and_then(hex),
+                    ) else {
+                        return Err(PathError::MalformedEscape);
+                    };
+                    let v = h * 16 + l;
+                    match v {
+                        b'/' | b'\\' => return Err(PathError::EncodedSeparator),
+                        b';' => return Err(PathError::PathParameter),
+                        v if v < 0x20 || v == 0x7f => return Err(PathError::ControlCharacter),
+                        v if is_unreserved(v) => decoded.push(char::from(v)),
+                        v => decoded.push_str(&format!("%{v:02X}")),
                     }
                     i += 3;
                 }
-                _ => i += 1,
+                _ => {
+                    // Copy one UTF-8 character (the input is a &str: boundaries are valid).
+                    let ch_len = path[i..].chars().next().map_or(1, char::len_utf8);
+                    decoded.push_str(&path[i..i + ch_len]);
+                    i += ch_len;
+                }
             }
         }
-        Ok(Self(path.to_owned()))
+        // 2. Segments: collapse empty ones, resolve dot segments, refuse trailing dots.
+        let trailing_slash =
+            decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
+        let mut out: Vec<&str> = Vec::new();
+        for seg in decoded.split('/') {
+            match seg {
+                "" | "." => {}
+                ".." => {
+                    out.pop();
+                }
+                s if s.ends_with('.') => return Err(PathError::TrailingDot),
+                s => out.push(s),
+            }
+        }
+        let mut normalized = String::with_capacity(decoded.len());
+        for seg in &out {
+            normalized.push('/');
+            normalized.push_str(seg);
+        }
+        if normalized.is_empty() || trailing_slash {
+            normalized.push('/');
+        }
+        Ok(Self(normalized))
     }
 
     pub fn as_str(&self) -> &str {
@@ -41,8 +118,8 @@ impl RequestPath {
     }
 }
 
-/// One `PUBLIC_PATHS` entry: an exact path, or a prefix written `/dir/*` matching `/dir` and
-/// everything below it on a segment boundary.
+/// A path pattern: an exact path, or a prefix written `/dir/*` matching `/dir` and everything
+/// below it on a segment boundary (`/*` matches everything).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PathPattern {
     Exact(String),
@@ -51,7 +128,7 @@ pub enum PathPattern {
 
 impl PathPattern {
     pub fn parse(s: &str) -> Option<Self> {
-        if !s.starts_with('/') || s.contains(['?', '#', '\\', '%']) {
+        if !s.starts_with('/') || s.contains(['?', '#', '\\', '%', ';']) {
             return None;
         }
         if s == "/*" {
@@ -78,34 +155,73 @@ impl PathPattern {
     }
 }
 
+impl std::fmt::Display for PathPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exact(e) => f.write_str(e),
+            Self::Prefix(d) => write!(f, "{d}/*"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn norm(p: &str) -> Result<String, PathError> {
+        RequestPath::parse(p).map(|r| r.0)
+    }
+
     #[test]
-    fn ordinary_paths_pass() {
-        for p in ["/", "/a/b.html", "/caf%C3%A9", "/a%20b", "/x;y"] {
-            assert!(RequestPath::parse(p).is_ok(), "{p}");
+    fn tricky_paths_normalize_or_are_refused() {
+        let table: &[(&str, Result<&str, PathError>)] = &[
+            ("/", Ok("/")),
+            ("/a/b.html", Ok("/a/b.html")),
+            ("/admin", Ok("/admin")),
+            ("/admin/", Ok("/admin/")),
+            ("//admin", Ok("/admin")),
+            ("/a//b///c", Ok("/a/b/c")),
+            ("/public/../admin", Ok("/admin")),
+            ("/public/%2e%2e/admin", Ok("/admin")),
+            ("/public/%2E%2E/admin", Ok("/admin")),
+            ("/public/.%2e/admin", Ok("/admin")),
+            ("/./admin/./x", Ok("/admin/x")),
+            ("/../../admin", Ok("/admin")),
+            ("/a/..", Ok("/")),
+            ("/a/.", Ok("/a/")),
+            ("/%61dmin", Ok("/admin")),
+            ("/%7Euser", Ok("/~user")),
+            ("/caf%c3%a9", Ok("/caf%C3%A9")),
+            ("/caf%C3%A9", Ok("/caf%C3%A9")),
+            ("/a%20b", Ok("/a%20b")),
+            ("/a%2Fb", Err(PathError::EncodedSeparator)),
+            ("/a%2fb", Err(PathError::EncodedSeparator)),
+            ("/public%2F..%2Fadmin", Err(PathError::EncodedSeparator)),
+            ("/a%5Cb", Err(PathError::EncodedSeparator)),
+            ("/a\\b", Err(PathError::Backslash)),
+            ("/a%zz", Err(PathError::MalformedEscape)),
+            ("/a%2", Err(PathError::MalformedEscape)),
+            ("/a%", Err(PathError::MalformedEscape)),
+            ("/a%00b", Err(PathError::ControlCharacter)),
+            ("/a%0d%0ab", Err(PathError::ControlCharacter)),
+            ("/admin;jsessionid=x", Err(PathError::PathParameter)),
+            ("/admin%3B/x", Err(PathError::PathParameter)),
+            ("/admin./x", Err(PathError::TrailingDot)),
+            ("/admin.", Err(PathError::TrailingDot)),
+            ("/admin%2e", Err(PathError::TrailingDot)),
+            ("/.well-known/x", Ok("/.well-known/x")),
+            ("/v1.2/x", Ok("/v1.2/x")),
+            ("admin", Err(PathError::NotAbsolute)),
+        ];
+        for (input, want) in table {
+            assert_eq!(norm(input).as_deref().map_err(|e| *e), *want, "{input}");
         }
     }
 
     #[test]
-    fn ambiguous_paths_are_refused() {
-        assert_eq!(
-            RequestPath::parse("/a%2Fb"),
-            Err(PathError::EncodedSeparator)
-        );
-        assert_eq!(
-            RequestPath::parse("/a%2fb"),
-            Err(PathError::EncodedSeparator)
-        );
-        assert_eq!(
-            RequestPath::parse("/a%5Cb"),
-            Err(PathError::EncodedSeparator)
-        );
-        assert_eq!(RequestPath::parse("/a%zz"), Err(PathError::MalformedEscape));
-        assert_eq!(RequestPath::parse("/a%2"), Err(PathError::MalformedEscape));
-        assert_eq!(RequestPath::parse("/a\\b"), Err(PathError::Backslash));
+    fn non_ascii_paths_do_not_panic() {
+        assert_eq!(norm("/é/ü").unwrap(), "/é/ü");
+        assert_eq!(norm("/日本/../語").unwrap(), "/語");
     }
 
     #[test]
@@ -119,11 +235,26 @@ mod tests {
         assert!(!e.matches(&RequestPath::parse("/favicon.ico/x").unwrap()));
         let all = PathPattern::parse("/*").unwrap();
         assert!(all.matches(&RequestPath::parse("/anything").unwrap()));
+        assert_eq!(p.to_string(), "/public/*");
+    }
+
+    #[test]
+    fn patterns_cannot_be_bypassed_by_encoding() {
+        let admin = PathPattern::parse("/admin/*").unwrap();
+        for p in [
+            "//admin/x",
+            "/%61dmin/x",
+            "/public/../admin/x",
+            "/public/%2e%2e/admin/x",
+            "/./admin",
+        ] {
+            assert!(admin.matches(&RequestPath::parse(p).unwrap()), "{p}");
+        }
     }
 
     #[test]
     fn bad_patterns_are_refused() {
-        for p in ["public", "/a?b", "/a*b", "/*/x", "/a%2f", "/a#b"] {
+        for p in ["public", "/a?b", "/a*b", "/*/x", "/a%2f", "/a#b", "/a;b"] {
             assert_eq!(PathPattern::parse(p), None, "{p}");
         }
     }

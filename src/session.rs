@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cookies::{parse_cookie_header, CookieJar};
-use crate::id_token::VerifiedIdToken;
+use crate::id_token::{string_list_claim, VerifiedIdToken};
 use crate::seal::{Purpose, SealError, Sealer};
 use crate::types::Issuer;
 
@@ -22,23 +22,71 @@ pub struct Session {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
     /// True when the groups did not fit in the cookie and were left out.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub groups_omitted: bool,
+    /// The access token, kept only when it is passed to the origin (`PASS_ACCESS_TOKEN`).
+    #[serde(default, rename = "at", skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<StoredAccessToken>,
     pub iat: u64,
     pub exp: u64,
 }
 
+#[derive(Serialize, Deserialize, Clone, PartialEq)]
+pub struct StoredAccessToken {
+    #[serde(rename = "v")]
+    value: String,
+    /// When it expires (seconds since the epoch); `None` when the provider did not say.
+    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+}
+
+impl StoredAccessToken {
+    pub fn new(value: String, expires_at: Option<u64>) -> Self {
+        Self { value, expires_at }
+    }
+
+    pub fn secret(&self) -> &str {
+        &self.value
+    }
+}
+
+impl std::fmt::Debug for StoredAccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "StoredAccessToken([redacted], expires_at: {:?})",
+            self.expires_at
+        )
+    }
+}
+
+/// Claim names for groups and roles (dotted paths allowed: `realm_access.roles`).
+pub struct ClaimNames<'a> {
+    pub groups: &'a str,
+    pub roles: &'a str,
+}
+
 impl Session {
-    pub fn from_id_token(t: VerifiedIdToken, now: u64, ttl_secs: u64) -> Self {
+    pub fn from_id_token(
+        t: VerifiedIdToken,
+        names: &ClaimNames<'_>,
+        access_token: Option<StoredAccessToken>,
+        now: u64,
+        ttl_secs: u64,
+    ) -> Self {
         Self {
+            groups: string_list_claim(&t.claims, names.groups),
+            roles: string_list_claim(&t.claims, names.roles),
             iss: t.issuer,
             sub: t.subject,
             email: t.email,
             email_verified: t.email_verified,
             name: t.name,
-            groups: t.groups,
             groups_omitted: false,
+            access_token,
             iat: now,
             exp: now.saturating_add(ttl_secs),
         }
@@ -78,6 +126,7 @@ impl Session {
             "email_verified": self.email_verified,
             "name": self.name,
             "groups": self.groups,
+            "roles": self.roles,
             "groups_omitted": self.groups_omitted,
             "iat": self.iat,
             "exp": self.exp,
@@ -145,7 +194,9 @@ mod tests {
             groups: (0..groups)
                 .map(|i| format!("00000000-0000-0000-0000-{i:012}"))
                 .collect(),
+            roles: vec!["reader".into()],
             groups_omitted: false,
+            access_token: None,
             iat: 100,
             exp: 1000,
         }

@@ -167,12 +167,15 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<WorkerResponse> 
     match gate.handle(&gate_req).await {
         Outcome::Respond(resp) => to_worker_response(resp),
         Outcome::Forward {
-            headers, protected, ..
+            path,
+            headers,
+            protected,
         } => match forward(
             &env,
             &isolate.config.upstream,
             &req,
             &gate_req,
+            &path,
             &headers,
             protected,
         )
@@ -197,24 +200,20 @@ async fn forward(
     upstream: &Upstream,
     req: &Request,
     gate_req: &GateRequest,
+    path: &str,
     headers: &Headers,
     protected: bool,
 ) -> Result<WorkerResponse> {
-    let target = match upstream {
-        Upstream::Assets => gate_req.url.to_string(),
-        Upstream::Origin(base) => {
-            let mut t = format!(
-                "{}{}",
-                base.as_str().trim_end_matches('/'),
-                gate_req.url.path()
-            );
-            if let Some(q) = gate_req.url.query() {
-                t.push('?');
-                t.push_str(q);
-            }
-            t
-        }
+    // The normalized path the policy judged, never the raw one.
+    let base = match upstream {
+        Upstream::Assets => gate_req.url.origin().ascii_serialization(),
+        Upstream::Origin(base) => base.as_str().trim_end_matches('/').to_owned(),
     };
+    let mut target = format!("{base}{path}");
+    if let Some(q) = gate_req.url.query() {
+        target.push('?');
+        target.push_str(q);
+    }
     let init = web_sys::RequestInit::new();
     init.set_method(&req.inner().method());
     init.set_headers(&to_worker_headers(headers)?.0.into());

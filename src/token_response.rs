@@ -18,6 +18,8 @@ secret_type!(
 pub struct TokenResponse {
     pub id_token: RawIdToken,
     pub access_token: Option<AccessToken>,
+    /// Seconds until the access token expires, when the provider says.
+    pub expires_in: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +64,8 @@ struct Success {
     access_token: Option<String>,
     #[serde(default)]
     token_type: Option<String>,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +108,11 @@ impl TokenResponse {
         Ok(Self {
             id_token: RawIdToken::new(id_token),
             access_token: s.access_token.map(AccessToken::new),
+            // Some providers send a string ("3600").
+            expires_in: s.expires_in.and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|t| t.parse().ok()))
+            }),
         })
     }
 }

@@ -23,14 +23,39 @@ pub fn is_identity_header(name: &str) -> bool {
     IDENTITY_HEADERS.contains(&n.as_str()) || IDENTITY_PREFIXES.iter().any(|p| n.starts_with(p))
 }
 
-/// The request headers the origin receives.
-pub fn request_headers_for_origin(incoming: &Headers, jar: &CookieJar) -> Headers {
+/// The request headers the origin receives: without identity headers (the built-in list and
+/// `also_strip`, in any spelling) and without our cookies.
+pub fn request_headers_for_origin(
+    incoming: &Headers,
+    jar: &CookieJar,
+    also_strip: &[&str],
+) -> Headers {
+    let normalized = |n: &str| n.to_ascii_lowercase().replace('_', "-");
+    let extra: Vec<String> = also_strip.iter().map(|n| normalized(n)).collect();
     let mut out = incoming.clone();
-    out.retain(|name, _| !is_identity_header(name));
+    out.retain(|name, _| !is_identity_header(name) && !extra.contains(&normalized(name)));
     if let Some(cookie) = incoming.get("Cookie") {
         out.remove("Cookie");
         if let Some(kept) = filter_cookie_header(cookie, |n| jar.is_ours(n)) {
             out.append("Cookie", kept);
+        }
+    }
+    out
+}
+
+/// A header value from identity data: printable ASCII kept, anything else percent-encoded
+/// (UTF-8), so a name or group with CR/LF or non-Latin text can neither inject a header nor
+/// make the runtime reject the request.
+pub fn header_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if (' '..='~').contains(&c) && c != '%' {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
         }
     }
     out
@@ -109,9 +134,26 @@ mod tests {
             ("Accept", "text/html"),
             ("X-Forwarded-For", "1.2.3.4"),
         ]);
-        let out = request_headers_for_origin(&h, &jar);
+        let out = request_headers_for_origin(&h, &jar, &[]);
         let names: Vec<&str> = out.iter().map(|(n, _)| n).collect();
         assert_eq!(names, vec!["Accept", "X-Forwarded-For"]);
+    }
+
+    #[test]
+    fn configured_identity_headers_are_stripped_too() {
+        let jar = CookieJar::new(true);
+        let h = Headers::from([("X-Email", "m@evil"), ("x_user", "m"), ("X-Other", "ok")]);
+        let out = request_headers_for_origin(&h, &jar, &["X-Email", "X-User"]);
+        let names: Vec<&str> = out.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["X-Other"]);
+    }
+
+    #[test]
+    fn identity_values_cannot_inject_headers() {
+        assert_eq!(header_value("alice@example.com"), "alice@example.com");
+        assert_eq!(header_value("a\r\nX-Evil: 1"), "a%0D%0AX-Evil: 1");
+        assert_eq!(header_value("José 日"), "Jos%C3%A9 %E6%97%A5");
+        assert_eq!(header_value("100%"), "100%25");
     }
 
     #[test]
@@ -122,12 +164,12 @@ mod tests {
             "portcullis=sealed; theme=dark; portcullis-tx-abc=t",
         )]);
         assert_eq!(
-            request_headers_for_origin(&h, &jar).get("Cookie"),
+            request_headers_for_origin(&h, &jar, &[]).get("Cookie"),
             Some("theme=dark")
         );
         let only_ours = Headers::from([("Cookie", "portcullis=sealed")]);
         assert_eq!(
-            request_headers_for_origin(&only_ours, &jar).get("Cookie"),
+            request_headers_for_origin(&only_ours, &jar, &[]).get("Cookie"),
             None
         );
     }

@@ -71,7 +71,10 @@ fn valid_tokens_pass_with_rsa_ec_and_eddsa() {
         assert_eq!(t.subject, "alice");
         assert_eq!(t.email.as_deref(), Some("alice@example.com"));
         assert_eq!(t.email_verified, Some(true));
-        assert_eq!(t.groups, vec!["staff", "admins"]);
+        assert_eq!(
+            string_list_claim(&t.claims, "groups"),
+            vec!["staff", "admins"]
+        );
         assert_eq!(t.expires_at, NOW + 300);
     }
 }
@@ -370,4 +373,14 @@ fn weak_rsa_keys_are_refused() {
         block_on(jws::verify(&RustVerifier, jws, key)),
         Err(jws::SignatureError::UnusableKey(_))
     ));
+}
+
+#[test]
+fn list_claims_are_read_by_path() {
+    let c = json!({"groups":["a","b"],"scp":"x y","realm_access":{"roles":["r1"]},"n":5});
+    assert_eq!(string_list_claim(&c, "groups"), vec!["a", "b"]);
+    assert_eq!(string_list_claim(&c, "scp"), vec!["x", "y"]);
+    assert_eq!(string_list_claim(&c, "realm_access.roles"), vec!["r1"]);
+    assert!(string_list_claim(&c, "n").is_empty());
+    assert!(string_list_claim(&c, "missing.path").is_empty());
 }
