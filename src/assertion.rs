@@ -48,12 +48,15 @@ impl SigningJwk {
     }
 }
 
+/// (session subject, session issued-at, issuer) -> (assertion, its expiry).
+type AssertionCache = HashMap<(String, u64, String), (String, u64)>;
+
 /// Signs assertions for one audience; keeps recent ones per session to skip re-signing.
 pub struct AssertionSigner {
     keys: Vec<SigningJwk>,
     pub audience: String,
     pub header: String,
-    cache: RefCell<HashMap<(String, u64, String), (String, u64)>>,
+    cache: RefCell<AssertionCache>,
 }
 
 impl std::fmt::Debug for AssertionSigner {

@@ -18,20 +18,6 @@ use crate::platform::Platform;
 use crate::provider::ProviderCache;
 use crate::upstream::protect_response_headers;
 
-const CONFIG_VARS: &[&str] = &[
-    "OIDC_ISSUER",
-    "OIDC_CLIENT_ID",
-    "OIDC_CLIENT_SECRET",
-    "OIDC_SCOPES",
-    "OIDC_REDIRECT_URI",
-    "OIDC_POST_LOGOUT_REDIRECT_URI",
-    "OIDC_TOKEN_AUTH_METHOD",
-    "COOKIE_SECRET",
-    "SESSION_TTL",
-    "PUBLIC_PATHS",
-    "UPSTREAM",
-    "AUTH_PATH_PREFIX",
-];
 const KV_BINDING: &str = "JWKS_CACHE";
 const ASSETS_BINDING: &str = "ASSETS";
 
@@ -49,16 +35,12 @@ fn isolate(env: &Env) -> std::result::Result<Rc<Isolate>, GateError> {
     if let Some(i) = ISOLATE.with(|s| s.borrow().clone()) {
         return Ok(i);
     }
+    // Config asks for exactly the names it knows; vars and secrets read the same way.
     let config = Config::from_vars(|name| {
-        CONFIG_VARS
-            .contains(&name)
-            .then(|| {
-                env.var(name)
-                    .map(|v| v.to_string())
-                    .or_else(|_| env.secret(name).map(|v| v.to_string()))
-                    .ok()
-            })
-            .flatten()
+        env.var(name)
+            .map(|v| v.to_string())
+            .or_else(|_| env.secret(name).map(|v| v.to_string()))
+            .ok()
     })
     .map_err(GateError::Config)?;
     let i = Rc::new(Isolate {
