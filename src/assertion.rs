@@ -13,7 +13,19 @@ use jwt_compact::{Algorithm, AlgorithmSignature};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::session::Session;
+/// Who an assertion is about: a signed-in session or a verified Bearer token.
+pub struct Subject<'a> {
+    pub idp: &'a str,
+    pub sub: &'a str,
+    pub email: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub groups: &'a [String],
+    pub roles: &'a [String],
+    /// When the session or token began (part of the cache key).
+    pub since: u64,
+    /// When it ends: the assertion never outlives it.
+    pub until: u64,
+}
 
 /// Lifetime of one assertion.
 pub const ASSERTION_TTL_SECS: u64 = 300;
@@ -102,9 +114,9 @@ impl AssertionSigner {
         json!({ "keys": self.keys.iter().map(|k| k.public.clone()).collect::<Vec<_>>() })
     }
 
-    /// An assertion for `session`, issued by `issuer` (the worker's public origin).
-    pub fn assertion(&self, issuer: &str, session: &Session, now: u64) -> String {
-        let cache_key = (session.sub.clone(), session.iat, issuer.to_owned());
+    /// An assertion for `who`, issued by `issuer` (the worker's public origin).
+    pub fn assertion(&self, issuer: &str, who: &Subject<'_>, now: u64) -> String {
+        let cache_key = (who.sub.to_owned(), who.since, issuer.to_owned());
         if let Some((jwt, exp)) = self.cache.borrow().get(&cache_key) {
             if now.saturating_add(REUSE_MARGIN_SECS) < *exp {
                 return jwt.clone();
@@ -112,24 +124,23 @@ impl AssertionSigner {
         }
         let exp = now
             .saturating_add(ASSERTION_TTL_SECS)
-            .min(session.exp.max(now.saturating_add(1)));
+            .min(who.until.max(now.saturating_add(1)));
         let key = &self.keys[0];
         let header = json!({ "alg": key.alg(), "typ": "JWT", "kid": key.kid });
         let mut claims = json!({
-            "iss": issuer, "aud": self.audience, "sub": session.sub, "iat": now, "exp": exp,
-            "idp": session.iss.as_str(),
+            "iss": issuer, "aud": self.audience, "sub": who.sub, "iat": now, "exp": exp, "idp": who.idp,
         });
-        if let Some(e) = &session.email {
-            claims["email"] = e.clone().into();
+        if let Some(e) = who.email {
+            claims["email"] = e.into();
         }
-        if let Some(n) = &session.name {
-            claims["name"] = n.clone().into();
+        if let Some(n) = who.name {
+            claims["name"] = n.into();
         }
-        if !session.groups.is_empty() {
-            claims["groups"] = session.groups.clone().into();
+        if !who.groups.is_empty() {
+            claims["groups"] = who.groups.into();
         }
-        if !session.roles.is_empty() {
-            claims["roles"] = session.roles.clone().into();
+        if !who.roles.is_empty() {
+            claims["roles"] = who.roles.into();
         }
         let input = format!(
             "{}.{}",
@@ -188,7 +199,21 @@ mod tests {
     use super::*;
     use crate::jwks::JwkSet;
     use crate::jws::{verify_rust, UnverifiedJws};
+    use crate::session::Session;
     use crate::types::Issuer;
+
+    fn subject(s: &Session) -> Subject<'_> {
+        Subject {
+            idp: s.iss.as_str(),
+            sub: &s.sub,
+            email: s.email.as_deref(),
+            name: s.name.as_deref(),
+            groups: &s.groups,
+            roles: &s.roles,
+            since: s.iat,
+            until: s.exp,
+        }
+    }
 
     fn es256_private_jwk(kid: Option<&str>) -> Value {
         let sk = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
@@ -238,7 +263,7 @@ mod tests {
                 "X-Portcullis-Assertion".into(),
             )
             .unwrap();
-            let jwt = signer.assertion("https://app.example.com", &session(), 2000);
+            let jwt = signer.assertion("https://app.example.com", &subject(&session()), 2000);
             let claims = verify(&signer, &jwt);
             assert_eq!(claims["iss"], "https://app.example.com");
             assert_eq!(claims["aud"], "origin-aud");
@@ -273,7 +298,7 @@ mod tests {
                 .all(|k| k.get("d").is_none()),
             "no private parts published"
         );
-        let jwt = signer.assertion("https://o", &session(), 2000);
+        let jwt = signer.assertion("https://o", &subject(&session()), 2000);
         assert_eq!(
             UnverifiedJws::parse(&jwt).unwrap().header.kid.as_deref(),
             Some("new")
@@ -293,13 +318,20 @@ mod tests {
         let signer =
             AssertionSigner::new(&es256_private_jwk(None).to_string(), "a".into(), "h".into())
                 .unwrap();
-        let a = signer.assertion("https://o", &session(), 2000);
-        assert_eq!(signer.assertion("https://o", &session(), 2100), a);
+        let a = signer.assertion("https://o", &subject(&session()), 2000);
+        assert_eq!(signer.assertion("https://o", &subject(&session()), 2100), a);
         assert_ne!(
-            signer.assertion("https://o", &session(), 2000 + ASSERTION_TTL_SECS - 30),
+            signer.assertion(
+                "https://o",
+                &subject(&session()),
+                2000 + ASSERTION_TTL_SECS - 30
+            ),
             a
         );
-        assert_ne!(signer.assertion("https://other", &session(), 2000), a);
+        assert_ne!(
+            signer.assertion("https://other", &subject(&session()), 2000),
+            a
+        );
     }
 
     #[test]
@@ -309,7 +341,7 @@ mod tests {
                 .unwrap();
         let mut s = session();
         s.exp = 2100;
-        let claims = verify(&signer, &signer.assertion("https://o", &s, 2000));
+        let claims = verify(&signer, &signer.assertion("https://o", &subject(&s), 2000));
         assert_eq!(claims["exp"], 2100);
     }
 

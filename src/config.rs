@@ -5,6 +5,8 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use base64::Engine;
 use url::Url;
 
+use crate::access_token::TypPolicy;
+use crate::api::ApiConfig;
 use crate::assertion::AssertionSigner;
 use crate::path::PathPattern;
 use crate::policy::{AllowLists, Policy};
@@ -63,6 +65,8 @@ pub struct Config {
     pub identity_headers: IdentityHeaders,
     pub pass_access_token: Option<PassAccessToken>,
     pub assertion: Option<AssertionSigner>,
+    /// Bearer access tokens, when `API_AUDIENCES` is set.
+    pub api: Option<ApiConfig>,
     pub upstream: Upstream,
     pub auth_prefix: String,
 }
@@ -233,6 +237,35 @@ impl Config {
             }
         };
 
+        let api = match var("API_AUDIENCES") {
+            None => {
+                if var("API_ROUTES").is_some() {
+                    return Err(err("API_AUDIENCES", "is not set, but API_ROUTES is: set the audience(s) your API's tokens carry"));
+                }
+                None
+            }
+            Some(auds) => {
+                let audiences: Vec<String> =
+                    crate::policy::list(&auds).map(str::to_owned).collect();
+                let issuers: Vec<String> = match var("API_ISSUERS") {
+                    Some(v) => crate::policy::list(&v).map(str::to_owned).collect(),
+                    None => vec![issuer.as_str().to_owned()],
+                };
+                for i in &issuers {
+                    parse_issuer(i).map_err(|_| err("API_ISSUERS", "each issuer must be an https URL (http only for localhost or 127.0.0.1)"))?;
+                }
+                let typ = match var("API_TOKEN_TYP").as_deref() {
+                    None | Some("any") => TypPolicy::AtJwtOrJwt,
+                    Some("at+jwt") => TypPolicy::AtJwtOnly,
+                    Some(_) => return Err(err("API_TOKEN_TYP", "must be at+jwt or any")),
+                };
+                Some(
+                    ApiConfig::new(issuers, audiences, typ, var("API_ROUTES").as_deref())
+                        .map_err(|p| err("API_ROUTES", p))?,
+                )
+            }
+        };
+
         let upstream = match var("UPSTREAM").as_deref() {
             None | Some("assets") => Upstream::Assets,
             Some(v) => {
@@ -272,6 +305,7 @@ impl Config {
             identity_headers,
             pass_access_token,
             assertion,
+            api,
             upstream,
             auth_prefix,
         })
@@ -573,6 +607,38 @@ mod tests {
                 ("ASSERTION_SIGNING_KEYS", "not json")
             ]),
             "ASSERTION_SIGNING_KEYS"
+        );
+    }
+
+    #[test]
+    fn api_settings() {
+        assert!(parse(&[]).unwrap().api.is_none());
+        let c = parse(&[
+            ("API_AUDIENCES", "api://x, 1111"),
+            ("API_ROUTES", "GET /api/* scope:data.read"),
+        ])
+        .unwrap();
+        let api = c.api.unwrap();
+        assert_eq!(api.audiences, vec!["api://x", "1111"]);
+        assert_eq!(api.issuers, vec!["https://login.example.com/tenant/v2.0"]);
+        assert_eq!(
+            problem_var(&[("API_ROUTES", "GET /api/* scope:x")]),
+            "API_AUDIENCES"
+        );
+        assert_eq!(
+            problem_var(&[("API_AUDIENCES", "a"), ("API_ROUTES", "GET api scope:x")]),
+            "API_ROUTES"
+        );
+        assert_eq!(
+            problem_var(&[
+                ("API_AUDIENCES", "a"),
+                ("API_ISSUERS", "http://evil.example")
+            ]),
+            "API_ISSUERS"
+        );
+        assert_eq!(
+            problem_var(&[("API_AUDIENCES", "a"), ("API_TOKEN_TYP", "jwt")]),
+            "API_TOKEN_TYP"
         );
     }
 

@@ -3,13 +3,16 @@
 use serde_json::json;
 use url::Url;
 
+use crate::access_token::{self, AccessExpectations, ListClaims, VerifiedAccessToken};
+use crate::api::ApiRoute;
+use crate::assertion::Subject;
 use crate::config::PassAccessToken;
 use crate::config::{is_loopback_host, Config};
 use crate::cookies::{parse_cookie_header, CookieJar};
 use crate::error::GateError;
 use crate::http::{Headers, Method, Response};
 use crate::id_token::{self, Expectations};
-use crate::jws::{self, RustVerifier, UnverifiedJws};
+use crate::jws::{self, UnverifiedJws};
 use crate::pages::{page, Action};
 use crate::path::RequestPath;
 use crate::platform::Platform;
@@ -19,11 +22,13 @@ use crate::return_to::ReturnTo;
 use crate::seal::Purpose;
 use crate::session::{read_session, NoSession, Session, SessionSealError};
 use crate::session::{ClaimNames, StoredAccessToken};
+use crate::token_cache::TokenCache;
 use crate::token_response::{printable, TokenError, TokenResponse};
 use crate::transaction::{
     CallbackError, CallbackParams, CodeExchange, LoginTransaction, MAX_LIVE_TRANSACTIONS,
     TRANSACTION_TTL_SECS,
 };
+use crate::types::Issuer;
 use crate::upstream::{header_value, request_headers_for_origin};
 
 pub struct GateRequest {
@@ -49,6 +54,7 @@ pub enum Outcome {
 pub struct Gate<'a, P: Platform> {
     pub cfg: &'a Config,
     pub cache: &'a ProviderCache,
+    pub tokens: &'a TokenCache,
     pub platform: &'a P,
 }
 
@@ -119,6 +125,26 @@ impl<'a, P: Platform> Gate<'a, P> {
                 protected: false,
             };
         }
+        if let Some(api) = &self.cfg.api {
+            let route = api.route_for(req.method.as_str(), &path);
+            match bearer_credential(&req.headers) {
+                Credential::Bearer(token) => {
+                    return self.bearer(req, &jar, &path, rule, route, token).await
+                }
+                Credential::Malformed => {
+                    return Outcome::Respond(bearer_challenge(
+                        400,
+                        "invalid_request",
+                        "The Authorization header is not a Bearer token.",
+                        None,
+                    ))
+                }
+                Credential::None if route.is_some() => {
+                    return Outcome::Respond(bearer_challenge(401, "", "", None))
+                }
+                Credential::None => {}
+            }
+        }
         match self.session(req, &jar) {
             Ok(session) => self.authorize(req, &jar, &path, rule, session),
             Err(why) => Outcome::Respond(self.unauthenticated(req, &jar, why)),
@@ -140,30 +166,10 @@ impl<'a, P: Platform> Gate<'a, P> {
             groups: &session.groups,
             roles: &session.roles,
         };
-        let decision = Policy::judge(rule, &who);
-        let (outcome, reason) = match &decision {
-            Decision::Allow { reason } => ("allow", reason),
-            Decision::Deny { reason } => ("deny", reason),
-        };
-        self.platform.log(&json!({
-            "event": "access", "time": self.platform.now(), "path": path.as_str().chars().take(200).collect::<String>(),
-            "sub": session.sub, "rule": rule.name, "outcome": outcome, "reason": reason,
-        }));
-        if let Decision::Deny { .. } = decision {
+        if let Decision::Deny { .. } = self.decide(path, rule, &session.sub, &who) {
             return Outcome::Respond(self.forbidden(req, &session));
         }
-        let mut headers =
-            request_headers_for_origin(&req.headers, jar, &self.configured_identity_headers());
-        let ids = &self.cfg.identity_headers;
-        if let Some(h) = &ids.user {
-            headers.set(h, header_value(&session.sub));
-        }
-        if let (Some(h), Some(email)) = (&ids.email, &session.email) {
-            headers.set(h, header_value(email));
-        }
-        if let Some(h) = ids.groups.as_ref().filter(|_| !session.groups.is_empty()) {
-            headers.set(h, header_value(&session.groups.join(",")));
-        }
+        let mut headers = self.origin_headers(req, jar, &session.subject());
         if let (Some(how), Some(token)) = (self.cfg.pass_access_token, &session.access_token) {
             if token.expires_at.is_none_or(|e| e > self.platform.now()) {
                 match how {
@@ -176,17 +182,208 @@ impl<'a, P: Platform> Gate<'a, P> {
                 }
             }
         }
-        if let Some(signer) = &self.cfg.assertion {
-            headers.set(
-                &signer.header,
-                signer.assertion(&req.origin(), &session, self.platform.now()),
-            );
-        }
         Outcome::Forward {
             path: path.as_str().to_owned(),
             headers,
             protected: true,
         }
+    }
+
+    /// Judges and writes the one log line every decision gets.
+    fn decide(&self, path: &RequestPath, rule: &Rule, sub: &str, who: &Identity<'_>) -> Decision {
+        let decision = Policy::judge(rule, who);
+        let (outcome, reason) = match &decision {
+            Decision::Allow { reason } => ("allow", reason),
+            Decision::Deny { reason } => ("deny", reason),
+        };
+        self.log_access(path, sub, &rule.name, outcome, reason);
+        decision
+    }
+
+    fn log_access(&self, path: &RequestPath, sub: &str, rule: &str, outcome: &str, reason: &str) {
+        self.platform.log(&json!({
+            "event": "access", "time": self.platform.now(), "path": path.as_str().chars().take(200).collect::<String>(),
+            "sub": sub, "rule": rule, "outcome": outcome, "reason": reason,
+        }));
+    }
+
+    /// The request headers for the origin: inbound identity stripped, the real one set.
+    fn origin_headers(&self, req: &GateRequest, jar: &CookieJar, who: &Subject<'_>) -> Headers {
+        let mut headers =
+            request_headers_for_origin(&req.headers, jar, &self.configured_identity_headers());
+        if self.cfg.pass_access_token == Some(PassAccessToken::Authorization)
+            && !self.bearer_in_use()
+        {
+            // The origin treats Authorization as coming from us: never pass the client's own.
+            headers.remove("Authorization");
+        }
+        let ids = &self.cfg.identity_headers;
+        if let Some(h) = &ids.user {
+            headers.set(h, header_value(who.sub));
+        }
+        if let (Some(h), Some(email)) = (&ids.email, who.email) {
+            headers.set(h, header_value(email));
+        }
+        if let Some(h) = ids.groups.as_ref().filter(|_| !who.groups.is_empty()) {
+            let groups: Vec<String> = who
+                .groups
+                .iter()
+                .map(|g| header_value(g).replace(',', "%2C"))
+                .collect();
+            headers.set(h, groups.join(","));
+        }
+        if let Some(signer) = &self.cfg.assertion {
+            headers.set(
+                &signer.header,
+                signer.assertion(&req.origin(), who, self.platform.now()),
+            );
+        }
+        headers
+    }
+
+    /// Bearer tokens are accepted (so an Authorization header is the client's API credential).
+    fn bearer_in_use(&self) -> bool {
+        self.cfg.api.is_some()
+    }
+
+    /// A request carrying `Authorization: Bearer`: the token decides, never a cookie.
+    async fn bearer(
+        &self,
+        req: &GateRequest,
+        jar: &CookieJar,
+        path: &RequestPath,
+        rule: &Rule,
+        route: Option<&ApiRoute>,
+        token: &str,
+    ) -> Outcome {
+        let now = i64::try_from(self.platform.now()).unwrap_or(i64::MAX);
+        let verified = match self.tokens.get(token, now) {
+            Some(t) => t,
+            None => match self.verify_access_token(token, now).await {
+                Ok(t) => self.tokens.insert(token, t),
+                Err(e) => {
+                    self.platform.log(&json!({"level":"warn","event":"bearer_rejected","path":path.as_str(),"reason":e.log}));
+                    return Outcome::Respond(e.response);
+                }
+            },
+        };
+        match route {
+            Some(route) => match route.judge(&verified) {
+                Ok(reason) => {
+                    self.log_access(path, &verified.subject, &route.name, "allow", &reason)
+                }
+                Err(wanted) => {
+                    self.log_access(
+                        path,
+                        &verified.subject,
+                        &route.name,
+                        "deny",
+                        "insufficient scope",
+                    );
+                    return Outcome::Respond(bearer_challenge(
+                        403,
+                        "insufficient_scope",
+                        "The token lacks the scope or role this route requires.",
+                        Some(&wanted),
+                    ));
+                }
+            },
+            None => {
+                let who = Identity {
+                    email: verified.email.as_deref(),
+                    email_verified: None,
+                    groups: &verified.groups,
+                    roles: &verified.roles,
+                };
+                if let Decision::Deny { .. } = self.decide(path, rule, &verified.subject, &who) {
+                    return Outcome::Respond(Response::json(
+                        403,
+                        &json!({"error":"forbidden","error_description":"Not allowed here."}),
+                    ));
+                }
+            }
+        }
+        let subject = Subject {
+            idp: &verified.issuer,
+            sub: &verified.subject,
+            email: verified.email.as_deref(),
+            name: None,
+            groups: &verified.groups,
+            roles: &verified.roles,
+            since: 0,
+            until: u64::try_from(verified.expires_at).unwrap_or(0),
+        };
+        let headers = self.origin_headers(req, jar, &subject);
+        Outcome::Forward {
+            path: path.as_str().to_owned(),
+            headers,
+            protected: true,
+        }
+    }
+
+    async fn verify_access_token(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<VerifiedAccessToken, BearerRejection> {
+        let invalid = |why: &str| BearerRejection::invalid(why);
+        let api = self
+            .cfg
+            .api
+            .as_ref()
+            .ok_or_else(|| invalid("Bearer tokens are not accepted here"))?;
+        let jws = UnverifiedJws::parse(token).map_err(|e| BearerRejection {
+            log: e.to_string(),
+            response: bearer_challenge(
+                401,
+                "invalid_token",
+                "The token is malformed or uses a refused algorithm.",
+                None,
+            ),
+        })?;
+        // Only trusted issuers' keys are ever fetched: the issuer is checked before any I/O.
+        let iss = jws
+            .unverified_issuer()
+            .ok_or_else(|| invalid("the token has no issuer"))?;
+        if !api.issuers.contains(&iss) {
+            return Err(invalid("the token's issuer is not trusted"));
+        }
+        let unavailable = |why: String| BearerRejection {
+            log: why,
+            response: bearer_challenge(
+                503,
+                "temporarily_unavailable",
+                "The token issuer's keys cannot be fetched right now.",
+                None,
+            ),
+        };
+        let meta = self
+            .cache
+            .metadata(self.platform, &Issuer::new(iss))
+            .await
+            .map_err(|e| unavailable(format!("{e:?}")))?;
+        let key = self
+            .cache
+            .key_for(self.platform, &meta.jwks_uri, &jws.header)
+            .await
+            .map_err(|e| match e {
+                KeyLookupError::Provider(p) => unavailable(format!("{p:?}")),
+                KeyLookupError::Key(_) => invalid("no signing key of the issuer fits the token"),
+            })?;
+        let verified = jws::verify(self.platform.verifier(), jws, &key)
+            .await
+            .map_err(|_| invalid("the signature does not verify"))?;
+        let expect = AccessExpectations {
+            issuers: &api.issuers,
+            audiences: &api.audiences,
+            typ: api.typ,
+            now,
+        };
+        let lists = ListClaims {
+            groups: &self.cfg.groups_claim,
+            roles: &self.cfg.roles_claim,
+        };
+        access_token::validate(&verified, &expect, &lists).map_err(|e| invalid(&e.to_string()))
     }
 
     /// Header names the origin trusts for identity besides the built-in list: configured
@@ -514,7 +711,7 @@ impl<'a, P: Platform> Gate<'a, P> {
                 KeyLookupError::Provider(p) => provider_error(p),
                 KeyLookupError::Key(k) => reject(format!("no signing key for the token ({k:?})")),
             })?;
-        let verified = jws::verify(&RustVerifier, jws, &key)
+        let verified = jws::verify(self.platform.verifier(), jws, &key)
             .await
             .map_err(|e| reject(e.to_string()))?;
         let expect = Expectations {
@@ -596,7 +793,7 @@ impl<'a, P: Platform> Gate<'a, P> {
                 resp.headers.append("Clear-Site-Data", "\"cache\"");
                 Ok(resp)
             }
-            Method::Other => Err(GateError::MethodNotAllowed),
+            _ => Err(GateError::MethodNotAllowed),
         }
     }
 
@@ -623,6 +820,70 @@ impl<'a, P: Platform> Gate<'a, P> {
                 .with_header("WWW-Authenticate", "Bearer realm=\"portcullis\"")),
         }
     }
+}
+
+/// A refused Bearer token: the log reason and the RFC 6750 answer.
+struct BearerRejection {
+    log: String,
+    response: Response,
+}
+
+impl BearerRejection {
+    fn invalid(why: &str) -> Self {
+        Self {
+            log: why.to_owned(),
+            response: bearer_challenge(401, "invalid_token", why, None),
+        }
+    }
+}
+
+enum Credential<'r> {
+    None,
+    Bearer(&'r str),
+    Malformed,
+}
+
+/// `Authorization: Bearer <token>` (RFC 6750 2.1). Tokens in the query string or body are
+/// never read.
+fn bearer_credential(headers: &Headers) -> Credential<'_> {
+    let Some(value) = headers.get("Authorization") else {
+        return Credential::None;
+    };
+    let mut parts = value.trim().splitn(2, ' ');
+    match (parts.next(), parts.next().map(str::trim)) {
+        (Some(scheme), Some(token))
+            if scheme.eq_ignore_ascii_case("bearer")
+                && !token.is_empty()
+                && !token.contains(' ') =>
+        {
+            Credential::Bearer(token)
+        }
+        (Some(scheme), _) if scheme.eq_ignore_ascii_case("bearer") => Credential::Malformed,
+        // Basic and other schemes belong to the origin; they are not our business.
+        _ => Credential::None,
+    }
+}
+
+/// An RFC 6750 answer: `WWW-Authenticate: Bearer realm=...` plus a JSON body. `error` empty
+/// means no credentials were sent (no error code, RFC 6750 3.1).
+fn bearer_challenge(status: u16, error: &str, description: &str, scope: Option<&str>) -> Response {
+    // Fixed texts only: nothing from the request goes into the header.
+    let mut challenge = "Bearer realm=\"portcullis\"".to_owned();
+    if !error.is_empty() {
+        challenge.push_str(&format!(
+            ", error=\"{error}\", error_description=\"{}\"",
+            description.replace(['"', '\\'], "")
+        ));
+    }
+    if let Some(s) = scope {
+        challenge.push_str(&format!(", scope=\"{}\"", s.replace(['"', '\\'], "")));
+    }
+    let body = if error.is_empty() {
+        json!({"error": "unauthenticated", "error_description": "A Bearer token is required."})
+    } else {
+        json!({"error": error, "error_description": description, "scope": scope})
+    };
+    Response::json(status, &body).with_header("WWW-Authenticate", challenge)
 }
 
 fn provider_error(e: ProviderError) -> GateError {

@@ -61,6 +61,10 @@ pub enum Method {
     Get,
     Head,
     Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
     Other,
 }
 
@@ -70,7 +74,25 @@ impl Method {
             "GET" => Self::Get,
             "HEAD" => Self::Head,
             "POST" => Self::Post,
+            "PUT" => Self::Put,
+            "PATCH" => Self::Patch,
+            "DELETE" => Self::Delete,
+            "OPTIONS" => Self::Options,
             _ => Self::Other,
+        }
+    }
+
+    /// The method as `API_ROUTES` names it; unknown methods match only `*` routes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Head => "HEAD",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+            Self::Options => "OPTIONS",
+            Self::Other => "*OTHER*",
         }
     }
 }

@@ -149,14 +149,14 @@ pub fn validate(
     expect: &Expectations<'_>,
 ) -> Result<VerifiedIdToken, IdTokenError> {
     // An access token (RFC 9068 `at+jwt`) or logout token is not an ID token.
-    if let Some(typ) = &jws.header.typ {
+    if let Some(typ) = &jws.header().typ {
         let t = typ.to_ascii_lowercase();
         if t != "jwt" && t != "application/jwt" {
             return Err(IdTokenError::WrongType);
         }
     }
     let all: serde_json::Value =
-        serde_json::from_slice(&jws.payload).map_err(|e| IdTokenError::Claims(e.to_string()))?;
+        serde_json::from_slice(jws.payload()).map_err(|e| IdTokenError::Claims(e.to_string()))?;
     let c: Claims =
         serde_json::from_value(all.clone()).map_err(|e| IdTokenError::Claims(e.to_string()))?;
     if c.iss != expect.issuer.as_str() {
@@ -203,7 +203,7 @@ pub fn validate(
         .filter(|s| !s.is_empty())
         .ok_or(IdTokenError::MissingSubject)?;
     if let (Some(at_hash), Some(access_token)) = (&c.at_hash, expect.access_token) {
-        if *at_hash != access_token_hash(jws.header.alg, access_token) {
+        if *at_hash != access_token_hash(jws.header().alg, access_token) {
             return Err(IdTokenError::AccessTokenHashMismatch);
         }
     }

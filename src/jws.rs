@@ -163,13 +163,40 @@ impl<'a> UnverifiedJws<'a> {
     pub fn signature(&self) -> &[u8] {
         &self.signature
     }
+
+    /// The `iss` claim before any check: only to choose which trusted issuer's keys to try.
+    pub fn unverified_issuer(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Iss {
+            iss: String,
+        }
+        serde_json::from_slice::<Iss>(&self.payload)
+            .ok()
+            .map(|i| i.iss)
+    }
 }
 
-/// A token whose signature checked out against `key_id`'s key.
+/// A token whose signature checked out. Only [`verify`] makes one (fields are private).
 #[derive(Debug)]
 pub struct VerifiedJws {
-    pub header: JoseHeader,
-    pub payload: Vec<u8>,
+    header: JoseHeader,
+    payload: Vec<u8>,
+}
+
+impl VerifiedJws {
+    pub fn header(&self) -> &JoseHeader {
+        &self.header
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// Unit tests of claim rules may start from a payload they call verified.
+    #[cfg(test)]
+    pub fn assume_verified(header: JoseHeader, payload: Vec<u8>) -> Self {
+        Self { header, payload }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,7 @@
 //! portcullis: OpenID Connect sign-in at the edge, as one Rust Cloudflare Worker.
 
+pub mod access_token;
+pub mod api;
 pub mod assertion;
 pub mod config;
 pub mod cookies;
@@ -21,6 +23,7 @@ pub mod return_to;
 pub mod seal;
 pub mod secret;
 pub mod session;
+pub mod token_cache;
 pub mod token_response;
 pub mod transaction;
 pub mod types;
@@ -31,3 +34,5 @@ mod test_support;
 
 #[cfg(target_arch = "wasm32")]
 mod shell;
+#[cfg(target_arch = "wasm32")]
+mod webcrypto;

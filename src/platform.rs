@@ -2,9 +2,13 @@
 //! workerd (fetch, KV, Date, console), host tests with doubles.
 
 use crate::http::{OutboundRequest, Response};
+use crate::jws::SignatureVerifier;
 
 #[allow(async_fn_in_trait)] // single-threaded wasm: futures need not be Send
 pub trait Platform {
+    /// Checks signatures: WebCrypto in the worker, pure Rust on the host.
+    type Verifier: SignatureVerifier;
+    fn verifier(&self) -> &Self::Verifier;
     /// Seconds since the Unix epoch.
     fn now(&self) -> u64;
     /// An outbound HTTP request; `Err` for network failures only (any status is `Ok`).

@@ -1,10 +1,11 @@
-//! Provider metadata and signing keys, cached in isolate memory and in KV.
+//! Provider metadata and signing keys, cached in isolate memory and in KV, per issuer.
 //!
 //! Freshness comes from the provider's Cache-Control (clamped to [60 s, 24 h]). When the
 //! provider is unreachable, stale copies keep serving; an unknown `kid` refetches the key set,
-//! at most once a minute per isolate.
+//! at most once a minute per key set and isolate.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
@@ -38,17 +39,19 @@ pub enum KeyLookupError {
 }
 
 struct Entry<T> {
-    source: String,
     value: Rc<T>,
     fresh_until: u64,
 }
 
+/// Documents by URL: one per trusted issuer, a handful.
+type Slots<T> = RefCell<HashMap<String, Entry<T>>>;
+
 /// The per-isolate cache. One lives for the isolate's lifetime in the worker.
 #[derive(Default)]
 pub struct ProviderCache {
-    metadata: RefCell<Option<Entry<ProviderMetadata>>>,
-    jwks: RefCell<Option<Entry<JwkSet>>>,
-    last_forced_jwks: Cell<Option<u64>>,
+    metadata: Slots<ProviderMetadata>,
+    jwks: Slots<JwkSet>,
+    last_forced_jwks: RefCell<HashMap<String, u64>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -105,15 +108,14 @@ impl ProviderCache {
             Err(e) => return Err(KeyLookupError::Key(e)),
         }
         let now = p.now();
-        let recently = self
-            .last_forced_jwks
-            .get()
-            .is_some_and(|t| now < t.saturating_add(FORCED_REFETCH_INTERVAL_SECS));
-        if recently {
+        let last = self.last_forced_jwks.borrow().get(jwks_uri).copied();
+        if last.is_some_and(|t| now < t.saturating_add(FORCED_REFETCH_INTERVAL_SECS)) {
             p.log(&json!({"level":"warn","event":"jwks_refetch_skipped","reason":"unknown kid, refetched less than a minute ago"}));
             return set.select(header).cloned().map_err(KeyLookupError::Key);
         }
-        self.last_forced_jwks.set(Some(now));
+        self.last_forced_jwks
+            .borrow_mut()
+            .insert(jwks_uri.to_owned(), now);
         p.log(&json!({"level":"info","event":"jwks_refetch","reason":"unknown kid"}));
         let set = self
             .jwks(p, jwks_uri, true)
@@ -123,20 +125,23 @@ impl ProviderCache {
     }
 }
 
+fn read_kv_record(s: &str) -> Option<KvRecord> {
+    serde_json::from_str(s).ok()
+}
+
 /// Memory, then KV, then the network; stale copies when the network fails.
 async fn load<P: Platform, T>(
     p: &P,
-    slot: &RefCell<Option<Entry<T>>>,
+    slots: &Slots<T>,
     kind: &str,
     url: &str,
     force: bool,
     parse: impl Fn(&[u8]) -> Result<T, String>,
 ) -> Result<Rc<T>, ProviderError> {
     let now = p.now();
-    let in_memory = slot
+    let in_memory = slots
         .borrow()
-        .as_ref()
-        .filter(|e| e.source == url)
+        .get(url)
         .map(|e| (e.value.clone(), e.fresh_until));
     if let Some((value, fresh_until)) = &in_memory {
         if !force && now < *fresh_until {
@@ -144,24 +149,23 @@ async fn load<P: Platform, T>(
         }
     }
     let key = kv_key(kind, url);
+    // A forced refetch, or a stale memory copy, goes to the network first; KV's copy is at
+    // most as new as what this isolate already had.
     let kv_record = match (force, &in_memory) {
-        // A forced refetch or a stale memory copy skips KV's possibly older copy... unless
-        // the network fails, handled below.
-        (false, None) => p
-            .kv_get(&key)
-            .await
-            .and_then(|s| serde_json::from_str::<KvRecord>(&s).ok()),
+        (false, None) => p.kv_get(&key).await.as_deref().and_then(read_kv_record),
         _ => None,
     };
     if let Some(rec) = &kv_record {
         if now < rec.fresh_until {
             if let Ok(value) = parse(rec.body.as_bytes()) {
                 let value = Rc::new(value);
-                *slot.borrow_mut() = Some(Entry {
-                    source: url.to_owned(),
-                    value: value.clone(),
-                    fresh_until: rec.fresh_until,
-                });
+                slots.borrow_mut().insert(
+                    url.to_owned(),
+                    Entry {
+                        value: value.clone(),
+                        fresh_until: rec.fresh_until,
+                    },
+                );
                 return Ok(value);
             }
         }
@@ -171,13 +175,14 @@ async fn load<P: Platform, T>(
         Ok((body, ttl)) => {
             let value = Rc::new(parse(body.as_bytes()).map_err(ProviderError::Invalid)?);
             let fresh_until = now.saturating_add(ttl);
-            *slot.borrow_mut() = Some(Entry {
-                source: url.to_owned(),
-                value: value.clone(),
-                fresh_until,
-            });
-            let rec = KvRecord { fresh_until, body };
-            if let Ok(s) = serde_json::to_string(&rec) {
+            slots.borrow_mut().insert(
+                url.to_owned(),
+                Entry {
+                    value: value.clone(),
+                    fresh_until,
+                },
+            );
+            if let Ok(s) = serde_json::to_string(&KvRecord { fresh_until, body }) {
                 p.kv_put(&key, &s, KV_RETENTION_SECS).await;
             }
             Ok(value)
@@ -188,10 +193,7 @@ async fn load<P: Platform, T>(
                 None => {
                     let rec = match kv_record {
                         Some(r) => Some(r),
-                        None => p
-                            .kv_get(&key)
-                            .await
-                            .and_then(|s| serde_json::from_str::<KvRecord>(&s).ok()),
+                        None => p.kv_get(&key).await.as_deref().and_then(read_kv_record),
                     };
                     rec.and_then(|r| parse(r.body.as_bytes()).ok()).map(Rc::new)
                 }

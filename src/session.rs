@@ -114,6 +114,19 @@ impl Session {
         Err(SessionSealError::TooLarge)
     }
 
+    pub fn subject(&self) -> crate::assertion::Subject<'_> {
+        crate::assertion::Subject {
+            idp: self.iss.as_str(),
+            sub: &self.sub,
+            email: self.email.as_deref(),
+            name: self.name.as_deref(),
+            groups: &self.groups,
+            roles: &self.roles,
+            since: self.iat,
+            until: self.exp,
+        }
+    }
+
     pub fn is_current(&self, now: u64, issuer: &Issuer) -> bool {
         now < self.exp && self.iat <= now.saturating_add(60) && &self.iss == issuer
     }

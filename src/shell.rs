@@ -16,7 +16,9 @@ use crate::gate::{Gate, GateRequest, Outcome};
 use crate::http::{Headers, Method, OutboundRequest, Response};
 use crate::platform::Platform;
 use crate::provider::ProviderCache;
+use crate::token_cache::TokenCache;
 use crate::upstream::protect_response_headers;
+use crate::webcrypto::WebCryptoVerifier;
 
 const KV_BINDING: &str = "JWKS_CACHE";
 const ASSETS_BINDING: &str = "ASSETS";
@@ -25,6 +27,8 @@ const ASSETS_BINDING: &str = "ASSETS";
 struct Isolate {
     config: Config,
     cache: ProviderCache,
+    tokens: TokenCache,
+    verifier: WebCryptoVerifier,
 }
 
 thread_local! {
@@ -46,6 +50,8 @@ fn isolate(env: &Env) -> std::result::Result<Rc<Isolate>, GateError> {
     let i = Rc::new(Isolate {
         config,
         cache: ProviderCache::new(),
+        tokens: TokenCache::default(),
+        verifier: WebCryptoVerifier::default(),
     });
     ISOLATE.with(|s| *s.borrow_mut() = Some(i.clone()));
     Ok(i)
@@ -53,9 +59,16 @@ fn isolate(env: &Env) -> std::result::Result<Rc<Isolate>, GateError> {
 
 struct WorkerPlatform<'a> {
     env: &'a Env,
+    verifier: &'a WebCryptoVerifier,
 }
 
 impl Platform for WorkerPlatform<'_> {
+    type Verifier = WebCryptoVerifier;
+
+    fn verifier(&self) -> &WebCryptoVerifier {
+        self.verifier
+    }
+
     fn now(&self) -> u64 {
         Date::now().as_millis() / 1000
     }
@@ -140,10 +153,14 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<WorkerResponse> 
         url,
         headers: from_worker_headers(req.headers()),
     };
-    let platform = WorkerPlatform { env: &env };
+    let platform = WorkerPlatform {
+        env: &env,
+        verifier: &isolate.verifier,
+    };
     let gate = Gate {
         cfg: &isolate.config,
         cache: &isolate.cache,
+        tokens: &isolate.tokens,
         platform: &platform,
     };
     match gate.handle(&gate_req).await {

@@ -120,6 +120,12 @@ impl FakePlatform {
 }
 
 impl Platform for FakePlatform {
+    type Verifier = crate::jws::RustVerifier;
+
+    fn verifier(&self) -> &Self::Verifier {
+        &crate::jws::RustVerifier
+    }
+
     fn now(&self) -> u64 {
         self.now.get()
     }
@@ -387,6 +393,7 @@ impl Login {
 struct Harness {
     cfg: Config,
     cache: ProviderCache,
+    tokens: crate::token_cache::TokenCache,
     idp: FakePlatform,
     /// The provider's signing key, published in its JWKS.
     key: TestKey,
@@ -421,6 +428,7 @@ impl Harness {
         Self {
             cfg,
             cache: ProviderCache::new(),
+            tokens: crate::token_cache::TokenCache::default(),
             idp,
             key,
         }
@@ -431,6 +439,7 @@ impl Harness {
             Gate {
                 cfg: &self.cfg,
                 cache: &self.cache,
+                tokens: &self.tokens,
                 platform: &self.idp,
             }
             .handle(req),
