@@ -95,7 +95,7 @@ impl ApiConfig {
             r.methods
                 .as_ref()
                 .is_none_or(|m| m.iter().any(|x| x == method))
-                && r.pattern.matches(path)
+                && r.pattern.covers(path)
         })
     }
 }

@@ -179,8 +179,18 @@ impl Config {
             groups: groups.as_deref(),
             roles: roles.as_deref(),
         };
-        let policy = Policy::new(&public_paths, access_rules.as_deref(), &allow)
-            .map_err(|e| err(e.variable, e.problem))?;
+        let trust_unstated_email = match var("ALLOW_UNVERIFIED_EMAIL").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(err("ALLOW_UNVERIFIED_EMAIL", "must be true or false")),
+        };
+        let policy = Policy::new(
+            &public_paths,
+            access_rules.as_deref(),
+            &allow,
+            trust_unstated_email,
+        )
+        .map_err(|e| err(e.variable, e.problem))?;
 
         let claim_name = |name: &'static str, default: &str| -> Result<String, ConfigError> {
             let v = var(name).unwrap_or_else(|| default.to_owned());

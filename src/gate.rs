@@ -16,7 +16,7 @@ use crate::jws::{self, UnverifiedJws};
 use crate::pages::{page, Action};
 use crate::path::RequestPath;
 use crate::platform::Platform;
-use crate::policy::{Decision, Identity, Policy, Rule};
+use crate::policy::{Decision, Identity, Rule};
 use crate::provider::{KeyLookupError, ProviderCache, ProviderError};
 use crate::return_to::ReturnTo;
 use crate::seal::Purpose;
@@ -191,7 +191,7 @@ impl<'a, P: Platform> Gate<'a, P> {
 
     /// Judges and writes the one log line every decision gets.
     fn decide(&self, path: &RequestPath, rule: &Rule, sub: &str, who: &Identity<'_>) -> Decision {
-        let decision = Policy::judge(rule, who);
+        let decision = self.cfg.policy.judge(rule, who);
         let (outcome, reason) = match &decision {
             Decision::Allow { reason } => ("allow", reason),
             Decision::Deny { reason } => ("deny", reason),

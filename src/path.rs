@@ -18,6 +18,7 @@ pub enum PathError {
     ControlCharacter,
     PathParameter,
     TrailingDot,
+    TrailingSpace,
     NotAbsolute,
 }
 
@@ -30,6 +31,7 @@ impl std::fmt::Display for PathError {
             Self::ControlCharacter => "control character in the path",
             Self::PathParameter => "; path parameter in the path",
             Self::TrailingDot => "a path segment ends with a dot",
+            Self::TrailingSpace => "a path segment ends with a space",
             Self::NotAbsolute => "the path does not start with /",
         })
     }
@@ -99,6 +101,8 @@ impl RequestPath {
                     out.pop();
                 }
                 s if s.ends_with('.') => return Err(PathError::TrailingDot),
+                // Windows servers strip trailing spaces too (`/admin%20/` is `/admin/` there).
+                s if s.ends_with("%20") => return Err(PathError::TrailingSpace),
                 s => out.push(s),
             }
         }
@@ -142,6 +146,8 @@ impl PathPattern {
         }
     }
 
+    /// Exact, case-sensitive matching: for rules that open a path (`public`), so a
+    /// differently-cased path never becomes public by accident.
     pub fn matches(&self, path: &RequestPath) -> bool {
         let p = path.as_str();
         match self {
@@ -150,6 +156,28 @@ impl PathPattern {
                 p == dir
                     || p.strip_prefix(dir.as_str())
                         .is_some_and(|rest| rest.starts_with('/'))
+            }
+        }
+    }
+
+    /// Loose matching for rules that restrict a path: ASCII case-insensitive, and an exact
+    /// pattern also matches with a trailing `/`, because many origins (IIS, ASP.NET, Express
+    /// by default) serve `/ADMIN/` as `/admin`.
+    pub fn covers(&self, path: &RequestPath) -> bool {
+        let p = path.as_str();
+        let starts_with_ci = |s: &str, prefix: &str| {
+            s.len() >= prefix.len()
+                && s.is_char_boundary(prefix.len())
+                && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+        };
+        match self {
+            Self::Exact(e) => {
+                p.eq_ignore_ascii_case(e)
+                    || p.strip_suffix('/')
+                        .is_some_and(|q| q.eq_ignore_ascii_case(e))
+            }
+            Self::Prefix(dir) => {
+                starts_with_ci(p, dir) && (p.len() == dir.len() || p[dir.len()..].starts_with('/'))
             }
         }
     }
@@ -209,6 +237,8 @@ mod tests {
             ("/admin./x", Err(PathError::TrailingDot)),
             ("/admin.", Err(PathError::TrailingDot)),
             ("/admin%2e", Err(PathError::TrailingDot)),
+            ("/admin%20/x", Err(PathError::TrailingSpace)),
+            ("/a%20b/x", Ok("/a%20b/x")),
             ("/.well-known/x", Ok("/.well-known/x")),
             ("/v1.2/x", Ok("/v1.2/x")),
             ("admin", Err(PathError::NotAbsolute)),
@@ -250,6 +280,21 @@ mod tests {
         ] {
             assert!(admin.matches(&RequestPath::parse(p).unwrap()), "{p}");
         }
+    }
+
+    #[test]
+    fn restricting_patterns_cover_other_cases_and_trailing_slashes() {
+        let admin = PathPattern::parse("/admin/*").unwrap();
+        let exact = PathPattern::parse("/admin").unwrap();
+        let p = |s: &str| RequestPath::parse(s).unwrap();
+        for s in ["/ADMIN/users", "/Admin", "/aDmIn/x"] {
+            assert!(admin.covers(&p(s)), "{s}");
+            assert!(!admin.matches(&p(s)), "{s}: strict matching stays exact");
+        }
+        assert!(exact.covers(&p("/admin/")) && exact.covers(&p("/ADMIN")));
+        assert!(!exact.covers(&p("/admin/x")) && !admin.covers(&p("/administrator")));
+        assert!(admin.covers(&p("/é/..//admin/x")));
+        assert!(!PathPattern::parse("/é/*").unwrap().covers(&p("/")));
     }
 
     #[test]

@@ -88,6 +88,9 @@ pub enum Decision {
 pub struct Policy {
     rules: Vec<Rule>,
     default: Rule,
+    /// `ALLOW_UNVERIFIED_EMAIL`: let email/domain rules pass when the provider does not say
+    /// whether the address is verified (Entra ID never does). Off by default.
+    trust_unstated_email: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +111,7 @@ impl Policy {
         public_paths: &[PathPattern],
         access_rules: Option<&str>,
         allow: &AllowLists<'_>,
+        trust_unstated_email: bool,
     ) -> Result<Self, PolicyError> {
         let mut rules: Vec<Rule> = public_paths
             .iter()
@@ -179,26 +183,35 @@ impl Policy {
                 pattern: None,
                 any_of,
             },
+            trust_unstated_email,
         })
     }
 
-    /// The rule that governs `path`.
+    /// The rule that governs `path`. Rules that open a path match it exactly; rules that
+    /// restrict it match loosely (any case, trailing slash), so a path cannot dodge them.
     pub fn rule_for(&self, path: &RequestPath) -> &Rule {
         self.rules
             .iter()
-            .find(|r| r.pattern.as_ref().is_some_and(|p| p.matches(path)))
+            .find(|r| {
+                r.pattern.as_ref().is_some_and(|p| {
+                    if r.is_public() {
+                        p.matches(path)
+                    } else {
+                        p.covers(path)
+                    }
+                })
+            })
             .unwrap_or(&self.default)
     }
 
     /// Judges a signed-in person against a rule.
-    pub fn judge(rule: &Rule, who: &Identity<'_>) -> Decision {
+    pub fn judge(&self, rule: &Rule, who: &Identity<'_>) -> Decision {
+        let email = self.usable_email(who);
         for req in &rule.any_of {
             let ok = match req {
                 Requirement::Public | Requirement::Authenticated => true,
-                Requirement::Email(want) => {
-                    verified_email(who).is_some_and(|e| e.eq_ignore_ascii_case(want))
-                }
-                Requirement::Domain(want) => verified_email(who)
+                Requirement::Email(want) => email.is_some_and(|e| e.eq_ignore_ascii_case(want)),
+                Requirement::Domain(want) => email
                     .and_then(email_domain)
                     .is_some_and(|d| d.eq_ignore_ascii_case(want)),
                 Requirement::Group(g) => who.groups.iter().any(|x| x == g),
@@ -210,7 +223,8 @@ impl Policy {
                 };
             }
         }
-        let unverified = who.email_verified == Some(false)
+        let unverified = email.is_none()
+            && who.email.is_some()
             && rule
                 .any_of
                 .iter()
@@ -223,6 +237,16 @@ impl Policy {
             },
         }
     }
+
+    /// The email for email/domain rules: verified by the provider, or, when trusted, not
+    /// stated either way. `email_verified: false` never counts.
+    fn usable_email<'a>(&self, who: &Identity<'a>) -> Option<&'a str> {
+        match who.email_verified {
+            Some(true) => who.email,
+            None if self.trust_unstated_email => who.email,
+            _ => None,
+        }
+    }
 }
 
 pub struct AllowLists<'a> {
@@ -230,14 +254,6 @@ pub struct AllowLists<'a> {
     pub domains: Option<&'a str>,
     pub groups: Option<&'a str>,
     pub roles: Option<&'a str>,
-}
-
-/// The email, unless the provider said it is not verified.
-fn verified_email<'a>(who: &Identity<'a>) -> Option<&'a str> {
-    if who.email_verified == Some(false) {
-        return None;
-    }
-    who.email
 }
 
 /// The part after the single `@`; `None` for addresses with zero or several.
@@ -267,6 +283,7 @@ mod tests {
             &[PathPattern::parse("/public/*").unwrap()],
             Some(rules),
             allow,
+            true,
         )
         .unwrap()
     }
@@ -287,7 +304,7 @@ mod tests {
 
     fn decide(p: &Policy, path: &str, id: &Identity<'_>) -> bool {
         let rule = p.rule_for(&RequestPath::parse(path).unwrap());
-        matches!(Policy::judge(rule, id), Decision::Allow { .. })
+        matches!(p.judge(rule, id), Decision::Allow { .. })
     }
 
     #[test]
@@ -394,11 +411,48 @@ mod tests {
         let id = who("bob@example.com", Some(false), &[], &[]);
         let rule = p.rule_for(&RequestPath::parse("/").unwrap());
         assert_eq!(
-            Policy::judge(rule, &id),
+            p.judge(rule, &id),
             Decision::Deny {
                 reason: "email address not verified by the provider".into()
             }
         );
+    }
+
+    #[test]
+    fn unstated_verification_counts_only_when_trusted() {
+        let strict = Policy::new(&[], Some("/* domain:example.com"), &NO_ALLOW, false).unwrap();
+        let rule = strict.rule_for(&RequestPath::parse("/").unwrap());
+        let unstated = who("a@example.com", None, &[], &[]);
+        assert!(matches!(
+            strict.judge(rule, &unstated),
+            Decision::Deny { .. }
+        ));
+        let verified = who("a@example.com", Some(true), &[], &[]);
+        assert!(matches!(
+            strict.judge(rule, &verified),
+            Decision::Allow { .. }
+        ));
+        let trusting = Policy::new(&[], Some("/* domain:example.com"), &NO_ALLOW, true).unwrap();
+        let rule = trusting.rule_for(&RequestPath::parse("/").unwrap());
+        assert!(matches!(
+            trusting.judge(rule, &unstated),
+            Decision::Allow { .. }
+        ));
+        let refuted = who("a@example.com", Some(false), &[], &[]);
+        assert!(matches!(
+            trusting.judge(rule, &refuted),
+            Decision::Deny { .. }
+        ));
+    }
+
+    #[test]
+    fn restricting_rules_cannot_be_dodged_by_case_but_public_ones_stay_exact() {
+        let public = [PathPattern::parse("/public/*").unwrap()];
+        let p = Policy::new(&public, Some("/admin/* group:admins"), &NO_ALLOW, false).unwrap();
+        let rule = |s: &str| p.rule_for(&RequestPath::parse(s).unwrap()).name.clone();
+        assert_eq!(rule("/ADMIN/users"), "ACCESS_RULES[1] /admin/*");
+        assert_eq!(rule("/Admin"), "ACCESS_RULES[1] /admin/*");
+        assert_eq!(rule("/PUBLIC/x"), "default");
     }
 
     #[test]
@@ -409,7 +463,7 @@ mod tests {
             groups: Some("staff"),
             roles: None,
         };
-        let p = Policy::new(&[], None, &allow).unwrap();
+        let p = Policy::new(&[], None, &allow, true).unwrap();
         let staff = vec!["staff".to_owned()];
         assert!(decide(&p, "/", &who("a@example.org", None, &[], &[])));
         assert!(decide(&p, "/", &who("ceo@x.org", None, &[], &[])));
@@ -426,7 +480,7 @@ mod tests {
             ("/a/*", "rule 1"),
             ("/a/* email:nope", "rule 1"),
         ] {
-            let e = Policy::new(&[], Some(rules), &NO_ALLOW).unwrap_err();
+            let e = Policy::new(&[], Some(rules), &NO_ALLOW, false).unwrap_err();
             assert_eq!(e.variable, "ACCESS_RULES");
             assert!(e.problem.starts_with(want), "{rules}: {}", e.problem);
         }
@@ -437,6 +491,7 @@ mod tests {
                 emails: Some("not-an-email"),
                 ..NO_ALLOW
             },
+            false,
         )
         .unwrap_err();
         assert_eq!(e.variable, "ALLOW_EMAILS");
@@ -448,6 +503,7 @@ mod tests {
             &[],
             Some("# admins only\n\n/admin/* group:admins\n"),
             &NO_ALLOW,
+            false,
         )
         .unwrap();
         assert_eq!(
