@@ -11,7 +11,7 @@ use base64::Engine;
 use crate::types::State;
 
 /// Longest `Cookie` header we read; longer ones are cut (cookies past it are ignored).
-const MAX_COOKIE_HEADER: usize = 16 * 1024;
+const MAX_COOKIE_HEADER: usize = 32 * 1024;
 /// At most this many cookies are read from one header.
 const MAX_COOKIES: usize = 64;
 const BASE_NAME: &str = "portcullis";

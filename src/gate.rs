@@ -117,8 +117,7 @@ impl<'a, P: Platform> Gate<'a, P> {
         }
         let rule = self.cfg.policy.rule_for(&path);
         if rule.is_public() {
-            let headers =
-                request_headers_for_origin(&req.headers, &jar, &self.configured_identity_headers());
+            let headers = self.stripped_headers(req, &jar);
             return Outcome::Forward {
                 path: path.as_str().to_owned(),
                 headers,
@@ -209,14 +208,7 @@ impl<'a, P: Platform> Gate<'a, P> {
 
     /// The request headers for the origin: inbound identity stripped, the real one set.
     fn origin_headers(&self, req: &GateRequest, jar: &CookieJar, who: &Subject<'_>) -> Headers {
-        let mut headers =
-            request_headers_for_origin(&req.headers, jar, &self.configured_identity_headers());
-        if self.cfg.pass_access_token == Some(PassAccessToken::Authorization)
-            && !self.bearer_in_use()
-        {
-            // The origin treats Authorization as coming from us: never pass the client's own.
-            headers.remove("Authorization");
-        }
+        let mut headers = self.stripped_headers(req, jar);
         let ids = &self.cfg.identity_headers;
         if let Some(h) = &ids.user {
             headers.set(h, header_value(who.sub));
@@ -237,6 +229,19 @@ impl<'a, P: Platform> Gate<'a, P> {
                 &signer.header,
                 signer.assertion(&req.origin(), who, self.platform.now()),
             );
+        }
+        headers
+    }
+
+    /// The request headers without anything the origin could take for identity from us.
+    fn stripped_headers(&self, req: &GateRequest, jar: &CookieJar) -> Headers {
+        let mut headers =
+            request_headers_for_origin(&req.headers, jar, &self.configured_identity_headers());
+        if self.cfg.pass_access_token == Some(PassAccessToken::Authorization)
+            && !self.bearer_in_use()
+        {
+            // The origin treats Authorization as coming from us: never pass the client's own.
+            headers.remove("Authorization");
         }
         headers
     }
@@ -441,6 +446,7 @@ impl<'a, P: Platform> Gate<'a, P> {
             jar,
             req.headers.get("Cookie"),
             &self.cfg.issuer,
+            &self.cfg.client_id,
             self.platform.now(),
         )
     }
@@ -595,6 +601,19 @@ impl<'a, P: Platform> Gate<'a, P> {
             return Err(GateError::MethodNotAllowed);
         }
         if let Some(error) = &params.error {
+            // Only an answer to a sign-in this browser started may show provider text on our
+            // domain; anything else is a stale or forged link.
+            let live = match (tx_name, tx_value, params.state.as_deref()) {
+                (Some(name), Some(value), Some(state)) => self
+                    .cfg
+                    .sealer
+                    .open_json::<LoginTransaction>(Purpose::LoginTransaction, name, value)
+                    .is_ok_and(|tx| tx.state().matches(state)),
+                _ => false,
+            };
+            if !live {
+                return Err(GateError::LoginNotFound);
+            }
             return Err(GateError::ProviderSaidNo {
                 error: printable(error, 64),
                 description: params
@@ -673,7 +692,7 @@ impl<'a, P: Platform> Gate<'a, P> {
             self.cfg.session_ttl_secs,
         );
         let (session, sealed) = session
-            .seal(&self.cfg.sealer, &jar.session_name())
+            .seal(&self.cfg.sealer, &jar.session_name(), &self.cfg.client_id)
             .map_err(|e| match e {
                 SessionSealError::TooLarge => {
                     GateError::Internal("the session does not fit in a cookie".into())

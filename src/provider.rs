@@ -23,6 +23,8 @@ const KV_RETENTION_SECS: u64 = 7 * 86400;
 /// Minimum time between key-set refetches forced by an unknown `kid`.
 pub const FORCED_REFETCH_INTERVAL_SECS: u64 = 60;
 const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
+/// After a failed fetch, a stale copy serves this long before the next attempt.
+const RETRY_AFTER_FAILURE_SECS: u64 = 60;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderError {
@@ -129,6 +131,12 @@ fn read_kv_record(s: &str) -> Option<KvRecord> {
     serde_json::from_str(s).ok()
 }
 
+/// A KV record's freshness, never trusted beyond the longest lifetime we would have given it.
+fn kv_fresh_until(rec: &KvRecord, now: u64) -> u64 {
+    rec.fresh_until
+        .min(now.saturating_add(crate::discovery::MAX_CACHE_TTL_SECS))
+}
+
 /// Memory, then KV, then the network; stale copies when the network fails.
 async fn load<P: Platform, T>(
     p: &P,
@@ -156,14 +164,15 @@ async fn load<P: Platform, T>(
         _ => None,
     };
     if let Some(rec) = &kv_record {
-        if now < rec.fresh_until {
+        let fresh_until = kv_fresh_until(rec, now);
+        if now < fresh_until {
             if let Ok(value) = parse(rec.body.as_bytes()) {
                 let value = Rc::new(value);
                 slots.borrow_mut().insert(
                     url.to_owned(),
                     Entry {
                         value: value.clone(),
-                        fresh_until: rec.fresh_until,
+                        fresh_until,
                     },
                 );
                 return Ok(value);
@@ -171,9 +180,14 @@ async fn load<P: Platform, T>(
         }
     }
 
-    match fetch_document(p, url).await {
-        Ok((body, ttl)) => {
-            let value = Rc::new(parse(body.as_bytes()).map_err(ProviderError::Invalid)?);
+    let fetched = fetch_document(p, url).await.and_then(|(body, ttl)| {
+        parse(body.as_bytes())
+            .map(|v| (v, body, ttl))
+            .map_err(|e| format!("unusable answer: {e}"))
+    });
+    match fetched {
+        Ok((value, body, ttl)) => {
+            let value = Rc::new(value);
             let fresh_until = now.saturating_add(ttl);
             slots.borrow_mut().insert(
                 url.to_owned(),
@@ -201,8 +215,18 @@ async fn load<P: Platform, T>(
             match stale {
                 Some(value) => {
                     p.log(&json!({"level":"warn","event":"provider_unreachable","kind":kind,"serving":"stale cached copy","reason":why}));
+                    // Back off: the stale copy serves for a minute before the next attempt.
+                    let retry_at = now.saturating_add(RETRY_AFTER_FAILURE_SECS);
+                    slots.borrow_mut().insert(
+                        url.to_owned(),
+                        Entry {
+                            value: value.clone(),
+                            fresh_until: retry_at,
+                        },
+                    );
                     Ok(value)
                 }
+                None if why.starts_with("unusable answer") => Err(ProviderError::Invalid(why)),
                 None => Err(ProviderError::Unavailable(format!(
                     "{kind} fetch failed: {why}"
                 ))),

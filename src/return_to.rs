@@ -3,7 +3,8 @@
 
 use url::Url;
 
-const MAX_LEN: usize = 2048;
+/// Kept short: it rides in the login cookie, of which up to four may be alive at once.
+const MAX_LEN: usize = 1024;
 const FALLBACK: &str = "/";
 
 /// A validated same-origin path (with query), safe to put in a `Location` header.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::cookies::{parse_cookie_header, CookieJar};
 use crate::id_token::{string_list_claim, VerifiedIdToken};
 use crate::seal::{Purpose, SealError, Sealer};
-use crate::types::Issuer;
+use crate::types::{ClientId, Issuer};
 
 /// Browsers keep about 4096 bytes per cookie, name and attributes included.
 pub const MAX_COOKIE_VALUE: usize = 3800;
@@ -94,9 +94,15 @@ impl Session {
 
     /// Seals the session for its cookie. Groups that would overflow the cookie are left out
     /// (and marked so) rather than failing the sign-in.
-    pub fn seal(mut self, sealer: &Sealer, name: &str) -> Result<(Self, String), SessionSealError> {
+    pub fn seal(
+        mut self,
+        sealer: &Sealer,
+        name: &str,
+        client_id: &ClientId,
+    ) -> Result<(Self, String), SessionSealError> {
+        let ad = binding(name, client_id);
         let sealed = sealer
-            .seal_json(Purpose::Session, name, &self)
+            .seal_json(Purpose::Session, &ad, &self)
             .map_err(SessionSealError::Seal)?;
         if sealed.len() <= MAX_COOKIE_VALUE {
             return Ok((self, sealed));
@@ -105,7 +111,7 @@ impl Session {
             self.groups.clear();
             self.groups_omitted = true;
             let sealed = sealer
-                .seal_json(Purpose::Session, name, &self)
+                .seal_json(Purpose::Session, &ad, &self)
                 .map_err(SessionSealError::Seal)?;
             if sealed.len() <= MAX_COOKIE_VALUE {
                 return Ok((self, sealed));
@@ -161,6 +167,12 @@ pub enum NoSession {
     Expired,
 }
 
+/// What a session cookie is bound to (the AEAD's associated data): its name and the client
+/// id, so a cookie from another deployment sharing COOKIE_SECRET and the issuer does not open.
+fn binding(name: &str, client_id: &ClientId) -> String {
+    format!("{name}\u{0}{}", client_id.as_str())
+}
+
 /// Reads the session from the request's `Cookie` header: absent, unopenable (tampered, other
 /// key, truncated) or expired all mean no session.
 pub fn read_session(
@@ -168,6 +180,7 @@ pub fn read_session(
     jar: &CookieJar,
     cookie_header: Option<&str>,
     issuer: &Issuer,
+    client_id: &ClientId,
     now: u64,
 ) -> Result<Session, NoSession> {
     let name = jar.session_name();
@@ -180,7 +193,7 @@ pub fn read_session(
         })
         .ok_or(NoSession::NoCookie)?;
     let session: Session = sealer
-        .open_json(Purpose::Session, &name, value)
+        .open_json(Purpose::Session, &binding(&name, client_id), value)
         .map_err(|_| NoSession::Unreadable)?;
     if session.is_current(now, issuer) {
         Ok(session)
@@ -192,6 +205,10 @@ pub fn read_session(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn client() -> ClientId {
+        ClientId::new("client")
+    }
 
     fn sealer() -> Sealer {
         Sealer::new(&[[3u8; 32]]).unwrap()
@@ -222,12 +239,15 @@ mod tests {
     #[test]
     fn session_round_trips_through_its_cookie() {
         let jar = CookieJar::new(true);
-        let (s, sealed) = session(3).seal(&sealer(), &jar.session_name()).unwrap();
+        let (s, sealed) = session(3)
+            .seal(&sealer(), &jar.session_name(), &client())
+            .unwrap();
         let read = read_session(
             &sealer(),
             &jar,
             Some(&header(&jar, &sealed)),
             &Issuer::new("https://idp"),
+            &client(),
             500,
         )
         .unwrap();
@@ -237,10 +257,19 @@ mod tests {
     #[test]
     fn expired_or_foreign_issuer_sessions_are_not_sessions() {
         let jar = CookieJar::new(true);
-        let (_, sealed) = session(0).seal(&sealer(), &jar.session_name()).unwrap();
+        let (_, sealed) = session(0)
+            .seal(&sealer(), &jar.session_name(), &client())
+            .unwrap();
         let h = header(&jar, &sealed);
         assert_eq!(
-            read_session(&sealer(), &jar, Some(&h), &Issuer::new("https://idp"), 1000),
+            read_session(
+                &sealer(),
+                &jar,
+                Some(&h),
+                &Issuer::new("https://idp"),
+                &client(),
+                1000
+            ),
             Err(NoSession::Expired)
         );
         assert_eq!(
@@ -249,6 +278,7 @@ mod tests {
                 &jar,
                 Some(&h),
                 &Issuer::new("https://other"),
+                &client(),
                 500
             ),
             Err(NoSession::Expired)
@@ -258,7 +288,9 @@ mod tests {
     #[test]
     fn tampered_garbage_and_foreign_key_cookies_are_not_sessions() {
         let jar = CookieJar::new(false);
-        let (_, sealed) = session(0).seal(&sealer(), &jar.session_name()).unwrap();
+        let (_, sealed) = session(0)
+            .seal(&sealer(), &jar.session_name(), &client())
+            .unwrap();
         let iss = Issuer::new("https://idp");
         let mut flipped = sealed.clone().into_bytes();
         flipped[10] = if flipped[10] == b'A' { b'B' } else { b'A' };
@@ -266,17 +298,31 @@ mod tests {
         let other_key = Sealer::new(&[[4u8; 32]]).unwrap();
         for bad in [flipped.as_str(), &sealed[..sealed.len() / 2], "garbage", ""] {
             assert_eq!(
-                read_session(&sealer(), &jar, Some(&header(&jar, bad)), &iss, 500),
+                read_session(
+                    &sealer(),
+                    &jar,
+                    Some(&header(&jar, bad)),
+                    &iss,
+                    &client(),
+                    500
+                ),
                 Err(NoSession::Unreadable),
                 "{bad:.12}"
             );
         }
         assert_eq!(
-            read_session(&other_key, &jar, Some(&header(&jar, &sealed)), &iss, 500),
+            read_session(
+                &other_key,
+                &jar,
+                Some(&header(&jar, &sealed)),
+                &iss,
+                &client(),
+                500
+            ),
             Err(NoSession::Unreadable)
         );
         assert_eq!(
-            read_session(&sealer(), &jar, None, &iss, 500),
+            read_session(&sealer(), &jar, None, &iss, &client(), 500),
             Err(NoSession::NoCookie)
         );
     }
@@ -293,6 +339,7 @@ mod tests {
                 &jar,
                 Some(&header(&jar, &sealed)),
                 &Issuer::new("https://idp"),
+                &client(),
                 500
             ),
             Err(NoSession::Unreadable)
@@ -300,8 +347,37 @@ mod tests {
     }
 
     #[test]
+    fn a_session_from_another_client_does_not_open() {
+        let jar = CookieJar::new(true);
+        let (_, sealed) = session(0)
+            .seal(&sealer(), &jar.session_name(), &ClientId::new("app-a"))
+            .unwrap();
+        let iss = Issuer::new("https://idp");
+        assert_eq!(
+            read_session(
+                &sealer(),
+                &jar,
+                Some(&header(&jar, &sealed)),
+                &iss,
+                &ClientId::new("app-b"),
+                500
+            ),
+            Err(NoSession::Unreadable)
+        );
+        assert!(read_session(
+            &sealer(),
+            &jar,
+            Some(&header(&jar, &sealed)),
+            &iss,
+            &ClientId::new("app-a"),
+            500
+        )
+        .is_ok());
+    }
+
+    #[test]
     fn too_many_groups_are_left_out_rather_than_failing() {
-        let (s, sealed) = session(200).seal(&sealer(), "n").unwrap();
+        let (s, sealed) = session(200).seal(&sealer(), "n", &client()).unwrap();
         assert!(s.groups.is_empty() && s.groups_omitted);
         assert!(sealed.len() <= MAX_COOKIE_VALUE);
     }

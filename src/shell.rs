@@ -227,7 +227,9 @@ async fn forward(
         Upstream::Assets => env.assets(ASSETS_BINDING)?.fetch_request(outbound).await?,
         Upstream::Origin(_) => Fetch::Request(outbound).send().await?,
     };
-    if !protected {
+    // A WebSocket upgrade (101) carries no cacheable body, and a Response with status 101
+    // cannot be rebuilt: pass it through as it is.
+    if !protected || resp.status_code() == 101 {
         return Ok(resp);
     }
     let mut out_headers = from_worker_headers(resp.headers());

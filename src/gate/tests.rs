@@ -1803,3 +1803,62 @@ fn jwks_json_is_empty_without_an_assertion_key() {
     let resp = h.respond(&api_get(&app("/auth/jwks.json"), None));
     assert_eq!(json_body(&resp), json!({"keys": []}));
 }
+
+// --- Review fixes ---
+
+#[test]
+fn an_unusable_provider_answer_falls_back_to_the_cached_copy_and_backs_off() {
+    let h = Harness::new();
+    h.start_login();
+    h.idp.advance(PROVIDER_MAX_AGE + 1);
+    h.idp
+        .serve(DISCOVERY_URL, cacheable_json("<html>maintenance</html>"));
+    let login = h.start_login();
+    assert_eq!(
+        login.param("client_id"),
+        "client",
+        "the stale copy still serves"
+    );
+    assert_eq!(h.idp.fetches_of(DISCOVERY_URL), 2);
+    h.start_login();
+    assert_eq!(
+        h.idp.fetches_of(DISCOVERY_URL),
+        2,
+        "no refetch within the back-off minute"
+    );
+    h.idp.advance(61);
+    h.start_login();
+    assert_eq!(h.idp.fetches_of(DISCOVERY_URL), 3);
+}
+
+#[test]
+fn provider_error_text_needs_a_live_sign_in() {
+    let h = Harness::new();
+    let forged = app("/auth/callback?error=access_denied&error_description=Your+account+is+locked%2C+call+555&state=made-up");
+    let resp = h.respond(&navigate(&forged, None));
+    assert_eq!(resp.status, 400);
+    assert!(
+        !resp.body_text().contains("555"),
+        "forged provider text is not shown"
+    );
+    assert_eq!(
+        h.idp.last_failure_reason().as_deref(),
+        Some("login_expired")
+    );
+}
+
+#[test]
+fn pass_access_token_mode_never_forwards_the_clients_own_authorization() {
+    let h = Harness::with_config(&[
+        ("PASS_ACCESS_TOKEN", "authorization"),
+        ("PUBLIC_PATHS", "/public/*"),
+    ]);
+    let req = request(
+        Method::Get,
+        &app("/public/x"),
+        &[("Accept", HTML), ("Authorization", "Bearer forged")],
+    );
+    let (headers, protected, _) = h.forward(&req);
+    assert!(!protected);
+    assert_eq!(headers.get("Authorization"), None);
+}
