@@ -232,7 +232,7 @@ test('key rotation at the provider: sign-in still works, and cached metadata ser
   const [res, finalUrl] = await agent.signIn(url('/docs/'));
   assert.equal(res.status, 200, `${finalUrl}: ${res.text_.slice(0, 300)}`);
   assert.match(res.text_, /Protected documentation/);
-  assert.match(worker.logs(), /jwks_refetch/);
+  await worker.waitForLog(/jwks_refetch/);
 });
 
 test('an origin upstream gets method, body and clean headers; responses leave private', async () => {
@@ -291,7 +291,7 @@ test('a configuration error names the variable, never its value', async () => {
     const body = await res.text();
     assert.match(body, /COOKIE_SECRET/);
     assert.ok(!body.includes('dG9vLXNob3J0'));
-    assert.match(w.logs(), /configuration_error/);
+    await w.waitForLog(/configuration_error/);
   } finally {
     await w.stop();
   }

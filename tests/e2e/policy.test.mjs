@@ -81,7 +81,7 @@ test('each person reaches only what the policy allows', async () => {
   const api = await bob.request(`${worker.origin}/admin/panel`, { html: false });
   assert.equal(api.status, 403);
   assert.equal(JSON.parse(api.text_).error, 'forbidden');
-  assert.match(worker.logs(), /"event":"access"[^\n]*"outcome":"deny"/);
+  await worker.waitForLog(/"event":"access"[^\n]*"outcome":"deny"/);
 });
 
 test('encoded, dotted and doubled paths are judged as the origin will see them', async () => {

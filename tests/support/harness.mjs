@@ -69,6 +69,14 @@ export async function startWorker({ port, vars, assets = path.join(ROOT, 'public
   return {
     origin,
     logs: () => output,
+    /** Waits until the worker's output matches `re` (logs reach wrangler's stdout a little later). */
+    waitForLog: async (re, timeoutMs = 5000) => {
+      const until = Date.now() + timeoutMs;
+      while (!re.test(output)) {
+        if (Date.now() > until) throw new Error(`no log line matching ${re} in:\n${output.slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
     stop: async () => { stopGroup(child); await new Promise((r) => setTimeout(r, 200)); fs.rmSync(dir, { recursive: true, force: true }); },
   };
 }

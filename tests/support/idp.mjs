@@ -8,6 +8,23 @@ import Provider from 'oidc-provider';
 
 export const DEMO_CLIENT_ID = 'portcullis-demo';
 export const DEMO_CLIENT_SECRET = 'portcullis-demo-secret';
+export const API_CLIENT_ID = 'api-client';
+export const API_CLIENT_SECRET = 'api-client-secret';
+
+/** An RFC 9068 access token from the provider, by client credentials. */
+export async function clientCredentialsToken(issuer, resource, scope) {
+  const res = await fetch(`${issuer}/token`, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${Buffer.from(`${API_CLIENT_ID}:${API_CLIENT_SECRET}`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource, scope }).toString(),
+  });
+  const body = await res.json();
+  if (!res.ok) throw new Error(`token endpoint: ${JSON.stringify(body)}`);
+  return body.access_token;
+}
 
 export const USERS = {
   alice: { email: 'alice@example.com', email_verified: true, name: 'Alice Example', groups: ['staff', 'admins'] },
@@ -24,10 +41,32 @@ export function makeSigningKey(kid = `k-${crypto.randomBytes(6).toString('hex')}
  * Starts the provider. `keys`: private JWKs, the first one signs. `workerOrigins`: origins of
  * the worker(s) allowed as redirect targets.
  */
-export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins, clientId = DEMO_CLIENT_ID, clientSecret = DEMO_CLIENT_SECRET, tokenAuthMethod = 'client_secret_basic' }) {
+export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins, clientId = DEMO_CLIENT_ID, clientSecret = DEMO_CLIENT_SECRET, tokenAuthMethod = 'client_secret_basic', apiResource }) {
   const issuer = `http://127.0.0.1:${port}`;
+  // With `apiResource`, a second client gets RFC 9068 JWT access tokens for that API through
+  // client credentials (API_CLIENT_ID / API_CLIENT_SECRET), scopes data.read and data.write.
+  const apiClients = apiResource ? [{
+    client_id: API_CLIENT_ID,
+    client_secret: API_CLIENT_SECRET,
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+  }] : [];
+  const apiFeatures = apiResource ? {
+    clientCredentials: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => apiResource,
+      useGrantedResource: () => true,
+      getResourceServerInfo: (ctx, resource) => {
+        if (resource !== apiResource) throw new Error('unknown resource');
+        return { scope: 'data.read data.write', accessTokenFormat: 'jwt', accessTokenTTL: 600, jwt: { sign: { alg: 'RS256' } } };
+      },
+    },
+  } : {};
   const provider = new Provider(issuer, {
-    clients: [{
+    clients: [...apiClients, {
       client_id: clientId,
       client_secret: clientSecret,
       redirect_uris: workerOrigins.map((o) => `${o}/auth/callback`),
@@ -49,6 +88,7 @@ export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins,
     features: {
       devInteractions: { enabled: true },
       rpInitiatedLogout: { enabled: true },
+      ...apiFeatures,
     },
     findAccount: (ctx, id) => ({
       accountId: id,
