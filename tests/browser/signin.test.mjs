@@ -2,8 +2,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
-import { startIdp, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET } from '../support/idp.mjs';
-import { startWorker, freePort, TEST_COOKIE_SECRET } from '../support/harness.mjs';
+import { startIdp } from '../support/idp.mjs';
+import { startWorker, freePort, clientVars } from '../support/harness.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 let idp; let worker; let browser;
@@ -13,7 +13,7 @@ before(async () => {
   idp = await startIdp({ port: idpPort, workerOrigins: [`http://127.0.0.1:${workerPort}`] });
   worker = await startWorker({
     port: workerPort,
-    vars: { OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: DEMO_CLIENT_ID, OIDC_CLIENT_SECRET: DEMO_CLIENT_SECRET, COOKIE_SECRET: TEST_COOKIE_SECRET },
+    vars: clientVars(idp.issuer),
   });
   browser = await chromium.launch({
     executablePath: CHROMIUM,

@@ -3,9 +3,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startIdp, clientCredentialsToken, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET } from '../support/idp.mjs';
+import { startIdp, clientCredentialsToken } from '../support/idp.mjs';
 import { startStaticIssuer } from '../support/issuer.mjs';
-import { startWorker, freePort, Agent, TEST_COOKIE_SECRET } from '../support/harness.mjs';
+import { startWorker, freePort, Agent, clientVars } from '../support/harness.mjs';
 
 const API = 'https://api.portcullis.test/';
 const ENTRA_API = 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee';
@@ -22,16 +22,12 @@ before(async () => {
   entra = await startStaticIssuer({ port: entraPort });
   worker = await startWorker({
     port: workerPort,
-    vars: {
-      OIDC_ISSUER: idp.issuer,
-      OIDC_CLIENT_ID: DEMO_CLIENT_ID,
-      OIDC_CLIENT_SECRET: DEMO_CLIENT_SECRET,
-      COOKIE_SECRET: TEST_COOKIE_SECRET,
+    vars: clientVars(idp.issuer, {
       UPSTREAM: `http://127.0.0.1:${echoPort}`,
       API_AUDIENCES: `${API} ${ENTRA_API}`,
       API_ISSUERS: `${idp.issuer} ${entra.issuer}`,
       API_ROUTES: 'GET,HEAD /api/data/* scope:data.read; POST,PUT,DELETE /api/data/* scope:data.write role:Data.Writer; * /api/* any',
-    },
+    }),
   });
 });
 

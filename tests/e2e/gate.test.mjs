@@ -2,20 +2,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startIdp, makeSigningKey, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET } from '../support/idp.mjs';
-import { startWorker, freePort, Agent, TEST_COOKIE_SECRET } from '../support/harness.mjs';
+import { startIdp, makeSigningKey, DEMO_CLIENT_ID } from '../support/idp.mjs';
+import { startWorker, freePort, Agent, clientVars } from '../support/harness.mjs';
 
 let idp; let idpPort; let worker; let workerPort; let firstKey;
 
 function workerVars(issuer, extra = {}) {
-  return {
-    OIDC_ISSUER: issuer,
-    OIDC_CLIENT_ID: DEMO_CLIENT_ID,
-    OIDC_CLIENT_SECRET: DEMO_CLIENT_SECRET,
-    COOKIE_SECRET: TEST_COOKIE_SECRET,
-    PUBLIC_PATHS: '/public/*',
-    ...extra,
-  };
+  return clientVars(issuer, { PUBLIC_PATHS: '/public/*', ...extra });
 }
 
 before(async () => {

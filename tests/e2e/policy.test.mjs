@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import crypto from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
-import { startIdp, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET } from '../support/idp.mjs';
-import { startWorker, freePort, Agent, TEST_COOKIE_SECRET } from '../support/harness.mjs';
+import { startIdp } from '../support/idp.mjs';
+import { startWorker, freePort, Agent, clientVars } from '../support/harness.mjs';
 
 let idp; let worker; let echo; let alice; let bob;
 
@@ -25,18 +25,14 @@ before(async () => {
   idp = await startIdp({ port: idpPort, workerOrigins: [`http://127.0.0.1:${workerPort}`] });
   worker = await startWorker({
     port: workerPort,
-    vars: {
-      OIDC_ISSUER: idp.issuer,
-      OIDC_CLIENT_ID: DEMO_CLIENT_ID,
-      OIDC_CLIENT_SECRET: DEMO_CLIENT_SECRET,
-      COOKIE_SECRET: TEST_COOKIE_SECRET,
+    vars: clientVars(idp.issuer, {
       UPSTREAM: `http://127.0.0.1:${echoPort}`,
       PUBLIC_PATHS: '/public/*',
       ACCESS_RULES: '/admin/* group:admins; /bob-only/* email:bob@example.com; /staff/* group:staff; /corp/* domain:example.com',
       ALLOW_GROUPS: 'staff',
       ASSERTION_AUDIENCE: 'origin-app',
       ASSERTION_SIGNING_KEYS: JSON.stringify([privateJwk('current'), privateJwk('previous')]),
-    },
+    }),
   });
   alice = new Agent();
   bob = new Agent();

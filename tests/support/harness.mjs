@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET } from './idp.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -21,6 +22,17 @@ export function freePort() {
 }
 
 export const TEST_COOKIE_SECRET = Buffer.alloc(32, 7).toString('base64');
+
+/** The worker variables for the test provider's demo client, plus `extra`. */
+export function clientVars(issuer, extra = {}) {
+  return {
+    OIDC_ISSUER: issuer,
+    OIDC_CLIENT_ID: DEMO_CLIENT_ID,
+    OIDC_CLIENT_SECRET: DEMO_CLIENT_SECRET,
+    COOKIE_SECRET: TEST_COOKIE_SECRET,
+    ...extra,
+  };
+}
 
 /**
  * Runs build/index.js (already built) in workerd through `wrangler dev`, with its own port,
