@@ -12,3 +12,6 @@ setup:
 
 build:
 	bash scripts/build.sh
+
+bench:
+	bash scripts/setup.sh --browser && node bench/run.mjs
