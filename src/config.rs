@@ -25,6 +25,14 @@ pub enum TokenAuthMethod {
     ClientSecretPost,
 }
 
+/// Which access decisions get a log line (`ACCESS_LOG`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessLog {
+    All,
+    Deny,
+    None,
+}
+
 /// Where the access token goes on forwarded requests (`PASS_ACCESS_TOKEN`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PassAccessToken {
@@ -60,6 +68,7 @@ pub struct Config {
     pub sealer: Sealer,
     pub session_ttl_secs: u64,
     pub policy: Policy,
+    pub access_log: AccessLog,
     pub groups_claim: String,
     pub roles_claim: String,
     pub identity_headers: IdentityHeaders,
@@ -192,6 +201,13 @@ impl Config {
         )
         .map_err(|e| err(e.variable, e.problem))?;
 
+        let access_log = match var("ACCESS_LOG").as_deref() {
+            None | Some("all") => AccessLog::All,
+            Some("deny") => AccessLog::Deny,
+            Some("none") => AccessLog::None,
+            Some(_) => return Err(err("ACCESS_LOG", "must be all, deny or none")),
+        };
+
         let claim_name = |name: &'static str, default: &str| -> Result<String, ConfigError> {
             let v = var(name).unwrap_or_else(|| default.to_owned());
             let ok = v.split('.').all(|p| {
@@ -310,6 +326,7 @@ impl Config {
             sealer,
             session_ttl_secs,
             policy,
+            access_log,
             groups_claim,
             roles_claim,
             identity_headers,

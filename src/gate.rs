@@ -6,8 +6,8 @@ use url::Url;
 use crate::access_token::{self, AccessExpectations, ListClaims, VerifiedAccessToken};
 use crate::api::ApiRoute;
 use crate::assertion::Subject;
-use crate::config::PassAccessToken;
 use crate::config::{is_loopback_host, Config};
+use crate::config::{AccessLog, PassAccessToken};
 use crate::cookies::{parse_cookie_header, CookieJar};
 use crate::error::GateError;
 use crate::http::{Headers, Method, Response};
@@ -200,6 +200,14 @@ impl<'a, P: Platform> Gate<'a, P> {
     }
 
     fn log_access(&self, path: &RequestPath, sub: &str, rule: &str, outcome: &str, reason: &str) {
+        let wanted = match self.cfg.access_log {
+            AccessLog::All => true,
+            AccessLog::Deny => outcome == "deny",
+            AccessLog::None => false,
+        };
+        if !wanted {
+            return;
+        }
         self.platform.log(&json!({
             "event": "access", "time": self.platform.now(), "path": path.as_str().chars().take(200).collect::<String>(),
             "sub": sub, "rule": rule, "outcome": outcome, "reason": reason,

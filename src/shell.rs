@@ -17,7 +17,7 @@ use crate::http::{Headers, Method, OutboundRequest, Response};
 use crate::platform::Platform;
 use crate::provider::ProviderCache;
 use crate::token_cache::TokenCache;
-use crate::upstream::protect_response_headers;
+use crate::upstream::{header_changes, protected_caching, CDN_CACHE_HEADERS};
 use crate::webcrypto::WebCryptoVerifier;
 
 const KV_BINDING: &str = "JWKS_CACHE";
@@ -213,9 +213,22 @@ async fn forward(
         target.push('?');
         target.push_str(q);
     }
+    // Start from the runtime's own copy of the inbound headers and apply only the gate's
+    // changes: far fewer crossings into JS than rebuilding every header.
+    let outbound_headers = web_sys::Headers::new_with_headers(&req.inner().headers())?;
+    let (removed, replaced) = header_changes(&gate_req.headers, headers);
+    for name in removed {
+        outbound_headers.delete(&name)?;
+    }
+    for (name, values) in replaced {
+        outbound_headers.delete(name)?;
+        for v in values {
+            outbound_headers.append(name, v)?;
+        }
+    }
     let init = web_sys::RequestInit::new();
     init.set_method(&req.inner().method());
-    init.set_headers(&to_worker_headers(headers)?.0.into());
+    init.set_headers(&outbound_headers.into());
     init.set_redirect(web_sys::RequestRedirect::Manual);
     if !matches!(gate_req.method, Method::Get | Method::Head) {
         if let Some(body) = req.inner().body() {
@@ -232,13 +245,22 @@ async fn forward(
     if !protected || resp.status_code() == 101 {
         return Ok(resp);
     }
-    let mut out_headers = from_worker_headers(resp.headers());
-    protect_response_headers(&mut out_headers);
     let sys: web_sys::Response = resp.into();
+    let out_headers = web_sys::Headers::new_with_headers(&sys.headers())?;
+    let edits = protected_caching(
+        out_headers.get("Cache-Control")?.as_deref(),
+        out_headers.get("Vary")?.as_deref(),
+    );
+    for (name, value) in edits {
+        out_headers.set(name, &value)?;
+    }
+    for name in CDN_CACHE_HEADERS {
+        out_headers.delete(name)?;
+    }
     let init = web_sys::ResponseInit::new();
     init.set_status(sys.status());
     init.set_status_text(&sys.status_text());
-    init.set_headers(&to_worker_headers(&out_headers)?.0.into());
+    init.set_headers(&out_headers.into());
     let rebuilt =
         web_sys::Response::new_with_opt_readable_stream_and_init(sys.body().as_ref(), &init)?;
     Ok(rebuilt.into())

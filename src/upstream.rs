@@ -103,16 +103,70 @@ pub fn vary_with_cookie(upstream: Option<&str>) -> String {
     }
 }
 
+/// Headers a protected response must not keep: a CDN-specific one would let Cloudflare's
+/// cache store it regardless of `Cache-Control`.
+pub const CDN_CACHE_HEADERS: [&str; 3] = [
+    "CDN-Cache-Control",
+    "Cloudflare-CDN-Cache-Control",
+    "Surrogate-Control",
+];
+
+/// The caching headers a protected response leaves with, from the origin's two.
+pub fn protected_caching(
+    cache_control: Option<&str>,
+    vary: Option<&str>,
+) -> [(&'static str, String); 2] {
+    [
+        ("Cache-Control", private_cache_control(cache_control)),
+        ("Vary", vary_with_cookie(vary)),
+    ]
+}
+
 /// Rewrites a protected response's caching headers in place.
 pub fn protect_response_headers(headers: &mut Headers) {
-    let cc = private_cache_control(headers.get("Cache-Control"));
-    let vary = vary_with_cookie(headers.get("Vary"));
-    headers.set("Cache-Control", cc);
-    headers.set("Vary", vary);
-    // A CDN-specific header would let Cloudflare's cache keep it regardless.
-    headers.remove("CDN-Cache-Control");
-    headers.remove("Cloudflare-CDN-Cache-Control");
-    headers.remove("Surrogate-Control");
+    for (name, value) in protected_caching(headers.get("Cache-Control"), headers.get("Vary")) {
+        headers.set(name, value);
+    }
+    for name in CDN_CACHE_HEADERS {
+        headers.remove(name);
+    }
+}
+
+/// The changes that turn header list `from` into `to`: names to delete, and names whose
+/// values to replace (with all their values in `to`). Lets the shell edit a runtime copy of
+/// the headers instead of rebuilding them one by one.
+pub fn header_changes<'h>(
+    from: &Headers,
+    to: &'h Headers,
+) -> (Vec<String>, Vec<(&'h str, Vec<&'h str>)>) {
+    let values = |h: &'h Headers, name: &str| -> Vec<&'h str> {
+        h.iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .collect()
+    };
+    let mut removed: Vec<String> = Vec::new();
+    for (name, _) in from.iter() {
+        if to.get(name).is_none() && !removed.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+            removed.push(name.to_owned());
+        }
+    }
+    let mut replaced: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (name, _) in to.iter() {
+        if replaced.iter().any(|(r, _)| r.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        let want = values(to, name);
+        let have: Vec<&str> = from
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .collect();
+        if want != have {
+            replaced.push((name, want));
+        }
+    }
+    (removed, replaced)
 }
 
 #[cfg(test)]
@@ -201,6 +255,31 @@ mod tests {
             "accept-encoding, cookie"
         );
         assert_eq!(vary_with_cookie(Some("*")), "*");
+    }
+
+    #[test]
+    fn header_changes_are_minimal() {
+        let from = Headers::from([
+            ("Accept", "text/html"),
+            ("Cookie", "a=1; portcullis=x"),
+            ("X-Auth-Request-User", "m"),
+        ]);
+        let to = Headers::from([
+            ("Accept", "text/html"),
+            ("Cookie", "a=1"),
+            ("X-Auth-Request-Email", "a@b"),
+        ]);
+        let (removed, replaced) = header_changes(&from, &to);
+        assert_eq!(removed, vec!["X-Auth-Request-User"]);
+        assert_eq!(
+            replaced,
+            vec![
+                ("Cookie", vec!["a=1"]),
+                ("X-Auth-Request-Email", vec!["a@b"])
+            ]
+        );
+        let (removed, replaced) = header_changes(&from, &from);
+        assert!(removed.is_empty() && replaced.is_empty());
     }
 
     #[test]

@@ -1862,3 +1862,14 @@ fn pass_access_token_mode_never_forwards_the_clients_own_authorization() {
     assert!(!protected);
     assert_eq!(headers.get("Authorization"), None);
 }
+
+#[test]
+fn access_log_deny_keeps_only_denials() {
+    let h = Harness::with_config(&[("ACCESS_RULES", RULES), ("ACCESS_LOG", "deny")]);
+    let alice = h.sign_in();
+    h.forward(&navigate(&app("/admin/x"), Some(&alice)));
+    h.respond(&navigate(&app("/bob/y"), Some(&alice)));
+    let lines = h.idp.logged("access");
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["outcome"], "deny");
+}
