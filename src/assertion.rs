@@ -202,19 +202,6 @@ mod tests {
     use crate::session::Session;
     use crate::types::Issuer;
 
-    fn subject(s: &Session) -> Subject<'_> {
-        Subject {
-            idp: s.iss.as_str(),
-            sub: &s.sub,
-            email: s.email.as_deref(),
-            name: s.name.as_deref(),
-            groups: &s.groups,
-            roles: &s.roles,
-            since: s.iat,
-            until: s.exp,
-        }
-    }
-
     fn es256_private_jwk(kid: Option<&str>) -> Value {
         let sk = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
         let mut v = serde_json::to_value(JsonWebKey::from(&sk)).unwrap();
@@ -263,7 +250,7 @@ mod tests {
                 "X-Portcullis-Assertion".into(),
             )
             .unwrap();
-            let jwt = signer.assertion("https://app.example.com", &subject(&session()), 2000);
+            let jwt = signer.assertion("https://app.example.com", &session().subject(), 2000);
             let claims = verify(&signer, &jwt);
             assert_eq!(claims["iss"], "https://app.example.com");
             assert_eq!(claims["aud"], "origin-aud");
@@ -298,7 +285,7 @@ mod tests {
                 .all(|k| k.get("d").is_none()),
             "no private parts published"
         );
-        let jwt = signer.assertion("https://o", &subject(&session()), 2000);
+        let jwt = signer.assertion("https://o", &session().subject(), 2000);
         assert_eq!(
             UnverifiedJws::parse(&jwt).unwrap().header.kid.as_deref(),
             Some("new")
@@ -318,18 +305,18 @@ mod tests {
         let signer =
             AssertionSigner::new(&es256_private_jwk(None).to_string(), "a".into(), "h".into())
                 .unwrap();
-        let a = signer.assertion("https://o", &subject(&session()), 2000);
-        assert_eq!(signer.assertion("https://o", &subject(&session()), 2100), a);
+        let a = signer.assertion("https://o", &session().subject(), 2000);
+        assert_eq!(signer.assertion("https://o", &session().subject(), 2100), a);
         assert_ne!(
             signer.assertion(
                 "https://o",
-                &subject(&session()),
+                &session().subject(),
                 2000 + ASSERTION_TTL_SECS - 30
             ),
             a
         );
         assert_ne!(
-            signer.assertion("https://other", &subject(&session()), 2000),
+            signer.assertion("https://other", &session().subject(), 2000),
             a
         );
     }
@@ -341,7 +328,7 @@ mod tests {
                 .unwrap();
         let mut s = session();
         s.exp = 2100;
-        let claims = verify(&signer, &signer.assertion("https://o", &subject(&s), 2000));
+        let claims = verify(&signer, &signer.assertion("https://o", &s.subject(), 2000));
         assert_eq!(claims["exp"], 2100);
     }
 
