@@ -40,6 +40,8 @@ pub enum GateError {
     CrossSiteLogout,
     /// Plain http on a public host.
     InsecureTransport,
+    /// The upstream (assets or origin) did not answer.
+    UpstreamUnavailable,
     Internal(String),
 }
 
@@ -48,7 +50,7 @@ impl GateError {
         match self {
             Self::Config(_) | Self::ProviderConfig(_) | Self::Internal(_) => 500,
             Self::ProviderUnavailable(_) => 503,
-            Self::TokenEndpoint(_) => 502,
+            Self::TokenEndpoint(_) | Self::UpstreamUnavailable => 502,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::ProviderSaidNo { error, .. } if error == "access_denied" => 403,
@@ -82,6 +84,7 @@ impl GateError {
             Self::IdTokenRejected(_) => "invalid_id_token",
             Self::CrossSiteLogout => "cross_site_request",
             Self::InsecureTransport => "https_required",
+            Self::UpstreamUnavailable => "upstream_unavailable",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -96,6 +99,7 @@ impl GateError {
                 "Sign-in was cancelled"
             }
             Self::NotFound => "Not found",
+            Self::UpstreamUnavailable => "The site is not reachable",
             Self::MethodNotAllowed => "Method not allowed",
             Self::Internal(_) => "Something went wrong",
             Self::AmbiguousPath(_) | Self::MissingParameter(_) | Self::InsecureTransport => {
@@ -128,6 +132,7 @@ impl GateError {
             Self::IdTokenRejected(why) => format!("The identity token from the provider is not valid: {why}."),
             Self::CrossSiteLogout => "Sign-out must come from this site.".into(),
             Self::InsecureTransport => "This site is only served over https.".into(),
+            Self::UpstreamUnavailable => "You are signed in, but the site behind this gateway did not answer. Try again in a minute.".into(),
             Self::Internal(_) => "An unexpected error occurred. Try again.".into(),
         }
     }

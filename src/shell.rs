@@ -183,10 +183,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<WorkerResponse> 
             Ok(resp) => Ok(resp),
             Err(e) => {
                 platform.log(&serde_json::json!({"level":"error","event":"upstream_failed","path":gate_req.url.path(),"detail":e.to_string()}));
-                let err = GateError::ProviderUnavailable("upstream".into());
-                let mut r = err.to_response(wants_html, "/");
-                r.status = 502;
-                to_worker_response(r)
+                to_worker_response(GateError::UpstreamUnavailable.to_response(wants_html, "/"))
             }
         },
     }

@@ -269,6 +269,11 @@ test('an origin upstream gets method, body and clean headers; responses leave pr
     const redirect = await agent.request(`${w.origin}/redirect`, { html: false });
     assert.equal(redirect.status, 302, 'redirects from the origin pass through, not followed');
     assert.equal(redirect.headers.get('location'), '/elsewhere');
+
+    await new Promise((r) => { echo.closeAllConnections(); echo.close(r); });
+    const down = await agent.request(`${w.origin}/api/items`, { html: false });
+    assert.equal(down.status, 502, 'the origin is down');
+    assert.equal(JSON.parse(down.text_).error, 'upstream_unavailable');
   } finally {
     await w.stop();
     echo.close();
