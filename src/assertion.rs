@@ -226,9 +226,11 @@ mod tests {
             groups: vec!["admins".into()],
             roles: vec![],
             groups_omitted: false,
-            access_token: None,
+            provider_sid: None,
+            tokens: Default::default(),
             iat: 1000,
             exp: 1000 + 8 * 3600,
+            seen: 1000,
         }
     }
 

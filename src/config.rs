@@ -17,6 +17,17 @@ use crate::types::{ClientId, Issuer};
 pub const DEFAULT_SCOPES: &str = "openid profile email";
 pub const DEFAULT_SESSION_TTL_SECS: u64 = 8 * 3600;
 pub const DEFAULT_AUTH_PREFIX: &str = "/auth";
+/// Refresh this long before the access token expires, by default.
+pub const DEFAULT_REFRESH_MARGIN_SECS: u64 = 60;
+
+/// Where sessions live (`SESSION_STORE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionStore {
+    /// Everything sealed in the browser's cookies (the default).
+    Cookie,
+    /// A Durable Object per user holds the sessions; the cookie holds a sealed reference.
+    DurableObject,
+}
 const MIN_SECRET_BYTES: usize = 32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +78,11 @@ pub struct Config {
     pub token_auth_method: TokenAuthMethod,
     pub sealer: Sealer,
     pub session_ttl_secs: u64,
+    /// `SESSION_IDLE_TTL`: a session unused this long ends; `None` for no idle limit.
+    pub session_idle_secs: Option<u64>,
+    /// `SESSION_REFRESH_MARGIN`: refresh when the access token has less than this left.
+    pub refresh_margin_secs: u64,
+    pub session_store: SessionStore,
     pub policy: Policy,
     pub access_log: AccessLog,
     pub groups_claim: String,
@@ -163,6 +179,33 @@ impl Config {
                         "must be a duration between 5m and 30d, like 8h, 90m or 3600",
                     )
                 })?,
+        };
+
+        let session_idle_secs = var("SESSION_IDLE_TTL")
+            .map(|v| {
+                parse_duration(&v)
+                    .filter(|s| (60..=session_ttl_secs).contains(s))
+                    .ok_or_else(|| {
+                        err(
+                            "SESSION_IDLE_TTL",
+                            "must be a duration between 1m and SESSION_TTL, like 30m",
+                        )
+                    })
+            })
+            .transpose()?;
+        let refresh_margin_secs = match var("SESSION_REFRESH_MARGIN") {
+            None => DEFAULT_REFRESH_MARGIN_SECS,
+            Some(v) => parse_duration(&v).filter(|s| *s <= 3600).ok_or_else(|| {
+                err(
+                    "SESSION_REFRESH_MARGIN",
+                    "must be a duration between 0s and 1h, like 60s",
+                )
+            })?,
+        };
+        let session_store = match var("SESSION_STORE").as_deref() {
+            None | Some("cookie") => SessionStore::Cookie,
+            Some("durable_object") => SessionStore::DurableObject,
+            Some(_) => return Err(err("SESSION_STORE", "must be cookie or durable_object")),
         };
 
         let public_paths = var("PUBLIC_PATHS")
@@ -325,6 +368,9 @@ impl Config {
             token_auth_method,
             sealer,
             session_ttl_secs,
+            session_idle_secs,
+            refresh_margin_secs,
+            session_store,
             policy,
             access_log,
             groups_claim,
@@ -559,6 +605,33 @@ mod tests {
         assert_eq!(parse_duration("5y"), None);
         assert_eq!(parse_duration("99999999999999999999d"), None);
         assert_eq!(problem_var(&[("SESSION_TTL", "10s")]), "SESSION_TTL");
+        assert_eq!(
+            problem_var(&[("SESSION_IDLE_TTL", "10s")]),
+            "SESSION_IDLE_TTL"
+        );
+        assert_eq!(
+            problem_var(&[("SESSION_TTL", "1h"), ("SESSION_IDLE_TTL", "2h")]),
+            "SESSION_IDLE_TTL"
+        );
+        assert_eq!(
+            problem_var(&[("SESSION_REFRESH_MARGIN", "2h")]),
+            "SESSION_REFRESH_MARGIN"
+        );
+        assert_eq!(problem_var(&[("SESSION_STORE", "redis")]), "SESSION_STORE");
+        let c = parse(&[
+            ("SESSION_IDLE_TTL", "30m"),
+            ("SESSION_REFRESH_MARGIN", "0"),
+            ("SESSION_STORE", "durable_object"),
+        ])
+        .unwrap();
+        assert_eq!(c.session_idle_secs, Some(1800));
+        assert_eq!(c.refresh_margin_secs, 0);
+        assert_eq!(c.session_store, SessionStore::DurableObject);
+        let d = parse(&[]).unwrap();
+        assert_eq!(
+            (d.session_idle_secs, d.refresh_margin_secs, d.session_store),
+            (None, 60, SessionStore::Cookie)
+        );
         assert_eq!(
             parse(&[("SESSION_TTL", "12h")]).unwrap().session_ttl_secs,
             43200

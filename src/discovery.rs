@@ -19,6 +19,12 @@ pub struct ProviderMetadata {
     pub jwks_uri: String,
     #[serde(default)]
     pub end_session_endpoint: Option<String>,
+    /// RFC 7009 token revocation, used at logout for the refresh token.
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
+    /// OpenID Connect Back-Channel Logout 1.0: the provider sends logout tokens.
+    #[serde(default)]
+    pub backchannel_logout_supported: bool,
     #[serde(default)]
     pub code_challenge_methods_supported: Option<Vec<String>>,
     #[serde(default)]
@@ -75,11 +81,13 @@ impl ProviderMetadata {
                 return Err(DiscoveryError::InsecureEndpoint(name));
             }
         }
-        if m.end_session_endpoint
-            .as_deref()
-            .is_some_and(|u| !endpoint_ok(u))
-        {
-            return Err(DiscoveryError::InsecureEndpoint("end_session_endpoint"));
+        for (name, url) in [
+            ("end_session_endpoint", &m.end_session_endpoint),
+            ("revocation_endpoint", &m.revocation_endpoint),
+        ] {
+            if url.as_deref().is_some_and(|u| !endpoint_ok(u)) {
+                return Err(DiscoveryError::InsecureEndpoint(name));
+            }
         }
         // Absent means "not advertised" (Entra ID), which still works; a list without S256 does not.
         if m.code_challenge_methods_supported

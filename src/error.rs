@@ -42,6 +42,10 @@ pub enum GateError {
     InsecureTransport,
     /// The upstream (assets or origin) did not answer.
     UpstreamUnavailable,
+    /// The return from the provider's logout carries a state this browser did not send.
+    LogoutStateMismatch,
+    /// Server-side sessions cannot be reached.
+    SessionStoreUnavailable(String),
     Internal(String),
 }
 
@@ -49,7 +53,7 @@ impl GateError {
     pub fn status(&self) -> u16 {
         match self {
             Self::Config(_) | Self::ProviderConfig(_) | Self::Internal(_) => 500,
-            Self::ProviderUnavailable(_) => 503,
+            Self::ProviderUnavailable(_) | Self::SessionStoreUnavailable(_) => 503,
             Self::TokenEndpoint(_) | Self::UpstreamUnavailable => 502,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
@@ -85,6 +89,8 @@ impl GateError {
             Self::CrossSiteLogout => "cross_site_request",
             Self::InsecureTransport => "https_required",
             Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::LogoutStateMismatch => "logout_state_mismatch",
+            Self::SessionStoreUnavailable(_) => "session_store_unavailable",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -92,9 +98,10 @@ impl GateError {
     fn title(&self) -> &'static str {
         match self {
             Self::Config(_) | Self::ProviderConfig(_) => "Sign-in is not configured correctly",
-            Self::ProviderUnavailable(_) | Self::TokenEndpoint(_) => {
-                "The sign-in service is not reachable"
-            }
+            Self::ProviderUnavailable(_)
+            | Self::TokenEndpoint(_)
+            | Self::SessionStoreUnavailable(_) => "The sign-in service is not reachable",
+            Self::LogoutStateMismatch => "Sign-out not recognised",
             Self::ProviderSaidNo { error, .. } if error == "access_denied" => {
                 "Sign-in was cancelled"
             }
@@ -133,6 +140,8 @@ impl GateError {
             Self::CrossSiteLogout => "Sign-out must come from this site.".into(),
             Self::InsecureTransport => "This site is only served over https.".into(),
             Self::UpstreamUnavailable => "You are signed in, but the site behind this gateway did not answer. Try again in a minute.".into(),
+            Self::LogoutStateMismatch => "This sign-out confirmation does not belong to a sign-out started in this browser. Your session on this site has ended either way.".into(),
+            Self::SessionStoreUnavailable(_) => "Sessions cannot be checked right now. Try again in a minute.".into(),
             Self::Internal(_) => "An unexpected error occurred. Try again.".into(),
         }
     }
@@ -145,6 +154,7 @@ impl GateError {
             | Self::ProviderUnavailable(s)
             | Self::TokenEndpoint(s)
             | Self::IdTokenRejected(s)
+            | Self::SessionStoreUnavailable(s)
             | Self::Internal(s) => s.clone(),
             Self::AmbiguousPath(e) => format!("{e:?}"),
             Self::Callback(e) => e.to_string(),

@@ -1,5 +1,7 @@
 //! The gate: what to do with one request. Plain Rust over plain data; the platform does I/O.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde_json::json;
 use url::Url;
 
@@ -11,7 +13,7 @@ use crate::config::{AccessLog, PassAccessToken};
 use crate::cookies::{parse_cookie_header, CookieJar};
 use crate::error::GateError;
 use crate::http::{Headers, Method, Response};
-use crate::id_token::{self, Expectations};
+use crate::id_token;
 use crate::jws::{self, UnverifiedJws};
 use crate::pages::{page, Action};
 use crate::path::RequestPath;
@@ -20,8 +22,14 @@ use crate::policy::{Decision, Identity, Rule};
 use crate::provider::{KeyLookupError, ProviderCache, ProviderError};
 use crate::return_to::ReturnTo;
 use crate::seal::Purpose;
-use crate::session::{read_session, NoSession, Session, SessionSealError};
-use crate::session::{ClaimNames, StoredAccessToken};
+use crate::config::SessionStore;
+use crate::logout_token;
+use crate::random::random_bytes;
+use crate::refresh::{refresh_session, verify_id_token, RefreshCoalescer};
+use crate::session::{binding, open_session, NoSession, Session, SessionSealError};
+use crate::session::{ClaimNames, SessionCookie, SessionTokens, StoredSecret};
+use crate::session_store::{sid_object, user_object, StoreAnswer, StoreCall, StoreRef};
+use crate::types::State;
 use crate::token_cache::TokenCache;
 use crate::token_response::{printable, TokenError, TokenResponse};
 use crate::transaction::{
@@ -35,26 +43,72 @@ pub struct GateRequest {
     pub method: Method,
     pub url: Url,
     pub headers: Headers,
+    /// The body, read by the shell only for the routes that take one
+    /// (see [`Config::reads_body`]).
+    pub body: Option<String>,
 }
 
 /// What the shell does next.
 #[derive(Debug)]
 pub enum Outcome {
     Respond(Response),
-    /// Pass to the upstream with these request headers; `protected` responses are made private.
     /// Pass to the upstream at `path` (the normalized path the policy judged) with these
-    /// request headers; `protected` responses are made private.
+    /// request headers; `protected` responses are made private and get `set_cookies`
+    /// (a rewritten session: refreshed tokens, a moved idle timer).
     Forward {
         path: String,
         headers: Headers,
         protected: bool,
+        set_cookies: Vec<String>,
     },
 }
+
+/// A live session, and the `Set-Cookie` values that go with the answer.
+struct Loaded {
+    session: Session,
+    set_cookies: Vec<String>,
+}
+
+/// No session, and the `Set-Cookie` values that clear what is left of one.
+struct Unloaded {
+    why: NoSession,
+    set_cookies: Vec<String>,
+}
+
+impl Unloaded {
+    /// An unreadable cookie is deleted; no cookie, nothing to delete.
+    fn clearing(why: NoSession, jar: &CookieJar, cookie: &SessionCookie) -> Self {
+        let set_cookies = if why == NoSession::NoCookie {
+            Vec::new()
+        } else {
+            cookie.delete(jar)
+        };
+        Self { why, set_cookies }
+    }
+
+    fn quiet(why: NoSession) -> Self {
+        Self {
+            why,
+            set_cookies: Vec::new(),
+        }
+    }
+}
+
+/// The state of an RP-initiated logout, sealed in a cookie until the provider sends the
+/// browser back.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LogoutState {
+    state: State,
+    exp: u64,
+}
+
+const LOGOUT_STATE_TTL_SECS: u64 = 600;
 
 pub struct Gate<'a, P: Platform> {
     pub cfg: &'a Config,
     pub cache: &'a ProviderCache,
     pub tokens: &'a TokenCache,
+    pub refreshes: &'a RefreshCoalescer,
     pub platform: &'a P,
 }
 
@@ -108,8 +162,9 @@ impl<'a, P: Platform> Gate<'a, P> {
                 "/login" => self.login(req, &jar).await,
                 "/callback" => return Outcome::Respond(self.callback(req, &jar).await),
                 "/logout" => self.logout(req, &jar).await,
-                "/logged-out" => Ok(self.logged_out_page()),
-                "/userinfo" => self.userinfo(req, &jar),
+                "/logged-out" => return Outcome::Respond(self.logged_out(req, &jar)),
+                "/userinfo" => self.userinfo(req, &jar).await,
+                "/backchannel-logout" => return Outcome::Respond(self.backchannel_logout(req).await),
                 "/jwks.json" => Ok(self.jwks()),
                 _ => Err(GateError::NotFound),
             };
@@ -122,6 +177,7 @@ impl<'a, P: Platform> Gate<'a, P> {
                 path: path.as_str().to_owned(),
                 headers,
                 protected: false,
+                set_cookies: Vec::new(),
             };
         }
         if let Some(api) = &self.cfg.api {
@@ -144,9 +200,13 @@ impl<'a, P: Platform> Gate<'a, P> {
                 Credential::None => {}
             }
         }
-        match self.session(req, &jar) {
-            Ok(session) => self.authorize(req, &jar, &path, rule, session),
-            Err(why) => Outcome::Respond(self.unauthenticated(req, &jar, why)),
+        match self.load_session(req, &jar, true).await {
+            Ok(loaded) => self.authorize(req, &jar, &path, rule, loaded),
+            Err(Unloaded {
+                why: NoSession::StoreUnavailable,
+                ..
+            }) => Outcome::Respond(self.fail(req, GateError::SessionStoreUnavailable("see the session_store_failed line".into()))),
+            Err(gone) => Outcome::Respond(self.unauthenticated(req, gone)),
         }
     }
 
@@ -157,8 +217,12 @@ impl<'a, P: Platform> Gate<'a, P> {
         jar: &CookieJar,
         path: &RequestPath,
         rule: &Rule,
-        session: Session,
+        loaded: Loaded,
     ) -> Outcome {
+        let Loaded {
+            session,
+            set_cookies,
+        } = loaded;
         let who = Identity {
             email: session.email.as_deref(),
             email_verified: session.email_verified,
@@ -166,18 +230,21 @@ impl<'a, P: Platform> Gate<'a, P> {
             roles: &session.roles,
         };
         if let Decision::Deny { .. } = self.decide(path, rule, &session.sub, &who) {
-            return Outcome::Respond(self.forbidden(req, &session));
+            let mut resp = self.forbidden(req, &session);
+            for c in set_cookies {
+                resp.headers.append("Set-Cookie", c);
+            }
+            return Outcome::Respond(resp);
         }
         let mut headers = self.origin_headers(req, jar, &session.subject());
-        if let (Some(how), Some(token)) = (self.cfg.pass_access_token, &session.access_token) {
-            if token.expires_at.is_none_or(|e| e > self.platform.now()) {
-                match how {
-                    PassAccessToken::Authorization => {
-                        headers.set("Authorization", format!("Bearer {}", token.secret()))
-                    }
-                    PassAccessToken::XForwardedAccessToken => {
-                        headers.set("X-Forwarded-Access-Token", token.secret())
-                    }
+        let live_token = session.live_access_token(self.platform.now());
+        if let (Some(how), Some(token)) = (self.cfg.pass_access_token, live_token) {
+            match how {
+                PassAccessToken::Authorization => {
+                    headers.set("Authorization", format!("Bearer {token}"))
+                }
+                PassAccessToken::XForwardedAccessToken => {
+                    headers.set("X-Forwarded-Access-Token", token)
                 }
             }
         }
@@ -185,6 +252,7 @@ impl<'a, P: Platform> Gate<'a, P> {
             path: path.as_str().to_owned(),
             headers,
             protected: true,
+            set_cookies,
         }
     }
 
@@ -331,6 +399,7 @@ impl<'a, P: Platform> Gate<'a, P> {
             path: path.as_str().to_owned(),
             headers,
             protected: true,
+            set_cookies: Vec::new(),
         }
     }
 
@@ -448,15 +517,214 @@ impl<'a, P: Platform> Gate<'a, P> {
         r
     }
 
-    fn session(&self, req: &GateRequest, jar: &CookieJar) -> Result<Session, NoSession> {
-        read_session(
-            &self.cfg.sealer,
-            jar,
-            req.headers.get("Cookie"),
-            &self.cfg.issuer,
-            &self.cfg.client_id,
-            self.platform.now(),
-        )
+    /// The request's session: opened from its cookie (or, for server-side sessions, fetched
+    /// from its object), checked against both lifetimes, and refreshed when `refresh` allows
+    /// and it is due. Concurrent refreshes of one cookie session share one provider call.
+    async fn load_session(
+        &self,
+        req: &GateRequest,
+        jar: &CookieJar,
+        refresh: bool,
+    ) -> Result<Loaded, Unloaded> {
+        let cookie = SessionCookie::from_header(jar, req.headers.get("Cookie"));
+        let now = self.platform.now();
+        if self.cfg.session_store == SessionStore::DurableObject {
+            let store_ref = self
+                .open_store_ref(jar, &cookie)
+                .map_err(|why| Unloaded::clearing(why, jar, &cookie))?;
+            let call = if refresh {
+                StoreCall::Refresh { id: store_ref.id }
+            } else {
+                StoreCall::Load { id: store_ref.id }
+            };
+            return match self.platform.session_store(&store_ref.object, call).await {
+                Ok(StoreAnswer::Session(Some(session))) => {
+                    match session.check(now, &self.cfg.issuer, None) {
+                        Ok(()) => Ok(Loaded {
+                            session: *session,
+                            set_cookies: Vec::new(),
+                        }),
+                        Err(why) => Err(Unloaded {
+                            why,
+                            set_cookies: cookie.delete(jar),
+                        }),
+                    }
+                }
+                Ok(StoreAnswer::Session(None)) => Err(Unloaded {
+                    why: NoSession::Ended,
+                    set_cookies: cookie.delete(jar),
+                }),
+                Ok(other) => {
+                    self.platform.log(&json!({"level":"error","event":"session_store_failed","detail":format!("unexpected answer {other:?}")}));
+                    Err(Unloaded::quiet(NoSession::StoreUnavailable))
+                }
+                Err(e) => {
+                    self.platform.log(&json!({"level":"error","event":"session_store_failed","detail":e}));
+                    Err(Unloaded::quiet(NoSession::StoreUnavailable))
+                }
+            };
+        }
+        let mut session = open_session(&self.cfg.sealer, jar, &cookie, &self.cfg.client_id)
+            .map_err(|why| Unloaded::clearing(why, jar, &cookie))?;
+        if let Err(why) = session.check(now, &self.cfg.issuer, self.cfg.session_idle_secs) {
+            return Err(Unloaded {
+                why,
+                set_cookies: cookie.delete(jar),
+            });
+        }
+        let mut changed = false;
+        if refresh && session.needs_refresh(now, self.cfg.refresh_margin_secs) {
+            let spent = session
+                .tokens
+                .refresh_token
+                .as_ref()
+                .map(|t| t.secret().to_owned())
+                .unwrap_or_default();
+            let current = session.clone();
+            let result = self
+                .refreshes
+                .run(&spent, now, || {
+                    refresh_session(self.cfg, self.cache, self.platform, &current)
+                })
+                .await;
+            match result {
+                Ok(next) => {
+                    self.platform.log(&json!({"level":"info","event":"session_refreshed","sub":next.sub}));
+                    session = next;
+                    changed = true;
+                }
+                Err(e) if e.ends_session() => {
+                    // Another isolate may have spent this refresh token for a request that
+                    // raced this one; while the access token lasts, this request goes on.
+                    if session.tokens.access_expires_at.is_some_and(|e| e > now) {
+                        self.platform.log(&json!({"level":"warn","event":"refresh_refused_session_kept","sub":session.sub,"detail":e.detail()}));
+                    } else {
+                        self.platform.log(&json!({"level":"info","event":"session_ended","sub":session.sub,"reason":"refresh refused","detail":e.detail()}));
+                        return Err(Unloaded {
+                            why: NoSession::Ended,
+                            set_cookies: cookie.delete(jar),
+                        });
+                    }
+                }
+                Err(e) => {
+                    self.platform.log(&json!({"level":"warn","event":"refresh_unavailable","sub":session.sub,"detail":e.detail()}));
+                }
+            }
+        }
+        changed |= session.touch(now, self.cfg.session_idle_secs);
+        if !changed {
+            return Ok(Loaded {
+                session,
+                set_cookies: Vec::new(),
+            });
+        }
+        match self.cookie_session(jar, session.clone(), &cookie.chunks, now) {
+            Ok((session, set_cookies)) => Ok(Loaded {
+                session,
+                set_cookies,
+            }),
+            Err(e) => {
+                // The session still holds for this request; a later one tries again.
+                self.platform.log(&json!({"level":"error","event":"session_rewrite_failed","detail":e.log_detail()}));
+                Ok(Loaded {
+                    session,
+                    set_cookies: Vec::new(),
+                })
+            }
+        }
+    }
+
+    fn open_store_ref(&self, jar: &CookieJar, cookie: &SessionCookie) -> Result<StoreRef, NoSession> {
+        let value = cookie.sealed.as_deref().ok_or(NoSession::NoCookie)?;
+        self.cfg
+            .sealer
+            .open_json(
+                Purpose::Session,
+                &binding(&jar.session_name(), &self.cfg.client_id),
+                value,
+            )
+            .map_err(|_| NoSession::Unreadable)
+    }
+
+    /// Seals a session into its cookies (chunked when large), deleting stale chunks.
+    fn cookie_session(
+        &self,
+        jar: &CookieJar,
+        session: Session,
+        present_chunks: &[usize],
+        now: u64,
+    ) -> Result<(Session, Vec<String>), GateError> {
+        let name = jar.session_name();
+        let (session, sealed) = session
+            .seal(&self.cfg.sealer, &name, &self.cfg.client_id)
+            .map_err(|e| match e {
+                SessionSealError::TooLarge => {
+                    GateError::Internal("the session does not fit in its cookies".into())
+                }
+                SessionSealError::Seal(e) => {
+                    GateError::Internal(format!("sealing the session: {e:?}"))
+                }
+            })?;
+        let max_age = session.exp.saturating_sub(now);
+        let cookies = jar
+            .set_chunked(&name, &sealed, max_age, present_chunks)
+            .ok_or_else(|| GateError::Internal("the session does not fit in its cookies".into()))?;
+        Ok((session, cookies))
+    }
+
+    /// Starts a new session after sign-in: the cookies that hold it (or, for server-side
+    /// sessions, refer to it).
+    async fn start_session(
+        &self,
+        req: &GateRequest,
+        jar: &CookieJar,
+        session: Session,
+        now: u64,
+    ) -> Result<(Session, Vec<String>), GateError> {
+        let present = SessionCookie::from_header(jar, req.headers.get("Cookie")).chunks;
+        if self.cfg.session_store == SessionStore::Cookie {
+            return self.cookie_session(jar, session, &present, now);
+        }
+        let id = URL_SAFE_NO_PAD.encode(
+            random_bytes::<32>().map_err(|e| GateError::Internal(format!("random: {e:?}")))?,
+        );
+        let object = user_object(&session.iss, &session.sub);
+        let store_err = |e: String| GateError::SessionStoreUnavailable(e);
+        self.platform
+            .session_store(
+                &object,
+                StoreCall::Create {
+                    id: id.clone(),
+                    session: Box::new(session.clone()),
+                },
+            )
+            .await
+            .map_err(store_err)?;
+        if let Some(sid) = &session.provider_sid {
+            self.platform
+                .session_store(
+                    &sid_object(&session.iss, sid),
+                    StoreCall::Link {
+                        user: object.clone(),
+                    },
+                )
+                .await
+                .map_err(store_err)?;
+        }
+        let name = jar.session_name();
+        let sealed = self
+            .cfg
+            .sealer
+            .seal_json(
+                Purpose::Session,
+                &binding(&name, &self.cfg.client_id),
+                &StoreRef { object, id },
+            )
+            .map_err(|e| GateError::Internal(format!("sealing the session reference: {e:?}")))?;
+        let cookies = jar
+            .set_chunked(&name, &sealed, session.exp.saturating_sub(now), &present)
+            .ok_or_else(|| GateError::Internal("the session reference does not fit".into()))?;
+        Ok((session, cookies))
     }
 
     fn login_href(&self, return_to: Option<&str>) -> String {
@@ -470,7 +738,8 @@ impl<'a, P: Platform> Gate<'a, P> {
         }
     }
 
-    fn unauthenticated(&self, req: &GateRequest, jar: &CookieJar, why: NoSession) -> Response {
+    fn unauthenticated(&self, req: &GateRequest, gone: Unloaded) -> Response {
+        let Unloaded { why, set_cookies } = gone;
         if why != NoSession::NoCookie {
             self.platform.log(&json!({"level":"info","event":"session_rejected","path":req.url.path(),"reason":format!("{why:?}")}));
         }
@@ -485,9 +754,8 @@ impl<'a, P: Platform> Gate<'a, P> {
             Response::json(401, &json!({"error":"unauthenticated","error_description":"Sign in first.","login_url":self.login_href(None)}))
                 .with_header("WWW-Authenticate", "Bearer realm=\"portcullis\"")
         };
-        if why != NoSession::NoCookie {
-            resp.headers
-                .append("Set-Cookie", jar.delete(&jar.session_name()));
+        for c in set_cookies {
+            resp.headers.append("Set-Cookie", c);
         }
         resp
     }
@@ -685,39 +953,42 @@ impl<'a, P: Platform> Gate<'a, P> {
             groups: &self.cfg.groups_claim,
             roles: &self.cfg.roles_claim,
         };
-        let access_token = match (self.cfg.pass_access_token, tokens.access_token.as_ref()) {
-            (Some(_), Some(at)) => Some(StoredAccessToken::new(
-                at.secret().clone(),
-                tokens.expires_in.map(|e| now.saturating_add(e)),
-            )),
-            _ => None,
+        let session_tokens = SessionTokens {
+            access_token: self
+                .cfg
+                .pass_access_token
+                .and(tokens.access_token.as_ref())
+                .map(|t| StoredSecret::new(t.secret().clone())),
+            access_expires_at: tokens.expires_in.map(|e| now.saturating_add(e)),
+            refresh_token: tokens
+                .refresh_token
+                .as_ref()
+                .map(|t| StoredSecret::new(t.secret().clone())),
+            // Only for `id_token_hint` at the provider's logout.
+            id_token: meta
+                .end_session_endpoint
+                .as_ref()
+                .map(|_| StoredSecret::new(tokens.id_token.secret().clone())),
         };
         let session = Session::from_id_token(
             verified,
             &names,
-            access_token,
+            session_tokens,
             now,
             self.cfg.session_ttl_secs,
         );
-        let (session, sealed) = session
-            .seal(&self.cfg.sealer, &jar.session_name(), &self.cfg.client_id)
-            .map_err(|e| match e {
-                SessionSealError::TooLarge => {
-                    GateError::Internal("the session does not fit in a cookie".into())
-                }
-                SessionSealError::Seal(e) => {
-                    GateError::Internal(format!("sealing the session: {e:?}"))
-                }
-            })?;
+        let (session, cookies) = self.start_session(req, jar, session, now).await?;
         self.platform.log(&json!({
             "level":"info","event":"sign_in","iss":session.iss.as_str(),"sub":session.sub,
             "groups_omitted":session.groups_omitted,
+            "refresh_token":session.tokens.refresh_token.is_some(),
         }));
         let return_to = ReturnTo::from_trusted(&exchange.return_to, &self.cfg.auth_prefix);
-        Ok(Response::redirect(return_to.as_str()).with_header(
-            "Set-Cookie",
-            jar.set(&jar.session_name(), &sealed, self.cfg.session_ttl_secs),
-        ))
+        let mut resp = Response::redirect(return_to.as_str());
+        for c in cookies {
+            resp.headers.append("Set-Cookie", c);
+        }
+        Ok(resp)
     }
 
     async fn verify_id_token(
@@ -727,38 +998,26 @@ impl<'a, P: Platform> Gate<'a, P> {
         jwks_uri: &str,
         now: u64,
     ) -> Result<id_token::VerifiedIdToken, GateError> {
-        let reject = |why: String| GateError::IdTokenRejected(why);
-        let jws =
-            UnverifiedJws::parse(tokens.id_token.secret()).map_err(|e| reject(e.to_string()))?;
-        let key = self
-            .cache
-            .key_for(self.platform, jwks_uri, &jws.header)
-            .await
-            .map_err(|e| match e {
-                KeyLookupError::Provider(p) => provider_error(p),
-                KeyLookupError::Key(k) => reject(format!("no signing key for the token ({k:?})")),
-            })?;
-        let verified = jws::verify(self.platform.verifier(), jws, &key)
-            .await
-            .map_err(|e| reject(e.to_string()))?;
-        let expect = Expectations {
-            issuer: &self.cfg.issuer,
-            client_id: &self.cfg.client_id,
-            nonce: &exchange.nonce,
-            trusted_audiences: &[],
-            now: i64::try_from(now).unwrap_or(i64::MAX),
-            access_token: tokens.access_token.as_ref().map(|t| t.secret().as_str()),
-        };
-        id_token::validate(verified, &expect).map_err(|e| reject(e.to_string()))
+        verify_id_token(
+            self.cfg,
+            self.cache,
+            self.platform,
+            tokens.id_token.secret(),
+            jwks_uri,
+            Some(&exchange.nonce),
+            tokens.access_token.as_ref().map(|t| t.secret().as_str()),
+            now,
+        )
+        .await
     }
 
     async fn logout(&self, req: &GateRequest, jar: &CookieJar) -> Result<Response, GateError> {
         match req.method {
             Method::Get | Method::Head => {
-                let signed_in = self.session(req, jar).ok();
+                let signed_in = self.load_session(req, jar, false).await.ok();
                 let who = signed_in
                     .as_ref()
-                    .and_then(|s| s.email.clone().or(s.name.clone()))
+                    .and_then(|l| l.session.email.clone().or(l.session.name.clone()))
                     .unwrap_or_else(|| "this site".into());
                 let line = if signed_in.is_some() {
                     format!("You are signed in as {who}.")
@@ -786,42 +1045,166 @@ impl<'a, P: Platform> Gate<'a, P> {
                 if is_cross_site(req) {
                     return Err(GateError::CrossSiteLogout);
                 }
-                let who = self.session(req, jar).ok().map(|s| s.sub);
-                self.platform
-                    .log(&json!({"level":"info","event":"sign_out","sub":who}));
-                let logged_out = format!("{}{}", req.origin(), self.cfg.auth_path("logged-out"));
-                // The local session ends whatever the provider does.
-                let location = match self.metadata().await {
-                    Ok(meta) => match meta
-                        .end_session_endpoint
-                        .as_deref()
-                        .and_then(|e| Url::parse(e).ok())
-                    {
-                        Some(mut end) => {
-                            let post_logout = self
-                                .cfg
-                                .post_logout_redirect_uri
-                                .as_ref()
-                                .map_or(logged_out, Url::to_string);
-                            end.query_pairs_mut()
-                                .append_pair("client_id", self.cfg.client_id.as_str())
-                                .append_pair("post_logout_redirect_uri", &post_logout);
-                            end.to_string()
-                        }
-                        None => self.cfg.auth_path("logged-out"),
-                    },
-                    Err(e) => {
-                        self.platform.log(&json!({"level":"warn","event":"logout_local_only","detail":e.log_detail()}));
-                        self.cfg.auth_path("logged-out")
-                    }
-                };
-                let mut resp = Response::redirect(&location)
-                    .with_header("Set-Cookie", jar.delete(&jar.session_name()));
-                resp.headers.append("Clear-Site-Data", "\"cache\"");
-                Ok(resp)
+                Ok(self.sign_out(req, jar).await)
             }
             _ => Err(GateError::MethodNotAllowed),
         }
+    }
+
+    /// Ends the session here whatever the provider does, revokes its refresh token, and sends
+    /// the browser to the provider's logout (RP-Initiated Logout 1.0) when it has one.
+    async fn sign_out(&self, req: &GateRequest, jar: &CookieJar) -> Response {
+        let cookie = SessionCookie::from_header(jar, req.headers.get("Cookie"));
+        let ended = match self.cfg.session_store {
+            SessionStore::Cookie => {
+                open_session(&self.cfg.sealer, jar, &cookie, &self.cfg.client_id).ok()
+            }
+            SessionStore::DurableObject => match self.open_store_ref(jar, &cookie) {
+                Ok(r) => match self
+                    .platform
+                    .session_store(&r.object, StoreCall::End { id: r.id })
+                    .await
+                {
+                    Ok(StoreAnswer::Session(s)) => s.map(|s| *s),
+                    Ok(_) => None,
+                    Err(e) => {
+                        self.platform.log(&json!({"level":"error","event":"session_store_failed","detail":e}));
+                        None
+                    }
+                },
+                Err(_) => None,
+            },
+        };
+        self.platform.log(&json!({"level":"info","event":"sign_out","sub":ended.as_ref().map(|s| s.sub.clone())}));
+        let mut set_cookies = cookie.delete(jar);
+        let logged_out_path = self.cfg.auth_path("logged-out");
+        let location = match self.metadata().await {
+            Err(e) => {
+                self.platform.log(&json!({"level":"warn","event":"logout_local_only","detail":e.log_detail()}));
+                logged_out_path
+            }
+            Ok(meta) => {
+                if let (Some(endpoint), Some(rt)) = (
+                    meta.revocation_endpoint.as_deref(),
+                    ended.as_ref().and_then(|s| s.tokens.refresh_token.as_ref()),
+                ) {
+                    self.revoke(endpoint, rt.secret()).await;
+                }
+                match meta
+                    .end_session_endpoint
+                    .as_deref()
+                    .and_then(|e| Url::parse(e).ok())
+                {
+                    None => logged_out_path,
+                    Some(mut end) => {
+                        let ours = format!("{}{logged_out_path}", req.origin());
+                        let post_logout = self
+                            .cfg
+                            .post_logout_redirect_uri
+                            .as_ref()
+                            .map_or_else(|| ours.clone(), Url::to_string);
+                        {
+                            let mut q = end.query_pairs_mut();
+                            q.append_pair("client_id", self.cfg.client_id.as_str())
+                                .append_pair("post_logout_redirect_uri", &post_logout);
+                            if let Some(hint) = ended.as_ref().and_then(|s| s.tokens.id_token.as_ref()) {
+                                q.append_pair("id_token_hint", hint.secret());
+                            }
+                        }
+                        // The state comes back to our logged-out page, which checks it.
+                        if post_logout == ours {
+                            if let Some(cookie) = self.logout_state_cookie(jar, &mut end) {
+                                set_cookies.push(cookie);
+                            }
+                        }
+                        end.to_string()
+                    }
+                }
+            }
+        };
+        let mut resp = Response::redirect(&location);
+        for c in set_cookies {
+            resp.headers.append("Set-Cookie", c);
+        }
+        resp.headers.append("Clear-Site-Data", "\"cache\"");
+        resp
+    }
+
+    /// Adds `state` to the provider's logout URL and returns the cookie that remembers it.
+    fn logout_state_cookie(&self, jar: &CookieJar, end: &mut Url) -> Option<String> {
+        let state = State::generate().ok()?;
+        let name = jar.logout_name();
+        let sealed = self
+            .cfg
+            .sealer
+            .seal_json(
+                Purpose::LoginTransaction,
+                &name,
+                &LogoutState {
+                    state: state.clone(),
+                    exp: self.platform.now().saturating_add(LOGOUT_STATE_TTL_SECS),
+                },
+            )
+            .ok()?;
+        end.query_pairs_mut().append_pair("state", state.as_str());
+        Some(jar.set(&name, &sealed, LOGOUT_STATE_TTL_SECS))
+    }
+
+    /// RFC 7009: best effort; the session has ended here whatever the answer.
+    async fn revoke(&self, endpoint: &str, refresh_token: &str) {
+        let req = crate::transaction::client_request(
+            self.cfg,
+            endpoint,
+            &[
+                ("token", refresh_token),
+                ("token_type_hint", "refresh_token"),
+            ],
+        );
+        match self.platform.fetch(req).await {
+            Ok(r) if r.status == 200 => {
+                self.platform.log(&json!({"level":"info","event":"refresh_token_revoked"}))
+            }
+            Ok(r) => self.platform.log(&json!({"level":"warn","event":"revocation_failed","status":r.status})),
+            Err(e) => self.platform.log(&json!({"level":"warn","event":"revocation_failed","detail":e})),
+        }
+    }
+
+    /// Where the provider's logout sends the browser back: checks the `state` it carries
+    /// against the one this browser's sign-out sent.
+    fn logged_out(&self, req: &GateRequest, jar: &CookieJar) -> Response {
+        if !matches!(req.method, Method::Get | Method::Head) {
+            return self.fail(req, GateError::MethodNotAllowed);
+        }
+        let name = jar.logout_name();
+        let sent = req.headers.get("Cookie").and_then(|h| {
+            crate::cookies::parse_cookie_header(h)
+                .into_iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_owned())
+        });
+        let mut resp = match req.query("state") {
+            None => self.logged_out_page(),
+            Some(returned) => {
+                let matches = sent
+                    .as_deref()
+                    .and_then(|v| {
+                        self.cfg
+                            .sealer
+                            .open_json::<LogoutState>(Purpose::LoginTransaction, &name, v)
+                            .ok()
+                    })
+                    .is_some_and(|s| s.exp > self.platform.now() && s.state.matches(&returned));
+                if matches {
+                    self.logged_out_page()
+                } else {
+                    self.fail(req, GateError::LogoutStateMismatch)
+                }
+            }
+        };
+        if sent.is_some() {
+            resp.headers.append("Set-Cookie", jar.delete(&name));
+        }
+        resp
     }
 
     fn logged_out_page(&self) -> Response {
@@ -837,14 +1220,128 @@ impl<'a, P: Platform> Gate<'a, P> {
         )
     }
 
-    fn userinfo(&self, req: &GateRequest, jar: &CookieJar) -> Result<Response, GateError> {
+    async fn userinfo(&self, req: &GateRequest, jar: &CookieJar) -> Result<Response, GateError> {
         if !matches!(req.method, Method::Get | Method::Head) {
             return Err(GateError::MethodNotAllowed);
         }
-        match self.session(req, jar) {
-            Ok(s) => Ok(Response::json(200, &s.userinfo())),
-            Err(_) => Ok(Response::json(401, &json!({"error":"unauthenticated","error_description":"No session.","login_url":self.login_href(None)}))
-                .with_header("WWW-Authenticate", "Bearer realm=\"portcullis\"")),
+        match self.load_session(req, jar, true).await {
+            Ok(l) => {
+                let mut resp = Response::json(200, &l.session.userinfo());
+                resp.headers.set("Cache-Control", "no-store");
+                for c in l.set_cookies {
+                    resp.headers.append("Set-Cookie", c);
+                }
+                Ok(resp)
+            }
+            Err(Unloaded {
+                why: NoSession::StoreUnavailable,
+                ..
+            }) => Err(GateError::SessionStoreUnavailable(
+                "see the session_store_failed line".into(),
+            )),
+            Err(gone) => {
+                let mut resp = Response::json(401, &json!({"error":"unauthenticated","error_description":"No session.","login_url":self.login_href(None)}))
+                    .with_header("WWW-Authenticate", "Bearer realm=\"portcullis\"");
+                for c in gone.set_cookies {
+                    resp.headers.append("Set-Cookie", c);
+                }
+                Ok(resp)
+            }
+        }
+    }
+
+    /// OpenID Connect Back-Channel Logout 1.0: the provider POSTs a logout token; the sessions
+    /// it names end. Needs server-side sessions: a cookie cannot be reached from here.
+    async fn backchannel_logout(&self, req: &GateRequest) -> Response {
+        let answer = |status: u16, error: &str, why: &str| {
+            let mut r = if error.is_empty() {
+                Response::new(status)
+            } else {
+                Response::json(status, &json!({"error": error, "error_description": why}))
+            };
+            r.headers.set("Cache-Control", "no-store");
+            r
+        };
+        if req.method != Method::Post {
+            return answer(405, "invalid_request", "Back-channel logout takes a POST.");
+        }
+        if self.cfg.session_store != SessionStore::DurableObject {
+            self.platform.log(&json!({"level":"warn","event":"backchannel_logout_refused","reason":"SESSION_STORE is not durable_object"}));
+            return answer(501, "not_supported", "Back-channel logout needs SESSION_STORE=durable_object.");
+        }
+        let token = req.body.as_deref().and_then(|b| {
+            url::form_urlencoded::parse(b.as_bytes())
+                .find(|(k, _)| k == "logout_token")
+                .map(|(_, v)| v.into_owned())
+        });
+        let refuse = |why: String| {
+            self.platform.log(&json!({"level":"warn","event":"backchannel_logout_refused","reason":why}));
+            answer(400, "invalid_request", &why)
+        };
+        let Some(token) = token else {
+            return refuse("no logout_token in the form body".into());
+        };
+        let jws = match UnverifiedJws::parse(&token) {
+            Ok(j) => j,
+            Err(e) => return refuse(format!("logout_token: {e}")),
+        };
+        let meta = match self.metadata().await {
+            Ok(m) => m,
+            Err(e) => {
+                self.platform.log(&json!({"level":"error","event":"backchannel_logout_failed","detail":e.log_detail()}));
+                return answer(503, "temporarily_unavailable", "The provider's keys cannot be fetched.");
+            }
+        };
+        let key = match self.cache.key_for(self.platform, &meta.jwks_uri, &jws.header).await {
+            Ok(k) => k,
+            Err(KeyLookupError::Key(k)) => return refuse(format!("no provider key fits the logout token ({k:?})")),
+            Err(KeyLookupError::Provider(p)) => {
+                self.platform.log(&json!({"level":"error","event":"backchannel_logout_failed","detail":format!("{p:?}")}));
+                return answer(503, "temporarily_unavailable", "The provider's keys cannot be fetched.");
+            }
+        };
+        let verified = match jws::verify(self.platform.verifier(), jws, &key).await {
+            Ok(v) => v,
+            Err(e) => return refuse(format!("logout_token signature: {e}")),
+        };
+        let now = i64::try_from(self.platform.now()).unwrap_or(i64::MAX);
+        let logout = match logout_token::validate(&verified, &self.cfg.issuer, &self.cfg.client_id, now) {
+            Ok(l) => l,
+            Err(why) => return refuse(format!("logout_token: {why}")),
+        };
+        let object = match &logout.sub {
+            Some(sub) => Ok(Some(user_object(&self.cfg.issuer, sub))),
+            None => {
+                let sid = logout.sid.as_deref().unwrap_or_default();
+                match self.platform.session_store(&sid_object(&self.cfg.issuer, sid), StoreCall::Resolve).await {
+                    Ok(StoreAnswer::User(u)) => Ok(u),
+                    Ok(other) => Err(format!("unexpected answer {other:?}")),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        let ended = match object {
+            Ok(Some(object)) => match self
+                .platform
+                .session_store(&object, StoreCall::EndMatching { sid: logout.sid.clone() })
+                .await
+            {
+                Ok(StoreAnswer::Ended(n)) => Ok(n),
+                Ok(other) => Err(format!("unexpected answer {other:?}")),
+                Err(e) => Err(e),
+            },
+            Ok(None) => Ok(0),
+            Err(e) => Err(e),
+        };
+        match ended {
+            Ok(n) => {
+                self.platform.log(&json!({"level":"info","event":"backchannel_logout","sub":logout.sub,"sid":logout.sid,"sessions_ended":n}));
+                answer(200, "", "")
+            }
+            Err(e) => {
+                self.platform.log(&json!({"level":"error","event":"backchannel_logout_failed","detail":e}));
+                answer(503, "temporarily_unavailable", "Sessions could not be ended; try again.")
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod http;
 pub mod id_token;
 pub mod jwks;
 pub mod jws;
+pub mod logout_token;
 pub mod pages;
 pub mod path;
 pub mod pkce;
@@ -19,10 +20,12 @@ pub mod platform;
 pub mod policy;
 pub mod provider;
 pub mod random;
+pub mod refresh;
 pub mod return_to;
 pub mod seal;
 pub mod secret;
 pub mod session;
+pub mod session_store;
 pub mod token_cache;
 pub mod token_response;
 pub mod transaction;
@@ -32,6 +35,8 @@ pub mod upstream;
 #[cfg(test)]
 mod test_support;
 
+#[cfg(target_arch = "wasm32")]
+mod durable;
 #[cfg(target_arch = "wasm32")]
 mod shell;
 #[cfg(target_arch = "wasm32")]

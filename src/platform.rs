@@ -3,6 +3,7 @@
 
 use crate::http::{OutboundRequest, Response};
 use crate::jws::SignatureVerifier;
+use crate::session_store::{StoreAnswer, StoreCall};
 
 #[allow(async_fn_in_trait)] // single-threaded wasm: futures need not be Send
 pub trait Platform {
@@ -17,6 +18,8 @@ pub trait Platform {
     async fn kv_get(&self, key: &str) -> Option<String>;
     /// Best effort: a failed write is logged by the implementation and otherwise ignored.
     async fn kv_put(&self, key: &str, value: &str, ttl_secs: u64);
+    /// A call to one session object (`SESSION_STORE=durable_object`), by object name.
+    async fn session_store(&self, object: &str, call: StoreCall) -> Result<StoreAnswer, String>;
     /// One structured log line (JSON).
     fn log(&self, line: &serde_json::Value);
 }

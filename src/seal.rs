@@ -21,7 +21,7 @@ const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 const HKDF_SALT: &[u8] = b"portcullis cookie sealing v1";
 /// Longest sealed value we try to open; anything longer is not ours.
-const MAX_SEALED_LEN: usize = 8 * 1024;
+const MAX_SEALED_LEN: usize = 32 * 1024;
 
 /// What a sealed value is for; each purpose has its own key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,6 +13,10 @@ secret_type!(
     /// An OAuth access token.
     AccessToken(String)
 );
+secret_type!(
+    /// An OAuth refresh token.
+    RefreshToken(String)
+);
 
 #[derive(Debug)]
 pub struct TokenResponse {
@@ -20,6 +24,18 @@ pub struct TokenResponse {
     pub access_token: Option<AccessToken>,
     /// Seconds until the access token expires, when the provider says.
     pub expires_in: Option<u64>,
+    /// Issued with `offline_access` (or always, by some providers).
+    pub refresh_token: Option<RefreshToken>,
+}
+
+/// The answer to a refresh (RFC 6749 6): the ID token is optional (OIDC Core 12.2).
+#[derive(Debug)]
+pub struct RefreshResponse {
+    pub id_token: Option<RawIdToken>,
+    pub access_token: Option<AccessToken>,
+    pub expires_in: Option<u64>,
+    /// A new refresh token when the provider rotates them; `None` keeps the old one.
+    pub refresh_token: Option<RefreshToken>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +82,8 @@ struct Success {
     token_type: Option<String>,
     #[serde(default)]
     expires_in: Option<serde_json::Value>,
+    #[serde(default)]
+    refresh_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -76,6 +94,19 @@ struct Failure {
 }
 
 impl TokenResponse {
+    /// The answer to the authorization code grant: it must carry an ID token.
+    pub fn parse(resp: &Response) -> Result<Self, TokenError> {
+        let r = RefreshResponse::parse(resp)?;
+        Ok(Self {
+            id_token: r.id_token.ok_or(TokenError::NoIdToken)?,
+            access_token: r.access_token,
+            expires_in: r.expires_in,
+            refresh_token: r.refresh_token,
+        })
+    }
+}
+
+impl RefreshResponse {
     pub fn parse(resp: &Response) -> Result<Self, TokenError> {
         if resp.status != 200 {
             return match serde_json::from_slice::<Failure>(&resp.body) {
@@ -101,18 +132,16 @@ impl TokenResponse {
                 "token_type is neither Bearer nor DPoP".into(),
             ));
         }
-        let id_token = s
-            .id_token
-            .filter(|t| !t.is_empty())
-            .ok_or(TokenError::NoIdToken)?;
+        let non_empty = |t: Option<String>| t.filter(|t| !t.is_empty());
         Ok(Self {
-            id_token: RawIdToken::new(id_token),
-            access_token: s.access_token.map(AccessToken::new),
+            id_token: non_empty(s.id_token).map(RawIdToken::new),
+            access_token: non_empty(s.access_token).map(AccessToken::new),
             // Some providers send a string ("3600").
             expires_in: s.expires_in.and_then(|v| {
                 v.as_u64()
                     .or_else(|| v.as_str().and_then(|t| t.parse().ok()))
             }),
+            refresh_token: non_empty(s.refresh_token).map(RefreshToken::new),
         })
     }
 }
@@ -162,6 +191,25 @@ mod tests {
     fn html_error_pages_are_refusals_too() {
         let e = TokenResponse::parse(&resp(502, "<html>bad gateway</html>")).unwrap_err();
         assert!(matches!(e, TokenError::Refused { status: 502, .. }));
+    }
+
+    #[test]
+    fn refresh_answers_may_lack_an_id_token_and_carry_a_new_refresh_token() {
+        let r = RefreshResponse::parse(&resp(
+            200,
+            r#"{"access_token":"at2","token_type":"Bearer","expires_in":"60","refresh_token":"rt2"}"#,
+        ))
+        .unwrap();
+        assert!(r.id_token.is_none());
+        assert_eq!(r.expires_in, Some(60));
+        assert_eq!(r.refresh_token.unwrap().secret(), "rt2");
+        assert_eq!(format!("{:?}", RefreshToken::new("x".into())), "RefreshToken([redacted])");
+        let code = TokenResponse::parse(&resp(
+            200,
+            r#"{"id_token":"a.b.c","access_token":"at","refresh_token":"rt"}"#,
+        ))
+        .unwrap();
+        assert_eq!(code.refresh_token.unwrap().secret(), "rt");
     }
 
     #[test]

@@ -205,30 +205,43 @@ pub struct CodeExchange {
 impl CodeExchange {
     /// The token request (RFC 6749 4.1.3 with the PKCE verifier, RFC 7636 4.5).
     pub fn token_request(&self, cfg: &Config, token_endpoint: &str) -> OutboundRequest {
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", "authorization_code")
-            .append_pair("code", self.code.secret())
-            .append_pair("redirect_uri", &self.redirect_uri)
-            .append_pair("code_verifier", self.verifier.secret());
-        let mut req = OutboundRequest::get(token_endpoint);
-        req.method = "POST";
-        req.headers
-            .append("Content-Type", "application/x-www-form-urlencoded");
-        match cfg.token_auth_method {
-            TokenAuthMethod::ClientSecretBasic => {
-                req.headers.append(
-                    "Authorization",
-                    basic_auth(cfg.client_id.as_str(), cfg.client_secret.secret()),
-                );
-            }
-            TokenAuthMethod::ClientSecretPost => {
-                form.append_pair("client_id", cfg.client_id.as_str())
-                    .append_pair("client_secret", cfg.client_secret.secret());
-            }
-        }
-        req.body = Some(form.finish());
-        req
+        client_request(
+            cfg,
+            token_endpoint,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", self.code.secret()),
+                ("redirect_uri", &self.redirect_uri),
+                ("code_verifier", self.verifier.secret()),
+            ],
+        )
     }
+}
+
+/// A form POST from the confidential client to one of the provider's endpoints (token,
+/// revocation), authenticated as `OIDC_TOKEN_AUTH_METHOD` says.
+pub fn client_request(cfg: &Config, endpoint: &str, params: &[(&str, &str)]) -> OutboundRequest {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.extend_pairs(params);
+    let mut req = OutboundRequest::get(endpoint);
+    req.method = "POST";
+    req.headers
+        .append("Content-Type", "application/x-www-form-urlencoded");
+    req.headers.append("Accept", "application/json");
+    match cfg.token_auth_method {
+        TokenAuthMethod::ClientSecretBasic => {
+            req.headers.append(
+                "Authorization",
+                basic_auth(cfg.client_id.as_str(), cfg.client_secret.secret()),
+            );
+        }
+        TokenAuthMethod::ClientSecretPost => {
+            form.append_pair("client_id", cfg.client_id.as_str())
+                .append_pair("client_secret", cfg.client_secret.secret());
+        }
+    }
+    req.body = Some(form.finish());
+    req
 }
 
 /// RFC 6749 2.3.1: both parts form-urlencoded before base64.
@@ -252,6 +265,8 @@ mod tests {
             token_endpoint: "https://idp.example.com/token".into(),
             jwks_uri: "https://idp.example.com/jwks".into(),
             end_session_endpoint: None,
+            revocation_endpoint: None,
+            backchannel_logout_supported: false,
             code_challenge_methods_supported: None,
             authorization_response_iss_parameter_supported: iss_param,
         }

@@ -49,6 +49,11 @@ struct FakePlatform {
     kv: RefCell<HashMap<String, String>>,
     network_down: Cell<bool>,
     logs: RefCell<Vec<Value>>,
+    /// Session objects (`SESSION_STORE=durable_object`), by name, and the configuration and
+    /// provider cache their isolate has.
+    objects: RefCell<HashMap<String, std::rc::Rc<crate::session_store::MemoryStorage>>>,
+    object_isolate: RefCell<Option<std::rc::Rc<(Config, ProviderCache)>>>,
+    store_down: Cell<bool>,
 }
 
 impl FakePlatform {
@@ -60,6 +65,9 @@ impl FakePlatform {
             kv: RefCell::new(HashMap::new()),
             network_down: Cell::new(false),
             logs: RefCell::new(Vec::new()),
+            objects: RefCell::new(HashMap::new()),
+            object_isolate: RefCell::new(None),
+            store_down: Cell::new(false),
         }
     }
 
@@ -157,6 +165,28 @@ impl Platform for FakePlatform {
             .insert(key.to_owned(), value.to_owned());
     }
 
+    async fn session_store(
+        &self,
+        object: &str,
+        call: crate::session_store::StoreCall,
+    ) -> Result<crate::session_store::StoreAnswer, String> {
+        if self.store_down.get() {
+            return Err("the session store is down (test)".into());
+        }
+        let isolate = self
+            .object_isolate
+            .borrow()
+            .clone()
+            .ok_or("no session objects in this test")?;
+        let storage = self
+            .objects
+            .borrow_mut()
+            .entry(object.to_owned())
+            .or_default()
+            .clone();
+        crate::session_store::handle(&isolate.0, &isolate.1, self, &*storage, call).await
+    }
+
     fn log(&self, line: &Value) {
         self.logs.borrow_mut().push(line.clone());
     }
@@ -213,6 +243,7 @@ fn request(method: Method, url: &str, headers: &[(&str, &str)]) -> GateRequest {
         method,
         url: Url::parse(url).expect("test URL"),
         headers: h,
+        body: None,
     }
 }
 
@@ -394,6 +425,7 @@ struct Harness {
     cfg: Config,
     cache: ProviderCache,
     tokens: crate::token_cache::TokenCache,
+    refreshes: crate::refresh::RefreshCoalescer,
     idp: FakePlatform,
     /// The provider's signing key, published in its JWKS.
     key: TestKey,
@@ -429,6 +461,7 @@ impl Harness {
             cfg,
             cache: ProviderCache::new(),
             tokens: crate::token_cache::TokenCache::default(),
+            refreshes: Default::default(),
             idp,
             key,
         }
@@ -440,6 +473,7 @@ impl Harness {
                 cfg: &self.cfg,
                 cache: &self.cache,
                 tokens: &self.tokens,
+                refreshes: &self.refreshes,
                 platform: &self.idp,
             }
             .handle(req),

@@ -37,7 +37,7 @@ fn check_with(
         &Expectations {
             issuer: &issuer,
             client_id: &client,
-            nonce: &nonce,
+            nonce: Some(&nonce),
             trusted_audiences: &[],
             now: NOW,
             access_token,
