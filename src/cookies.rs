@@ -131,7 +131,11 @@ impl CookieJar {
     /// Deletes `name` and the continuations in `present`.
     pub fn delete_chunked(&self, name: &str, present: &[usize]) -> Vec<String> {
         std::iter::once(self.delete(name))
-            .chain(present.iter().map(|&i| self.delete(&self.chunk_name(name, i))))
+            .chain(
+                present
+                    .iter()
+                    .map(|&i| self.delete(&self.chunk_name(name, i))),
+            )
             .collect()
     }
 
@@ -194,7 +198,10 @@ pub fn read_chunked(jar: &CookieJar, cookies: &[(&str, &str)], name: &str) -> Ch
     let value = find(name).and_then(|first| match first.split_once(CHUNK_MARK) {
         None => Some(first.to_owned()),
         Some((count, part0)) => {
-            let count: usize = count.parse().ok().filter(|c| (2..=MAX_CHUNKS).contains(c))?;
+            let count: usize = count
+                .parse()
+                .ok()
+                .filter(|c| (2..=MAX_CHUNKS).contains(c))?;
             let mut joined = part0.to_owned();
             for i in 1..count {
                 joined.push_str(find(&jar.chunk_name(name, i))?);
@@ -275,7 +282,9 @@ mod tests {
         let got = read_chunked(&jar, &parse_cookie_header(&header), &name);
         assert_eq!(got.value.as_deref(), Some(short.as_str()));
 
-        let long: String = (0..12_000).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+        let long: String = (0..12_000)
+            .map(|i| (b'a' + (i % 26) as u8) as char)
+            .collect();
         let many = jar.set_chunked(&name, &long, 60, &[]).unwrap();
         assert_eq!(many.len(), 4);
         assert!(many.iter().all(|c| c.len() < 4000));
@@ -291,7 +300,9 @@ mod tests {
     #[test]
     fn shrinking_deletes_stale_chunks_and_a_missing_chunk_reads_as_nothing() {
         let jar = CookieJar::new(false);
-        let out = jar.set_chunked("portcullis", "short", 60, &[1, 2, 3]).unwrap();
+        let out = jar
+            .set_chunked("portcullis", "short", 60, &[1, 2, 3])
+            .unwrap();
         assert_eq!(out.len(), 4);
         assert!(out[1].starts_with("portcullis-1=; Max-Age=0"));
         assert!(out[3].starts_with("portcullis-3=; Max-Age=0"));

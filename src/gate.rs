@@ -8,6 +8,7 @@ use url::Url;
 use crate::access_token::{self, AccessExpectations, ListClaims, VerifiedAccessToken};
 use crate::api::ApiRoute;
 use crate::assertion::Subject;
+use crate::config::SessionStore;
 use crate::config::{is_loopback_host, Config};
 use crate::config::{AccessLog, PassAccessToken};
 use crate::cookies::{parse_cookie_header, CookieJar};
@@ -15,21 +16,19 @@ use crate::error::GateError;
 use crate::http::{Headers, Method, Response};
 use crate::id_token;
 use crate::jws::{self, UnverifiedJws};
+use crate::logout_token;
 use crate::pages::{page, Action};
 use crate::path::RequestPath;
 use crate::platform::Platform;
 use crate::policy::{Decision, Identity, Rule};
 use crate::provider::{KeyLookupError, ProviderCache, ProviderError};
+use crate::random::random_bytes;
+use crate::refresh::{refresh_session, verify_id_token, IdTokenCheck, RefreshCoalescer};
 use crate::return_to::ReturnTo;
 use crate::seal::Purpose;
-use crate::config::SessionStore;
-use crate::logout_token;
-use crate::random::random_bytes;
-use crate::refresh::{refresh_session, verify_id_token, RefreshCoalescer};
 use crate::session::{binding, open_session, NoSession, Session, SessionSealError};
 use crate::session::{ClaimNames, SessionCookie, SessionTokens, StoredSecret};
 use crate::session_store::{sid_object, user_object, StoreAnswer, StoreCall, StoreRef};
-use crate::types::State;
 use crate::token_cache::TokenCache;
 use crate::token_response::{printable, TokenError, TokenResponse};
 use crate::transaction::{
@@ -37,6 +36,7 @@ use crate::transaction::{
     TRANSACTION_TTL_SECS,
 };
 use crate::types::Issuer;
+use crate::types::State;
 use crate::upstream::{header_value, request_headers_for_origin};
 
 pub struct GateRequest {
@@ -44,7 +44,7 @@ pub struct GateRequest {
     pub url: Url,
     pub headers: Headers,
     /// The body, read by the shell only for the routes that take one
-    /// (see [`Config::reads_body`]).
+    /// (back-channel logout).
     pub body: Option<String>,
 }
 
@@ -164,7 +164,9 @@ impl<'a, P: Platform> Gate<'a, P> {
                 "/logout" => self.logout(req, &jar).await,
                 "/logged-out" => return Outcome::Respond(self.logged_out(req, &jar)),
                 "/userinfo" => self.userinfo(req, &jar).await,
-                "/backchannel-logout" => return Outcome::Respond(self.backchannel_logout(req).await),
+                "/backchannel-logout" => {
+                    return Outcome::Respond(self.backchannel_logout(req).await)
+                }
                 "/jwks.json" => Ok(self.jwks()),
                 _ => Err(GateError::NotFound),
             };
@@ -205,7 +207,10 @@ impl<'a, P: Platform> Gate<'a, P> {
             Err(Unloaded {
                 why: NoSession::StoreUnavailable,
                 ..
-            }) => Outcome::Respond(self.fail(req, GateError::SessionStoreUnavailable("see the session_store_failed line".into()))),
+            }) => Outcome::Respond(self.fail(
+                req,
+                GateError::SessionStoreUnavailable("see the session_store_failed line".into()),
+            )),
             Err(gone) => Outcome::Respond(self.unauthenticated(req, gone)),
         }
     }
@@ -559,7 +564,8 @@ impl<'a, P: Platform> Gate<'a, P> {
                     Err(Unloaded::quiet(NoSession::StoreUnavailable))
                 }
                 Err(e) => {
-                    self.platform.log(&json!({"level":"error","event":"session_store_failed","detail":e}));
+                    self.platform
+                        .log(&json!({"level":"error","event":"session_store_failed","detail":e}));
                     Err(Unloaded::quiet(NoSession::StoreUnavailable))
                 }
             };
@@ -583,13 +589,14 @@ impl<'a, P: Platform> Gate<'a, P> {
             let current = session.clone();
             let result = self
                 .refreshes
-                .run(&spent, now, || {
+                .run(self.platform, &spent, now, || {
                     refresh_session(self.cfg, self.cache, self.platform, &current)
                 })
                 .await;
             match result {
                 Ok(next) => {
-                    self.platform.log(&json!({"level":"info","event":"session_refreshed","sub":next.sub}));
+                    self.platform
+                        .log(&json!({"level":"info","event":"session_refreshed","sub":next.sub}));
                     session = next;
                     changed = true;
                 }
@@ -634,7 +641,11 @@ impl<'a, P: Platform> Gate<'a, P> {
         }
     }
 
-    fn open_store_ref(&self, jar: &CookieJar, cookie: &SessionCookie) -> Result<StoreRef, NoSession> {
+    fn open_store_ref(
+        &self,
+        jar: &CookieJar,
+        cookie: &SessionCookie,
+    ) -> Result<StoreRef, NoSession> {
         let value = cookie.sealed.as_deref().ok_or(NoSession::NoCookie)?;
         self.cfg
             .sealer
@@ -998,17 +1009,14 @@ impl<'a, P: Platform> Gate<'a, P> {
         jwks_uri: &str,
         now: u64,
     ) -> Result<id_token::VerifiedIdToken, GateError> {
-        verify_id_token(
-            self.cfg,
-            self.cache,
-            self.platform,
-            tokens.id_token.secret(),
+        let check = IdTokenCheck {
+            raw: tokens.id_token.secret(),
             jwks_uri,
-            Some(&exchange.nonce),
-            tokens.access_token.as_ref().map(|t| t.secret().as_str()),
+            nonce: Some(&exchange.nonce),
+            access_token: tokens.access_token.as_ref().map(|t| t.secret().as_str()),
             now,
-        )
-        .await
+        };
+        verify_id_token(self.cfg, self.cache, self.platform, check).await
     }
 
     async fn logout(&self, req: &GateRequest, jar: &CookieJar) -> Result<Response, GateError> {
@@ -1068,19 +1076,25 @@ impl<'a, P: Platform> Gate<'a, P> {
                     Ok(StoreAnswer::Session(s)) => s.map(|s| *s),
                     Ok(_) => None,
                     Err(e) => {
-                        self.platform.log(&json!({"level":"error","event":"session_store_failed","detail":e}));
+                        self.platform.log(
+                            &json!({"level":"error","event":"session_store_failed","detail":e}),
+                        );
                         None
                     }
                 },
                 Err(_) => None,
             },
         };
-        self.platform.log(&json!({"level":"info","event":"sign_out","sub":ended.as_ref().map(|s| s.sub.clone())}));
+        self.platform.log(
+            &json!({"level":"info","event":"sign_out","sub":ended.as_ref().map(|s| s.sub.clone())}),
+        );
         let mut set_cookies = cookie.delete(jar);
         let logged_out_path = self.cfg.auth_path("logged-out");
         let location = match self.metadata().await {
             Err(e) => {
-                self.platform.log(&json!({"level":"warn","event":"logout_local_only","detail":e.log_detail()}));
+                self.platform.log(
+                    &json!({"level":"warn","event":"logout_local_only","detail":e.log_detail()}),
+                );
                 logged_out_path
             }
             Ok(meta) => {
@@ -1107,7 +1121,9 @@ impl<'a, P: Platform> Gate<'a, P> {
                             let mut q = end.query_pairs_mut();
                             q.append_pair("client_id", self.cfg.client_id.as_str())
                                 .append_pair("post_logout_redirect_uri", &post_logout);
-                            if let Some(hint) = ended.as_ref().and_then(|s| s.tokens.id_token.as_ref()) {
+                            if let Some(hint) =
+                                ended.as_ref().and_then(|s| s.tokens.id_token.as_ref())
+                            {
                                 q.append_pair("id_token_hint", hint.secret());
                             }
                         }
@@ -1161,11 +1177,15 @@ impl<'a, P: Platform> Gate<'a, P> {
             ],
         );
         match self.platform.fetch(req).await {
-            Ok(r) if r.status == 200 => {
-                self.platform.log(&json!({"level":"info","event":"refresh_token_revoked"}))
-            }
-            Ok(r) => self.platform.log(&json!({"level":"warn","event":"revocation_failed","status":r.status})),
-            Err(e) => self.platform.log(&json!({"level":"warn","event":"revocation_failed","detail":e})),
+            Ok(r) if r.status == 200 => self
+                .platform
+                .log(&json!({"level":"info","event":"refresh_token_revoked"})),
+            Ok(r) => self
+                .platform
+                .log(&json!({"level":"warn","event":"revocation_failed","status":r.status})),
+            Err(e) => self
+                .platform
+                .log(&json!({"level":"warn","event":"revocation_failed","detail":e})),
         }
     }
 
@@ -1267,7 +1287,11 @@ impl<'a, P: Platform> Gate<'a, P> {
         }
         if self.cfg.session_store != SessionStore::DurableObject {
             self.platform.log(&json!({"level":"warn","event":"backchannel_logout_refused","reason":"SESSION_STORE is not durable_object"}));
-            return answer(501, "not_supported", "Back-channel logout needs SESSION_STORE=durable_object.");
+            return answer(
+                501,
+                "not_supported",
+                "Back-channel logout needs SESSION_STORE=durable_object.",
+            );
         }
         let token = req.body.as_deref().and_then(|b| {
             url::form_urlencoded::parse(b.as_bytes())
@@ -1275,7 +1299,8 @@ impl<'a, P: Platform> Gate<'a, P> {
                 .map(|(_, v)| v.into_owned())
         });
         let refuse = |why: String| {
-            self.platform.log(&json!({"level":"warn","event":"backchannel_logout_refused","reason":why}));
+            self.platform
+                .log(&json!({"level":"warn","event":"backchannel_logout_refused","reason":why}));
             answer(400, "invalid_request", &why)
         };
         let Some(token) = token else {
@@ -1289,15 +1314,29 @@ impl<'a, P: Platform> Gate<'a, P> {
             Ok(m) => m,
             Err(e) => {
                 self.platform.log(&json!({"level":"error","event":"backchannel_logout_failed","detail":e.log_detail()}));
-                return answer(503, "temporarily_unavailable", "The provider's keys cannot be fetched.");
+                return answer(
+                    503,
+                    "temporarily_unavailable",
+                    "The provider's keys cannot be fetched.",
+                );
             }
         };
-        let key = match self.cache.key_for(self.platform, &meta.jwks_uri, &jws.header).await {
+        let key = match self
+            .cache
+            .key_for(self.platform, &meta.jwks_uri, &jws.header)
+            .await
+        {
             Ok(k) => k,
-            Err(KeyLookupError::Key(k)) => return refuse(format!("no provider key fits the logout token ({k:?})")),
+            Err(KeyLookupError::Key(k)) => {
+                return refuse(format!("no provider key fits the logout token ({k:?})"))
+            }
             Err(KeyLookupError::Provider(p)) => {
                 self.platform.log(&json!({"level":"error","event":"backchannel_logout_failed","detail":format!("{p:?}")}));
-                return answer(503, "temporarily_unavailable", "The provider's keys cannot be fetched.");
+                return answer(
+                    503,
+                    "temporarily_unavailable",
+                    "The provider's keys cannot be fetched.",
+                );
             }
         };
         let verified = match jws::verify(self.platform.verifier(), jws, &key).await {
@@ -1305,15 +1344,20 @@ impl<'a, P: Platform> Gate<'a, P> {
             Err(e) => return refuse(format!("logout_token signature: {e}")),
         };
         let now = i64::try_from(self.platform.now()).unwrap_or(i64::MAX);
-        let logout = match logout_token::validate(&verified, &self.cfg.issuer, &self.cfg.client_id, now) {
-            Ok(l) => l,
-            Err(why) => return refuse(format!("logout_token: {why}")),
-        };
+        let logout =
+            match logout_token::validate(&verified, &self.cfg.issuer, &self.cfg.client_id, now) {
+                Ok(l) => l,
+                Err(why) => return refuse(format!("logout_token: {why}")),
+            };
         let object = match &logout.sub {
             Some(sub) => Ok(Some(user_object(&self.cfg.issuer, sub))),
             None => {
                 let sid = logout.sid.as_deref().unwrap_or_default();
-                match self.platform.session_store(&sid_object(&self.cfg.issuer, sid), StoreCall::Resolve).await {
+                match self
+                    .platform
+                    .session_store(&sid_object(&self.cfg.issuer, sid), StoreCall::Resolve)
+                    .await
+                {
                     Ok(StoreAnswer::User(u)) => Ok(u),
                     Ok(other) => Err(format!("unexpected answer {other:?}")),
                     Err(e) => Err(e),
@@ -1323,7 +1367,12 @@ impl<'a, P: Platform> Gate<'a, P> {
         let ended = match object {
             Ok(Some(object)) => match self
                 .platform
-                .session_store(&object, StoreCall::EndMatching { sid: logout.sid.clone() })
+                .session_store(
+                    &object,
+                    StoreCall::EndMatching {
+                        sid: logout.sid.clone(),
+                    },
+                )
                 .await
             {
                 Ok(StoreAnswer::Ended(n)) => Ok(n),
@@ -1339,8 +1388,13 @@ impl<'a, P: Platform> Gate<'a, P> {
                 answer(200, "", "")
             }
             Err(e) => {
-                self.platform.log(&json!({"level":"error","event":"backchannel_logout_failed","detail":e}));
-                answer(503, "temporarily_unavailable", "Sessions could not be ended; try again.")
+                self.platform
+                    .log(&json!({"level":"error","event":"backchannel_logout_failed","detail":e}));
+                answer(
+                    503,
+                    "temporarily_unavailable",
+                    "Sessions could not be ended; try again.",
+                )
             }
         }
     }

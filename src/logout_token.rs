@@ -69,7 +69,9 @@ pub fn validate(
     if iat < now.saturating_sub(MAX_LOGOUT_TOKEN_AGE_SECS + MAX_CLOCK_SKEW_SECS) {
         return Err("the token is too old".into());
     }
-    if c.exp.is_some_and(|exp| now >= exp.saturating_add(MAX_CLOCK_SKEW_SECS)) {
+    if c.exp
+        .is_some_and(|exp| now >= exp.saturating_add(MAX_CLOCK_SKEW_SECS))
+    {
         return Err("the token has expired".into());
     }
     let event_ok = c
@@ -171,8 +173,14 @@ mod tests {
             ("future", with("iat", json!(NOW + 3600))),
             ("expired", with("exp", json!(NOW - 3600))),
             ("no events", without("events")),
-            ("other event", with("events", json!({"http://example.com/other": {}}))),
-            ("event not an object", with("events", json!({BACKCHANNEL_LOGOUT_EVENT: "x"}))),
+            (
+                "other event",
+                with("events", json!({"http://example.com/other": {}})),
+            ),
+            (
+                "event not an object",
+                with("events", json!({BACKCHANNEL_LOGOUT_EVENT: "x"})),
+            ),
             ("nonce", with("nonce", json!("n"))),
             ("no jti", without("jti")),
             ("neither sub nor sid", {

@@ -20,6 +20,8 @@ pub trait Platform {
     async fn kv_put(&self, key: &str, value: &str, ttl_secs: u64);
     /// A call to one session object (`SESSION_STORE=durable_object`), by object name.
     async fn session_store(&self, object: &str, call: StoreCall) -> Result<StoreAnswer, String>;
+    /// Waits on a timer of the request's own (workerd lets no request wait on another's).
+    async fn sleep_ms(&self, ms: u64);
     /// One structured log line (JSON).
     fn log(&self, line: &serde_json::Value);
 }

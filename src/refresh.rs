@@ -4,9 +4,6 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
-use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
 
 use sha2::{Digest, Sha256};
 
@@ -51,18 +48,32 @@ impl RefreshError {
     }
 }
 
+/// An ID token from the token endpoint and what it must match.
+pub struct IdTokenCheck<'a> {
+    pub raw: &'a str,
+    pub jwks_uri: &'a str,
+    /// `None` for refreshed tokens.
+    pub nonce: Option<&'a Nonce>,
+    /// The access token from the same answer, for `at_hash`.
+    pub access_token: Option<&'a str>,
+    pub now: u64,
+}
+
 /// Verifies an ID token from the token endpoint: signature with the provider's keys, then
-/// every claim rule. `nonce` is `None` for refreshed tokens.
+/// every claim rule.
 pub async fn verify_id_token<P: Platform>(
     cfg: &Config,
     cache: &ProviderCache,
     platform: &P,
-    raw: &str,
-    jwks_uri: &str,
-    nonce: Option<&Nonce>,
-    access_token: Option<&str>,
-    now: u64,
+    check: IdTokenCheck<'_>,
 ) -> Result<VerifiedIdToken, GateError> {
+    let IdTokenCheck {
+        raw,
+        jwks_uri,
+        nonce,
+        access_token,
+        now,
+    } = check;
     let reject = |why: String| GateError::IdTokenRejected(why);
     let jws = UnverifiedJws::parse(raw).map_err(|e| reject(e.to_string()))?;
     let key = cache
@@ -99,7 +110,9 @@ pub async fn refresh_session<P: Platform>(
     session: &Session,
 ) -> Result<Session, RefreshError> {
     let Some(refresh_token) = &session.tokens.refresh_token else {
-        return Err(RefreshError::Refused("the session has no refresh token".into()));
+        return Err(RefreshError::Refused(
+            "the session has no refresh token".into(),
+        ));
     };
     let meta = cache
         .metadata(platform, &cfg.issuer)
@@ -124,21 +137,19 @@ pub async fn refresh_session<P: Platform>(
     let now = platform.now();
     let mut next = session.clone();
     if let Some(raw) = &answer.id_token {
-        let verified = verify_id_token(
-            cfg,
-            cache,
-            platform,
-            raw.secret(),
-            &meta.jwks_uri,
-            None,
-            answer.access_token.as_ref().map(|t| t.secret().as_str()),
+        let check = IdTokenCheck {
+            raw: raw.secret(),
+            jwks_uri: &meta.jwks_uri,
+            nonce: None,
+            access_token: answer.access_token.as_ref().map(|t| t.secret().as_str()),
             now,
-        )
-        .await
-        .map_err(|e| match e {
-            GateError::ProviderUnavailable(why) => RefreshError::Unavailable(why),
-            other => RefreshError::Rejected(other.log_detail()),
-        })?;
+        };
+        let verified = verify_id_token(cfg, cache, platform, check)
+            .await
+            .map_err(|e| match e {
+                GateError::ProviderUnavailable(why) => RefreshError::Unavailable(why),
+                other => RefreshError::Rejected(other.log_detail()),
+            })?;
         // iss and aud were checked by the claim rules; the person must be the same.
         if verified.subject != session.sub {
             return Err(RefreshError::Rejected(
@@ -169,55 +180,34 @@ pub async fn refresh_session<P: Platform>(
 }
 
 /// Concurrent refreshes of one refresh token within an isolate share one call to the
-/// provider: the first request does it, the others wait for its answer, and requests that
-/// still carry the old token within [`REFRESH_GRACE_SECS`] get the same answer.
+/// provider: the first request does it; the others, seeing it under way, check back every
+/// [`WAIT_STEP_MS`] until its answer is in (workerd does not let one request wait on another's
+/// promise, so they poll on their own timers); and requests that still carry the old token
+/// within [`REFRESH_GRACE_SECS`] get the same answer.
 #[derive(Default)]
 pub struct RefreshCoalescer {
     entries: RefCell<HashMap<[u8; 32], Entry>>,
 }
 
+/// How often a waiting request checks whether the refresh it waits for is done.
+pub const WAIT_STEP_MS: u64 = 25;
+/// How long a request waits for another's refresh before giving up on it (and going on with
+/// the session it has).
+pub const MAX_WAIT_MS: u64 = 10_000;
+
 enum Entry {
-    Pending(Rc<Slot>),
+    Pending,
     Done {
-        result: Result<Session, RefreshError>,
+        result: Box<Result<Session, RefreshError>>,
         until: u64,
     },
 }
 
-#[derive(Default)]
-struct Slot {
-    result: RefCell<Option<Result<Session, RefreshError>>>,
-    wakers: RefCell<Vec<Waker>>,
-}
-
-impl Slot {
-    fn finish(&self, result: Result<Session, RefreshError>) {
-        *self.result.borrow_mut() = Some(result);
-        for w in self.wakers.borrow_mut().drain(..) {
-            w.wake();
-        }
-    }
-}
-
-struct Wait(Rc<Slot>);
-
-impl Future for Wait {
-    type Output = Result<Session, RefreshError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Some(r) = self.0.result.borrow().as_ref() {
-            return Poll::Ready(r.clone());
-        }
-        self.0.wakers.borrow_mut().push(cx.waker().clone());
-        Poll::Pending
-    }
-}
-
-/// Wakes the waiters with an error if the leading request goes away before it finishes.
+/// Clears the pending mark if the leading request goes away before it finishes, so the
+/// waiters stop waiting.
 struct Leader<'a> {
     coalescer: &'a RefreshCoalescer,
     key: [u8; 32],
-    slot: Rc<Slot>,
     done: bool,
 }
 
@@ -225,16 +215,28 @@ impl Drop for Leader<'_> {
     fn drop(&mut self) {
         if !self.done {
             self.coalescer.entries.borrow_mut().remove(&self.key);
-            self.slot.finish(Err(RefreshError::Unavailable(
-                "the refreshing request was cancelled".into(),
-            )));
         }
     }
 }
 
+enum Seen {
+    Done(Box<Result<Session, RefreshError>>),
+    Pending,
+    Nothing,
+}
+
 impl RefreshCoalescer {
-    pub async fn run<F>(
+    fn look(&self, key: &[u8; 32], now: u64) -> Seen {
+        match self.entries.borrow().get(key) {
+            Some(Entry::Done { result, until }) if *until > now => Seen::Done(result.clone()),
+            Some(Entry::Pending) => Seen::Pending,
+            _ => Seen::Nothing,
+        }
+    }
+
+    pub async fn run<P: Platform, F>(
         &self,
+        platform: &P,
         refresh_token: &str,
         now: u64,
         work: impl FnOnce() -> F,
@@ -243,50 +245,54 @@ impl RefreshCoalescer {
         F: Future<Output = Result<Session, RefreshError>>,
     {
         let key: [u8; 32] = Sha256::digest(refresh_token.as_bytes()).into();
-        let waiting = {
-            let mut entries = self.entries.borrow_mut();
-            match entries.get(&key) {
-                Some(Entry::Done { result, until }) if *until > now => return result.clone(),
-                Some(Entry::Pending(slot)) => Some(slot.clone()),
-                _ => {
-                    entries.retain(|_, e| !matches!(e, Entry::Done { until, .. } if *until <= now));
-                    if entries.len() >= MAX_REMEMBERED {
-                        entries.retain(|_, e| matches!(e, Entry::Pending(_)));
-                    }
-                    None
+        let mut waited = 0;
+        loop {
+            match self.look(&key, now) {
+                Seen::Done(result) => return *result,
+                Seen::Nothing if waited > 0 => {
+                    return Err(RefreshError::Unavailable(
+                        "the request refreshing this session went away".into(),
+                    ))
+                }
+                Seen::Nothing => break,
+                Seen::Pending if waited >= MAX_WAIT_MS => {
+                    return Err(RefreshError::Unavailable(
+                        "timed out waiting for another request's refresh".into(),
+                    ))
+                }
+                Seen::Pending => {
+                    platform.sleep_ms(WAIT_STEP_MS).await;
+                    waited += WAIT_STEP_MS;
                 }
             }
-        };
-        if let Some(slot) = waiting {
-            return Wait(slot).await;
         }
-        let slot = Rc::new(Slot::default());
-        self.entries
-            .borrow_mut()
-            .insert(key, Entry::Pending(slot.clone()));
+        {
+            let mut entries = self.entries.borrow_mut();
+            entries.retain(|_, e| !matches!(e, Entry::Done { until, .. } if *until <= now));
+            if entries.len() >= MAX_REMEMBERED {
+                entries.retain(|_, e| matches!(e, Entry::Pending));
+            }
+            entries.insert(key, Entry::Pending);
+        }
         let mut leader = Leader {
             coalescer: self,
             key,
-            slot,
             done: false,
         };
         let result = work().await;
         leader.done = true;
-        {
-            let mut entries = self.entries.borrow_mut();
-            if matches!(result, Err(RefreshError::Unavailable(_))) {
-                entries.remove(&key);
-            } else {
-                entries.insert(
-                    key,
-                    Entry::Done {
-                        result: result.clone(),
-                        until: now.saturating_add(REFRESH_GRACE_SECS),
-                    },
-                );
-            }
+        let mut entries = self.entries.borrow_mut();
+        if matches!(result, Err(RefreshError::Unavailable(_))) {
+            entries.remove(&key);
+        } else {
+            entries.insert(
+                key,
+                Entry::Done {
+                    result: Box::new(result.clone()),
+                    until: now.saturating_add(REFRESH_GRACE_SECS),
+                },
+            );
         }
-        leader.slot.finish(result.clone());
         result
     }
 }
@@ -298,7 +304,8 @@ mod tests {
     use crate::test_support::block_on;
     use crate::types::Issuer;
     use std::cell::Cell;
-    use std::task::Wake;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Wake, Waker};
 
     fn session(tag: &str) -> Session {
         Session {
@@ -342,6 +349,49 @@ mod tests {
         f.poll(&mut Context::from_waker(&waker))
     }
 
+    /// Sleeps are one poll long: the waiter yields once per step.
+    struct Clock;
+    impl Platform for Clock {
+        type Verifier = crate::jws::RustVerifier;
+        fn verifier(&self) -> &Self::Verifier {
+            &crate::jws::RustVerifier
+        }
+        fn now(&self) -> u64 {
+            0
+        }
+        async fn fetch(
+            &self,
+            _: crate::http::OutboundRequest,
+        ) -> Result<crate::http::Response, String> {
+            Err("no network".into())
+        }
+        async fn kv_get(&self, _: &str) -> Option<String> {
+            None
+        }
+        async fn kv_put(&self, _: &str, _: &str, _: u64) {}
+        async fn session_store(
+            &self,
+            _: &str,
+            _: crate::session_store::StoreCall,
+        ) -> Result<crate::session_store::StoreAnswer, String> {
+            Err("no store".into())
+        }
+        async fn sleep_ms(&self, _: u64) {
+            let mut yielded = false;
+            std::future::poll_fn(|cx| {
+                if yielded {
+                    Poll::Ready(())
+                } else {
+                    yielded = true;
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            })
+            .await
+        }
+        fn log(&self, _: &serde_json::Value) {}
+    }
+
     #[test]
     fn concurrent_refreshes_of_one_token_call_the_provider_once() {
         let c = RefreshCoalescer::default();
@@ -352,13 +402,14 @@ mod tests {
             Gate(&open).await;
             Ok(session("new"))
         };
-        let mut first = Box::pin(c.run("rt-1", 100, work));
-        let mut second = Box::pin(c.run("rt-1", 100, || async {
+        let mut first = Box::pin(c.run(&Clock, "rt-1", 100, work));
+        let mut second = Box::pin(c.run(&Clock, "rt-1", 100, || async {
             calls.set(calls.get() + 100);
             Ok(session("other"))
         }));
         assert!(poll(first.as_mut()).is_pending());
         assert!(poll(second.as_mut()).is_pending());
+        assert!(poll(second.as_mut()).is_pending(), "still waiting");
         open.set(true);
         let Poll::Ready(a) = poll(first.as_mut()) else {
             panic!("first did not finish")
@@ -371,10 +422,10 @@ mod tests {
         assert_eq!(calls.get(), 1);
 
         // Later, within the grace period, the old token still gets the new session.
-        let late = block_on(c.run("rt-1", 150, || async { Ok(session("again")) }));
+        let late = block_on(c.run(&Clock, "rt-1", 150, || async { Ok(session("again")) }));
         assert_eq!(late.unwrap().sub, "new");
         // After it, the provider is asked again.
-        let later = block_on(c.run("rt-1", 100 + REFRESH_GRACE_SECS, || async {
+        let later = block_on(c.run(&Clock, "rt-1", 100 + REFRESH_GRACE_SECS, || async {
             Ok(session("again"))
         }));
         assert_eq!(later.unwrap().sub, "again");
@@ -383,19 +434,19 @@ mod tests {
     #[test]
     fn outages_are_not_remembered_and_an_abandoned_leader_releases_waiters() {
         let c = RefreshCoalescer::default();
-        let down = block_on(c.run("rt", 1, || async {
+        let down = block_on(c.run(&Clock, "rt", 1, || async {
             Err(RefreshError::Unavailable("down".into()))
         }));
         assert!(!down.unwrap_err().ends_session());
-        let up = block_on(c.run("rt", 2, || async { Ok(session("up")) }));
+        let up = block_on(c.run(&Clock, "rt", 2, || async { Ok(session("up")) }));
         assert_eq!(up.unwrap().sub, "up");
 
         let never = Cell::new(false);
-        let mut leader = Box::pin(c.run("rt-x", 1, || async {
+        let mut leader = Box::pin(c.run(&Clock, "rt-x", 1, || async {
             Gate(&never).await;
             Ok(session("never"))
         }));
-        let mut waiter = Box::pin(c.run("rt-x", 1, || async { Ok(session("w")) }));
+        let mut waiter = Box::pin(c.run(&Clock, "rt-x", 1, || async { Ok(session("w")) }));
         assert!(poll(leader.as_mut()).is_pending());
         assert!(poll(waiter.as_mut()).is_pending());
         drop(leader);
@@ -403,11 +454,11 @@ mod tests {
             panic!("waiter still pending")
         };
         assert!(matches!(r, Err(RefreshError::Unavailable(_))));
-        let refused = block_on(c.run("rt-y", 1, || async {
+        let refused = block_on(c.run(&Clock, "rt-y", 1, || async {
             Err(RefreshError::Refused("invalid_grant".into()))
         }));
         assert!(refused.unwrap_err().ends_session());
-        let again = block_on(c.run("rt-y", 2, || async { Ok(session("no")) }));
+        let again = block_on(c.run(&Clock, "rt-y", 2, || async { Ok(session("no")) }));
         assert!(again.is_err(), "a refusal answers for the spent token too");
     }
 }

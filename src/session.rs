@@ -171,7 +171,12 @@ impl Session {
 
     /// Whether the session is still good at `now`: not past its absolute end, not idle for
     /// longer than `idle_secs`, and from the configured issuer.
-    pub fn check(&self, now: u64, issuer: &Issuer, idle_secs: Option<u64>) -> Result<(), NoSession> {
+    pub fn check(
+        &self,
+        now: u64,
+        issuer: &Issuer,
+        idle_secs: Option<u64>,
+    ) -> Result<(), NoSession> {
         if &self.iss != issuer || now >= self.exp || self.iat > now.saturating_add(60) {
             return Err(NoSession::Expired);
         }
@@ -292,7 +297,11 @@ pub fn open_session(
 ) -> Result<Session, NoSession> {
     let value = cookie.sealed.as_deref().ok_or(NoSession::NoCookie)?;
     sealer
-        .open_json(Purpose::Session, &binding(&jar.session_name(), client_id), value)
+        .open_json(
+            Purpose::Session,
+            &binding(&jar.session_name(), client_id),
+            value,
+        )
         .map_err(|_| NoSession::Unreadable)
 }
 
@@ -497,9 +506,14 @@ mod tests {
             refresh_token: Some(StoredSecret::new("r".repeat(1500))),
             id_token: Some(StoredSecret::new("i".repeat(4000))),
         };
-        let (kept, sealed) = s.clone().seal(&sealer(), &jar.session_name(), &client()).unwrap();
+        let (kept, sealed) = s
+            .clone()
+            .seal(&sealer(), &jar.session_name(), &client())
+            .unwrap();
         assert_eq!(kept, s, "it fits in chunks unchanged");
-        let set = jar.set_chunked(&jar.session_name(), &sealed, 60, &[]).unwrap();
+        let set = jar
+            .set_chunked(&jar.session_name(), &sealed, 60, &[])
+            .unwrap();
         assert!(set.len() > 3);
         let header: String = set
             .iter()
@@ -519,7 +533,9 @@ mod tests {
 
         // Too big even for the chunks: the ID token goes first, then the groups.
         s.tokens.id_token = Some(StoredSecret::new("i".repeat(9000)));
-        s.groups = (0..400).map(|i| format!("group-{i:04}-{}", "g".repeat(20))).collect();
+        s.groups = (0..400)
+            .map(|i| format!("group-{i:04}-{}", "g".repeat(20)))
+            .collect();
         let (kept, _) = s.clone().seal(&sealer(), "n", &client()).unwrap();
         assert!(kept.tokens.id_token.is_none());
         assert!(kept.groups.is_empty() && kept.groups_omitted);
@@ -564,6 +580,9 @@ mod tests {
         s.tokens.access_expires_at = Some(400);
         assert_eq!(s.live_access_token(399), Some("at"));
         assert_eq!(s.live_access_token(400), None);
-        assert_eq!(format!("{:?}", s.tokens.access_token), "Some(StoredSecret([redacted]))");
+        assert_eq!(
+            format!("{:?}", s.tokens.access_token),
+            "Some(StoredSecret([redacted]))"
+        );
     }
 }

@@ -16,26 +16,32 @@ use crate::gate::{Gate, GateRequest, Outcome};
 use crate::http::{Headers, Method, OutboundRequest, Response};
 use crate::platform::Platform;
 use crate::provider::ProviderCache;
+use crate::refresh::RefreshCoalescer;
+use crate::session_store::{StoreAnswer, StoreCall};
 use crate::token_cache::TokenCache;
 use crate::upstream::{header_changes, protected_caching, CDN_CACHE_HEADERS};
 use crate::webcrypto::WebCryptoVerifier;
 
 const KV_BINDING: &str = "JWKS_CACHE";
 const ASSETS_BINDING: &str = "ASSETS";
+const SESSIONS_BINDING: &str = "SESSIONS";
+/// Largest body read for the routes that take one (back-channel logout).
+const MAX_BODY: usize = 64 * 1024;
 
 /// What lives as long as the isolate: the parsed configuration and the provider cache.
-struct Isolate {
-    config: Config,
-    cache: ProviderCache,
-    tokens: TokenCache,
-    verifier: WebCryptoVerifier,
+pub(crate) struct Isolate {
+    pub config: Config,
+    pub cache: ProviderCache,
+    pub tokens: TokenCache,
+    pub refreshes: RefreshCoalescer,
+    pub verifier: WebCryptoVerifier,
 }
 
 thread_local! {
     static ISOLATE: RefCell<Option<Rc<Isolate>>> = const { RefCell::new(None) };
 }
 
-fn isolate(env: &Env) -> std::result::Result<Rc<Isolate>, GateError> {
+pub(crate) fn isolate(env: &Env) -> std::result::Result<Rc<Isolate>, GateError> {
     if let Some(i) = ISOLATE.with(|s| s.borrow().clone()) {
         return Ok(i);
     }
@@ -51,15 +57,16 @@ fn isolate(env: &Env) -> std::result::Result<Rc<Isolate>, GateError> {
         config,
         cache: ProviderCache::new(),
         tokens: TokenCache::default(),
+        refreshes: RefreshCoalescer::default(),
         verifier: WebCryptoVerifier::default(),
     });
     ISOLATE.with(|s| *s.borrow_mut() = Some(i.clone()));
     Ok(i)
 }
 
-struct WorkerPlatform<'a> {
-    env: &'a Env,
-    verifier: &'a WebCryptoVerifier,
+pub(crate) struct WorkerPlatform<'a> {
+    pub env: &'a Env,
+    pub verifier: &'a WebCryptoVerifier,
 }
 
 impl Platform for WorkerPlatform<'_> {
@@ -122,13 +129,48 @@ impl Platform for WorkerPlatform<'_> {
         }
     }
 
+    async fn session_store(
+        &self,
+        object: &str,
+        call: StoreCall,
+    ) -> std::result::Result<StoreAnswer, String> {
+        let attempt = async {
+            let stub = self
+                .env
+                .durable_object(SESSIONS_BINDING)?
+                .id_from_name(object)?
+                .get_stub()?;
+            let body = serde_json::to_string(&call)?;
+            let mut init = RequestInit::new();
+            init.with_method(worker::Method::Post)
+                .with_body(Some(JsValue::from_str(&body)));
+            let req = Request::new_with_init("https://session-store/", &init)?;
+            let mut resp = stub.fetch_with_request(req).await?;
+            let text = resp.text().await?;
+            if resp.status_code() != 200 {
+                return Err(worker::Error::RustError(format!(
+                    "session object answered {}: {text}",
+                    resp.status_code()
+                )));
+            }
+            Ok(serde_json::from_str::<StoreAnswer>(&text)?)
+        };
+        attempt.await.map_err(|e: worker::Error| {
+            format!("session store ({SESSIONS_BINDING} Durable Object binding): {e}")
+        })
+    }
+
+    async fn sleep_ms(&self, ms: u64) {
+        worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+    }
+
     fn log(&self, line: &serde_json::Value) {
         console_log!("{}", line);
     }
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<WorkerResponse> {
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<WorkerResponse> {
     let wants_html = req
         .headers()
         .get("Accept")
@@ -148,10 +190,27 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<WorkerResponse> 
     let Ok(url) = req.url() else {
         return to_worker_response(GateError::MissingParameter("url").to_response(wants_html, "/"));
     };
+    let method = Method::parse(req.inner().method().as_str());
+    // Only the back-channel logout route takes a body; everything else streams through.
+    let body = if method == Method::Post
+        && url.path() == isolate.config.auth_path("backchannel-logout")
+        && req
+            .headers()
+            .get("Content-Length")
+            .ok()
+            .flatten()
+            .and_then(|l| l.parse::<usize>().ok())
+            .is_some_and(|l| l <= MAX_BODY)
+    {
+        req.text().await.ok()
+    } else {
+        None
+    };
     let gate_req = GateRequest {
-        method: Method::parse(req.inner().method().as_str()),
+        method,
         url,
         headers: from_worker_headers(req.headers()),
+        body,
     };
     let platform = WorkerPlatform {
         env: &env,
@@ -161,6 +220,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<WorkerResponse> 
         cfg: &isolate.config,
         cache: &isolate.cache,
         tokens: &isolate.tokens,
+        refreshes: &isolate.refreshes,
         platform: &platform,
     };
     match gate.handle(&gate_req).await {
@@ -169,6 +229,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<WorkerResponse> 
             path,
             headers,
             protected,
+            set_cookies,
         } => match forward(
             &env,
             &isolate.config.upstream,
@@ -177,6 +238,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<WorkerResponse> 
             &path,
             &headers,
             protected,
+            &set_cookies,
         )
         .await
         {
@@ -190,7 +252,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<WorkerResponse> 
 }
 
 /// Passes the request on (method, body and the cleaned headers; redirects are not followed)
-/// and, for protected content, makes the response private.
+/// and, for protected content, makes the response private and adds the session's cookies.
+#[allow(clippy::too_many_arguments)] // one call site; the shell's glue in one place
 async fn forward(
     env: &Env,
     upstream: &Upstream,
@@ -199,6 +262,7 @@ async fn forward(
     path: &str,
     headers: &Headers,
     protected: bool,
+    set_cookies: &[String],
 ) -> Result<WorkerResponse> {
     // The normalized path the policy judged, never the raw one.
     let base = match upstream {
@@ -253,6 +317,9 @@ async fn forward(
     }
     for name in CDN_CACHE_HEADERS {
         out_headers.delete(name)?;
+    }
+    for cookie in set_cookies {
+        out_headers.append("Set-Cookie", cookie)?;
     }
     let init = web_sys::ResponseInit::new();
     init.set_status(sys.status());

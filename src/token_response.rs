@@ -203,7 +203,10 @@ mod tests {
         assert!(r.id_token.is_none());
         assert_eq!(r.expires_in, Some(60));
         assert_eq!(r.refresh_token.unwrap().secret(), "rt2");
-        assert_eq!(format!("{:?}", RefreshToken::new("x".into())), "RefreshToken([redacted])");
+        assert_eq!(
+            format!("{:?}", RefreshToken::new("x".into())),
+            "RefreshToken([redacted])"
+        );
         let code = TokenResponse::parse(&resp(
             200,
             r#"{"id_token":"a.b.c","access_token":"at","refresh_token":"rt"}"#,

@@ -187,6 +187,10 @@ impl Platform for FakePlatform {
         crate::session_store::handle(&isolate.0, &isolate.1, self, &*storage, call).await
     }
 
+    async fn sleep_ms(&self, ms: u64) {
+        self.now.set(self.now.get() + ms.div_ceil(1000));
+    }
+
     fn log(&self, line: &Value) {
         self.logs.borrow_mut().push(line.clone());
     }

@@ -52,6 +52,12 @@ export async function startWorker({ port, vars, assets = path.join(ROOT, 'public
     '[[kv_namespaces]]',
     'binding = "JWKS_CACHE"',
     'id = "e2e"',
+    '[[durable_objects.bindings]]',
+    'name = "SESSIONS"',
+    'class_name = "SessionObject"',
+    '[[migrations]]',
+    'tag = "v1"',
+    'new_sqlite_classes = ["SessionObject"]',
     '',
   ].join('\n'));
   const inspector = await freePort();

@@ -39,9 +39,13 @@ export function makeSigningKey(kid = `k-${crypto.randomBytes(6).toString('hex')}
 
 /**
  * Starts the provider. `keys`: private JWKs, the first one signs. `workerOrigins`: origins of
- * the worker(s) allowed as redirect targets.
+ * the worker(s) allowed as redirect targets; the first one also gets back-channel logout
+ * tokens. `accessTokenTTL`: seconds (short ones make refreshes happen inside a test).
+ * `padBytes`: a claim of that many bytes in every ID token (Entra-sized tokens).
+ * Refresh tokens are issued at every sign-in, as Entra ID does with offline_access, and
+ * rotated at every refresh; reusing a spent one is refused (and revokes the grant).
  */
-export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins, clientId = DEMO_CLIENT_ID, clientSecret = DEMO_CLIENT_SECRET, tokenAuthMethod = 'client_secret_basic', apiResource }) {
+export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins, clientId = DEMO_CLIENT_ID, clientSecret = DEMO_CLIENT_SECRET, tokenAuthMethod = 'client_secret_basic', apiResource, accessTokenTTL = 3600, padBytes = 0 }) {
   const issuer = `http://127.0.0.1:${port}`;
   // With `apiResource`, a second client gets RFC 9068 JWT access tokens for that API through
   // client credentials (API_CLIENT_ID / API_CLIENT_SECRET), scopes data.read and data.write.
@@ -71,6 +75,8 @@ export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins,
       client_secret: clientSecret,
       redirect_uris: workerOrigins.map((o) => `${o}/auth/callback`),
       post_logout_redirect_uris: workerOrigins.map((o) => `${o}/auth/logged-out`),
+      backchannel_logout_uri: `${workerOrigins[0]}/auth/backchannel-logout`,
+      backchannel_logout_session_required: true,
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: tokenAuthMethod,
@@ -81,18 +87,27 @@ export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins,
     claims: {
       openid: ['sub'],
       email: ['email', 'email_verified'],
-      profile: ['name', 'groups'],
+      profile: ['name', 'groups', 'pad'],
     },
+    ttl: { AccessToken: accessTokenTTL, RefreshToken: 86400 },
+    issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+    rotateRefreshToken: true,
     // Put the scope's claims in the ID token itself (the gate reads them from there).
     conformIdTokenClaims: false,
     features: {
       devInteractions: { enabled: true },
       rpInitiatedLogout: { enabled: true },
+      revocation: { enabled: true },
+      backchannelLogout: { enabled: true },
       ...apiFeatures,
     },
     findAccount: (ctx, id) => ({
       accountId: id,
-      claims: () => ({ sub: id, ...(USERS[id] ?? { email: `${id}@example.com`, email_verified: true, name: id }) }),
+      claims: () => ({
+        sub: id,
+        ...(USERS[id] ?? { email: `${id}@example.com`, email_verified: true, name: id }),
+        ...(padBytes ? { pad: 'p'.repeat(padBytes) } : {}),
+      }),
     }),
   });
   provider.proxy = false;
@@ -101,9 +116,16 @@ export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins,
     server.once('error', reject);
     server.listen(port, '127.0.0.1', resolve);
   });
+  // Every token the provider has refused, to tell a refused reuse from other errors.
+  const events = [];
+  provider.on('grant.error', (ctx, err) => events.push({ event: 'grant.error', error: err.error, description: err.error_description }));
+  provider.on('backchannel.success', (client) => events.push({ event: 'backchannel.success', client: client.clientId }));
+  provider.on('backchannel.error', (client, err) => events.push({ event: 'backchannel.error', error: err.message }));
+  provider.on('grant.revoked', () => events.push({ event: 'grant.revoked' }));
   return {
     issuer,
     provider,
+    events,
     close: () => new Promise((resolve) => { server.closeAllConnections?.(); server.close(() => resolve()); }),
   };
 }
