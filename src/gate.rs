@@ -537,12 +537,26 @@ impl<'a, P: Platform> Gate<'a, P> {
             let store_ref = self
                 .open_store_ref(jar, &cookie)
                 .map_err(|why| Unloaded::clearing(why, jar, &cookie))?;
-            let call = if refresh {
-                StoreCall::Refresh { id: store_ref.id }
-            } else {
-                StoreCall::Load { id: store_ref.id }
-            };
-            return match self.platform.session_store(&store_ref.object, call).await {
+            // A plain read first; only a due refresh goes through the object's one-at-a-time
+            // path (which reads again, so a refresh another request just did is not redone).
+            let mut answer = self
+                .platform
+                .session_store(
+                    &store_ref.object,
+                    StoreCall::Load {
+                        id: store_ref.id.clone(),
+                    },
+                )
+                .await;
+            if let Ok(StoreAnswer::Session(Some(s))) = &answer {
+                if refresh && s.needs_refresh(now, self.cfg.refresh_margin_secs) {
+                    answer = self
+                        .platform
+                        .session_store(&store_ref.object, StoreCall::Refresh { id: store_ref.id })
+                        .await;
+                }
+            }
+            return match answer {
                 Ok(StoreAnswer::Session(Some(session))) => {
                     match session.check(now, &self.cfg.issuer, None) {
                         Ok(()) => Ok(Loaded {
