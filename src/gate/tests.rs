@@ -1911,3 +1911,836 @@ fn access_log_deny_keeps_only_denials() {
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["outcome"], "deny");
 }
+
+// ----- refreshed sessions ----------------------------------------------------------------------
+
+const REFRESH_TOKEN: &str = "refresh-token-1";
+const REVOCATION_URL: &str = "https://idp.example.com/revoke";
+const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// A successful token endpoint answer: a Bearer access token for an hour, with `fields`
+/// (id_token, refresh_token, another access_token or expires_in) added or replaced.
+fn token_answer_with(fields: Value) -> Response {
+    let mut body =
+        json!({"access_token": ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 3600});
+    for (name, value) in fields.as_object().expect("token fields are an object") {
+        body[name] = value.clone();
+    }
+    Response::new(200).with_body("application/json", body.to_string())
+}
+
+/// A refresh answer: a new access token for a minute and a rotated refresh token.
+fn refresh_answer(access_token: &str, refresh_token: &str) -> Response {
+    token_answer_with(
+        json!({"access_token": access_token, "refresh_token": refresh_token, "expires_in": 60}),
+    )
+}
+
+fn refused_refresh() -> Response {
+    Response::new(400).with_body(
+        "application/json",
+        json!({"error": "invalid_grant", "error_description": "refresh token revoked"}).to_string(),
+    )
+}
+
+/// The form a token or revocation request sent.
+fn form_of(req: &OutboundRequest) -> HashMap<String, String> {
+    url::form_urlencoded::parse(req.body.as_deref().unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// The `refresh_token` of every refresh grant the token endpoint received, in order.
+fn refresh_grants(h: &Harness) -> Vec<String> {
+    h.idp
+        .requests_to(TOKEN_URL)
+        .iter()
+        .map(form_of)
+        .filter(|f| f.get("grant_type").map(String::as_str) == Some("refresh_token"))
+        .map(|f| f.get("refresh_token").cloned().unwrap_or_default())
+        .collect()
+}
+
+/// The session cookie (not a deletion) among `cookies`.
+fn session_cookie_in(cookies: &[SetCookie]) -> Option<SetCookie> {
+    cookies
+        .iter()
+        .find(|c| c.name == SESSION_COOKIE && !c.is_deletion())
+        .cloned()
+}
+
+impl Harness {
+    /// Like `forward`, with the `Set-Cookie` values that go with the forwarded answer.
+    fn forward_setting(&self, req: &GateRequest) -> (Headers, Vec<SetCookie>) {
+        match self.handle(req) {
+            Outcome::Forward {
+                headers,
+                protected,
+                set_cookies,
+                ..
+            } => {
+                assert!(protected, "a signed-in request is protected");
+                let cookies = set_cookies.iter().map(|c| SetCookie::parse(c)).collect();
+                (headers, cookies)
+            }
+            Outcome::Respond(r) => panic!(
+                "expected the request to be forwarded, got {} {}",
+                r.status,
+                r.body_text()
+            ),
+        }
+    }
+
+    /// An ID token as a refresh returns it: no nonce, issued now, for `sub`.
+    fn refreshed_id_token(&self, sub: &str) -> String {
+        let mut claims = self.claims("unused");
+        claims
+            .as_object_mut()
+            .expect("claims object")
+            .remove("nonce");
+        claims["sub"] = sub.into();
+        self.key.sign(&claims)
+    }
+
+    /// A sign-in whose code exchange also gives a refresh token and a one-minute access token;
+    /// later token requests get `refreshes` in turn (the last repeats). The session cookie.
+    fn sign_in_with_refresh(&self, refreshes: Vec<Response>) -> String {
+        let login = self.start_login();
+        let id_token = self.key.sign(&self.claims(&login.nonce));
+        let mut answers = vec![token_answer_with(
+            json!({"id_token": id_token, "refresh_token": REFRESH_TOKEN, "expires_in": 60}),
+        )];
+        answers.extend(refreshes);
+        self.idp.serve_in_turn(TOKEN_URL, answers);
+        let resp = self.return_from_provider(&login, &login.success_url());
+        assert_eq!(resp.status, 302, "sign-in failed: {}", resp.body_text());
+        assert_eq!(
+            self.idp
+                .logged("sign_in")
+                .last()
+                .map(|l| l["refresh_token"].clone()),
+            Some(json!(true))
+        );
+        cookie_set(&resp, SESSION_COOKIE)
+            .expect("sign-in sets the session cookie")
+            .pair()
+    }
+}
+
+#[test]
+fn a_due_refresh_rewrites_the_cookie_and_passes_the_new_access_token() {
+    let h = Harness::with_config(&[
+        ("PASS_ACCESS_TOKEN", "authorization"),
+        ("SESSION_REFRESH_MARGIN", "10s"),
+    ]);
+    let session = h.sign_in_with_refresh(vec![
+        refresh_answer("access-token-2", "refresh-token-2"),
+        refresh_answer("access-token-3", "refresh-token-3"),
+    ]);
+
+    // Not yet within the margin of the access token's expiry: nothing is refreshed.
+    h.idp.advance(49);
+    let (headers, cookies) = h.forward_setting(&navigate(&app("/private"), Some(&session)));
+    assert_eq!(
+        headers.get("Authorization"),
+        Some(format!("Bearer {ACCESS_TOKEN}").as_str())
+    );
+    assert!(cookies.is_empty(), "{cookies:?}");
+    assert!(refresh_grants(&h).is_empty());
+
+    // Within it: the refresh token is spent, and the new tokens go into a new cookie.
+    h.idp.advance(2);
+    let (headers, cookies) = h.forward_setting(&navigate(&app("/private"), Some(&session)));
+    assert_eq!(headers.get("Authorization"), Some("Bearer access-token-2"));
+    assert_eq!(headers.get("X-Auth-Request-User"), Some("alice"));
+    let refreshed = session_cookie_in(&cookies).expect("the refreshed session is set");
+    assert_secure_browser_cookie(&refreshed);
+    assert_ne!(refreshed.pair(), session);
+    assert_eq!(refresh_grants(&h), vec![REFRESH_TOKEN.to_owned()]);
+    let grant = h.idp.requests_to(TOKEN_URL).pop().expect("refresh request");
+    assert_eq!(grant.method, "POST");
+    assert_eq!(
+        grant.headers.get("Authorization"),
+        Some(
+            format!(
+                "Basic {}",
+                STANDARD.encode(format!("client:{CLIENT_SECRET}"))
+            )
+            .as_str()
+        ),
+        "the refresh authenticates the client"
+    );
+    assert_eq!(h.idp.logged("session_refreshed").len(), 1);
+
+    // The new cookie carries the new tokens: no refresh until its own margin...
+    let (headers, cookies) =
+        h.forward_setting(&navigate(&app("/private"), Some(&refreshed.pair())));
+    assert_eq!(headers.get("Authorization"), Some("Bearer access-token-2"));
+    assert!(cookies.is_empty());
+    assert_eq!(refresh_grants(&h).len(), 1);
+
+    // ...and then it spends the rotated refresh token, not the first one.
+    h.idp.advance(51);
+    let (headers, cookies) =
+        h.forward_setting(&navigate(&app("/private"), Some(&refreshed.pair())));
+    assert_eq!(headers.get("Authorization"), Some("Bearer access-token-3"));
+    assert!(session_cookie_in(&cookies).is_some());
+    assert_eq!(
+        refresh_grants(&h),
+        vec![REFRESH_TOKEN.to_owned(), "refresh-token-2".to_owned()]
+    );
+
+    let logs = h
+        .idp
+        .logs
+        .borrow()
+        .iter()
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    for secret in [REFRESH_TOKEN, "refresh-token-2", "access-token-2"] {
+        assert!(!logs.contains(secret), "a log line contains {secret}");
+    }
+}
+
+#[test]
+fn a_request_with_the_old_cookie_just_after_a_refresh_shares_it() {
+    let h = Harness::with_config(&[
+        ("PASS_ACCESS_TOKEN", "authorization"),
+        ("SESSION_REFRESH_MARGIN", "10s"),
+    ]);
+    let session = h.sign_in_with_refresh(vec![
+        refresh_answer("access-token-2", "refresh-token-2"),
+        refused_refresh(),
+    ]);
+    h.idp.advance(55);
+    let (headers, cookies) = h.forward_setting(&navigate(&app("/a"), Some(&session)));
+    assert_eq!(headers.get("Authorization"), Some("Bearer access-token-2"));
+    assert!(session_cookie_in(&cookies).is_some());
+
+    // Another tab's request left with the old cookie before the new one arrived.
+    h.idp.advance(1);
+    let (headers, cookies) = h.forward_setting(&navigate(&app("/b"), Some(&session)));
+    assert_eq!(headers.get("Authorization"), Some("Bearer access-token-2"));
+    assert!(
+        session_cookie_in(&cookies).is_some(),
+        "it gets the new session too"
+    );
+    assert_eq!(
+        refresh_grants(&h).len(),
+        1,
+        "the spent refresh token is not sent again"
+    );
+}
+
+#[test]
+fn a_refused_refresh_after_the_access_token_expired_ends_the_session() {
+    let h = Harness::new();
+    let session = h.sign_in_with_refresh(vec![refused_refresh()]);
+    h.idp.advance(61);
+    let resp = h.respond(&navigate(&app("/private?x=1"), Some(&session)));
+    assert_eq!(resp.status, 302, "{}", resp.body_text());
+    let to_login = Url::parse(APP)
+        .and_then(|a| a.join(location(&resp)))
+        .expect("login URL");
+    assert_eq!(to_login.path(), "/auth/login");
+    assert_eq!(
+        query_param(&to_login, "return_to").as_deref(),
+        Some("/private?x=1")
+    );
+    assert!(cookie_deleted(&resp, SESSION_COOKIE));
+    assert_sets_no_session(&resp);
+    assert_eq!(refresh_grants(&h), vec![REFRESH_TOKEN.to_owned()]);
+    let ended = h.idp.logged("session_ended");
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0]["sub"], "alice");
+    assert_eq!(ended[0]["reason"], "refresh refused");
+    assert!(
+        ended[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("invalid_grant")),
+        "{ended:?}"
+    );
+
+    // A program with the same cookie gets a 401; the refusal is not asked for again.
+    let resp = h.respond(&api_get(&app("/api/items"), Some(&session)));
+    assert_eq!(resp.status, 401);
+    assert!(cookie_deleted(&resp, SESSION_COOKIE));
+    assert_eq!(refresh_grants(&h).len(), 1);
+}
+
+#[test]
+fn a_refused_refresh_keeps_the_session_while_its_access_token_lasts() {
+    let h = Harness::new();
+    let session = h.sign_in_with_refresh(vec![refused_refresh()]);
+    // Due at once (the default margin is a minute), refused, but the access token is live.
+    h.idp.advance(30);
+    let (_, cookies) = h.forward_setting(&navigate(&app("/private"), Some(&session)));
+    assert!(cookies.is_empty(), "{cookies:?}");
+    assert_eq!(h.idp.logged("refresh_refused_session_kept").len(), 1);
+    assert!(h.idp.logged("session_ended").is_empty());
+
+    h.idp.advance(31);
+    let resp = h.respond(&navigate(&app("/private"), Some(&session)));
+    assert_eq!(resp.status, 302);
+    assert!(cookie_deleted(&resp, SESSION_COOKIE));
+    assert_eq!(h.idp.logged("session_ended").len(), 1);
+}
+
+#[test]
+fn a_refresh_with_the_provider_down_goes_on_with_the_old_session() {
+    let h = Harness::with_config(&[
+        ("PASS_ACCESS_TOKEN", "authorization"),
+        ("SESSION_REFRESH_MARGIN", "10s"),
+    ]);
+    let session = h.sign_in_with_refresh(vec![refresh_answer("access-token-2", "refresh-token-2")]);
+    h.idp.advance(55);
+    h.idp.set_network_down(true);
+    let (headers, cookies) = h.forward_setting(&navigate(&app("/private"), Some(&session)));
+    assert!(cookies.is_empty(), "no cookie rewrite: {cookies:?}");
+    assert_eq!(
+        headers.get("Authorization"),
+        Some(format!("Bearer {ACCESS_TOKEN}").as_str()),
+        "the old access token is still valid"
+    );
+    assert_eq!(h.idp.fetches_of(TOKEN_URL), 2, "the refresh was tried");
+    let unavailable = h.idp.logged("refresh_unavailable");
+    assert_eq!(unavailable.len(), 1);
+    assert_eq!(unavailable[0]["sub"], "alice");
+    assert!(h.idp.logged("session_ended").is_empty());
+
+    // The outage is not remembered: once the provider is back, the next request refreshes.
+    h.idp.set_network_down(false);
+    let (headers, cookies) = h.forward_setting(&navigate(&app("/private"), Some(&session)));
+    assert_eq!(headers.get("Authorization"), Some("Bearer access-token-2"));
+    assert!(session_cookie_in(&cookies).is_some());
+}
+
+#[test]
+fn a_refreshed_id_token_for_another_subject_ends_the_session() {
+    let h = Harness::new();
+    let other = token_answer_with(json!({
+        "id_token": h.refreshed_id_token("mallory"),
+        "access_token": "access-token-2", "expires_in": 60,
+    }));
+    let session = h.sign_in_with_refresh(vec![other]);
+    h.idp.advance(61);
+    let resp = h.respond(&navigate(&app("/private"), Some(&session)));
+    assert_eq!(resp.status, 302, "{}", resp.body_text());
+    assert!(location(&resp).starts_with("/auth/login"));
+    assert!(cookie_deleted(&resp, SESSION_COOKIE));
+    assert_sets_no_session(&resp);
+    let ended = h.idp.logged("session_ended");
+    assert_eq!(ended.len(), 1);
+    assert!(
+        ended[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("another subject")),
+        "{ended:?}"
+    );
+    assert!(h.idp.logged("session_refreshed").is_empty());
+}
+
+#[test]
+fn a_refreshed_id_token_for_the_same_person_updates_the_identity() {
+    let h = Harness::with_config(&[("SESSION_REFRESH_MARGIN", "10s")]);
+    let mut claims = h.claims("unused");
+    claims.as_object_mut().expect("claims").remove("nonce");
+    claims["groups"] = json!(["staff", "auditors"]);
+    claims["email"] = "alice@new.example.com".into();
+    let answer = token_answer_with(json!({
+        "id_token": h.key.sign(&claims), "access_token": "access-token-2", "expires_in": 60,
+    }));
+    let session = h.sign_in_with_refresh(vec![answer]);
+    h.idp.advance(55);
+    let (headers, cookies) = h.forward_setting(&navigate(&app("/private"), Some(&session)));
+    assert_eq!(headers.get("X-Auth-Request-User"), Some("alice"));
+    assert_eq!(headers.get("X-Auth-Request-Groups"), Some("staff,auditors"));
+    assert_eq!(
+        headers.get("X-Auth-Request-Email"),
+        Some("alice@new.example.com")
+    );
+    let refreshed = session_cookie_in(&cookies).expect("refreshed cookie");
+    let info = json_body(&h.respond(&api_get(&app("/auth/userinfo"), Some(&refreshed.pair()))));
+    assert_eq!(info["groups"], json!(["staff", "auditors"]));
+    assert_eq!(
+        info["iat"].as_u64(),
+        Some(NOW),
+        "the session keeps its start"
+    );
+}
+
+// ----- idle sessions ---------------------------------------------------------------------------
+
+#[test]
+fn an_idle_session_ends_and_an_active_one_is_rewritten_only_every_tenth_of_the_idle_time() {
+    // Ten minutes idle: the timer moves (and the cookie is rewritten) once a minute at most.
+    let h = Harness::with_config(&[("SESSION_IDLE_TTL", "10m")]);
+    let first = h.sign_in();
+
+    h.idp.advance(30);
+    let (_, cookies) = h.forward_setting(&navigate(&app("/private"), Some(&first)));
+    assert!(cookies.is_empty(), "within a tenth: {cookies:?}");
+
+    h.idp.advance(40);
+    let (_, cookies) = h.forward_setting(&navigate(&app("/private"), Some(&first)));
+    let moved = session_cookie_in(&cookies).expect("past a tenth the timer moves");
+    assert_secure_browser_cookie(&moved);
+    assert!(moved.has(&format!("Max-Age={}", h.cfg.session_ttl_secs - 70)));
+
+    h.idp.advance(30);
+    let (_, cookies) = h.forward_setting(&navigate(&app("/private"), Some(&moved.pair())));
+    assert!(cookies.is_empty(), "{cookies:?}");
+
+    // Ten minutes after sign-in: the cookie never used since is idle; the moved one is not.
+    h.idp.advance(500);
+    let resp = h.respond(&navigate(&app("/private"), Some(&first)));
+    assert_eq!(resp.status, 302);
+    assert!(location(&resp).starts_with("/auth/login"));
+    assert!(cookie_deleted(&resp, SESSION_COOKIE));
+    assert_eq!(
+        h.idp
+            .logged("session_rejected")
+            .last()
+            .map(|l| l["reason"].clone()),
+        Some(json!("Idle"))
+    );
+    let (_, _, user) = h.forward(&navigate(&app("/private"), Some(&moved.pair())));
+    assert_eq!(user.as_deref(), Some("alice"));
+
+    // And unused for ten minutes after its last move, it ends too.
+    h.idp.advance(70);
+    let resp = h.respond(&api_get(&app("/api/items"), Some(&moved.pair())));
+    assert_eq!(resp.status, 401);
+    assert!(cookie_deleted(&resp, SESSION_COOKIE));
+}
+
+// ----- server-side sessions --------------------------------------------------------------------
+
+/// A harness with `SESSION_STORE=durable_object` (plus `extra`) and session objects whose
+/// isolate has the same configuration.
+fn durable_harness(extra: &[(&str, &str)]) -> Harness {
+    let mut vars = vec![("SESSION_STORE", "durable_object")];
+    vars.extend_from_slice(extra);
+    let h = Harness::with_config(&vars);
+    *h.idp.object_isolate.borrow_mut() =
+        Some(std::rc::Rc::new((test_config(&vars), ProviderCache::new())));
+    h
+}
+
+/// The sessions the objects hold, by object name: the number of `s:` entries in each.
+fn stored_sessions(h: &Harness) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = h
+        .idp
+        .objects
+        .borrow()
+        .iter()
+        .map(|(name, storage)| {
+            let n = storage
+                .0
+                .borrow()
+                .keys()
+                .filter(|k| k.starts_with("s:"))
+                .count();
+            (name.clone(), n)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn durable_object_sessions_keep_only_a_reference_in_the_cookie_and_end_at_logout() {
+    let h = durable_harness(&[]);
+    let resp = h.finish_sign_in(&h.start_login());
+    assert_eq!(resp.status, 302, "{}", resp.body_text());
+    let cookie = cookie_set(&resp, SESSION_COOKIE).expect("session cookie");
+    assert_secure_browser_cookie(&cookie);
+    assert!(
+        cookie.value.len() < 400 && !cookie.value.contains('~'),
+        "a small reference, not the session: {} bytes",
+        cookie.value.len()
+    );
+    let chunks: Vec<String> = set_cookies(&resp)
+        .into_iter()
+        .map(|c| c.name)
+        .filter(|n| {
+            n.strip_prefix(&format!("{SESSION_COOKIE}-"))
+                .is_some_and(|i| i.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect();
+    assert!(chunks.is_empty(), "no chunks: {chunks:?}");
+    let stored = stored_sessions(&h);
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(stored[0].0.starts_with("user:") && stored[0].1 == 1);
+    let session = cookie.pair();
+
+    let (headers, cookies) = h.forward_setting(&navigate(&app("/private"), Some(&session)));
+    assert_eq!(headers.get("X-Auth-Request-User"), Some("alice"));
+    assert!(cookies.is_empty());
+    let info = json_body(&h.respond(&api_get(&app("/auth/userinfo"), Some(&session))));
+    assert_eq!(info["email"], "alice@example.com");
+
+    let resp = h.respond(&request(
+        Method::Post,
+        &app("/auth/logout"),
+        &[("Origin", APP), ("Accept", HTML), ("Cookie", &session)],
+    ));
+    assert_eq!(resp.status, 302, "{}", resp.body_text());
+    assert!(cookie_deleted(&resp, SESSION_COOKIE));
+    assert_eq!(
+        h.idp.logged("sign_out").last().map(|l| l["sub"].clone()),
+        Some(json!("alice"))
+    );
+    assert!(stored_sessions(&h).is_empty(), "the object deleted it");
+
+    // The browser (or a thief) still holding the cookie is signed out.
+    let resp = h.respond(&navigate(&app("/private"), Some(&session)));
+    assert_eq!(resp.status, 302);
+    assert!(location(&resp).starts_with("/auth/login"));
+    assert!(cookie_deleted(&resp, SESSION_COOKIE));
+    assert_eq!(
+        h.idp
+            .logged("session_rejected")
+            .last()
+            .map(|l| l["reason"].clone()),
+        Some(json!("Ended"))
+    );
+}
+
+#[test]
+fn an_unreachable_session_store_is_a_503_not_a_sign_in() {
+    let h = durable_harness(&[]);
+    let session = h.sign_in();
+    h.idp.store_down.set(true);
+    for req in [
+        navigate(&app("/private"), Some(&session)),
+        api_get(&app("/api/items"), Some(&session)),
+        api_get(&app("/auth/userinfo"), Some(&session)),
+    ] {
+        let resp = h.respond(&req);
+        assert_eq!(resp.status, 503, "{}", req.url);
+        assert_eq!(resp.headers.get("Location"), None);
+        assert!(
+            set_cookies(&resp).is_empty(),
+            "the cookie is kept: {:?}",
+            set_cookies(&resp)
+        );
+        assert_eq!(
+            h.idp.last_failure_reason().as_deref(),
+            Some("session_store_unavailable")
+        );
+    }
+    assert_eq!(h.idp.logged("session_store_failed").len(), 3);
+
+    // Sign-in fails the same way rather than handing out a cookie that leads nowhere.
+    let resp = h.finish_sign_in(&h.start_login());
+    assert_eq!(resp.status, 503);
+    assert_sets_no_session(&resp);
+
+    h.idp.store_down.set(false);
+    let (_, _, user) = h.forward(&navigate(&app("/private"), Some(&session)));
+    assert_eq!(user.as_deref(), Some("alice"));
+}
+
+#[test]
+fn durable_object_sessions_refresh_inside_the_object_without_a_cookie_rewrite() {
+    let h = durable_harness(&[
+        ("PASS_ACCESS_TOKEN", "authorization"),
+        ("SESSION_REFRESH_MARGIN", "10s"),
+    ]);
+    let session = h.sign_in_with_refresh(vec![
+        refresh_answer("access-token-2", "refresh-token-2"),
+        refused_refresh(),
+    ]);
+    h.idp.advance(51);
+    let (headers, cookies) = h.forward_setting(&navigate(&app("/private"), Some(&session)));
+    assert_eq!(headers.get("Authorization"), Some("Bearer access-token-2"));
+    assert!(cookies.is_empty(), "the cookie only names the session");
+    assert_eq!(
+        h.idp
+            .logged("session_refreshed")
+            .last()
+            .map(|l| l["store"].clone()),
+        Some(json!("durable_object"))
+    );
+
+    // The object kept the rotated refresh token; its refusal, past expiry, ends the session.
+    h.idp.advance(61);
+    let resp = h.respond(&navigate(&app("/private"), Some(&session)));
+    assert_eq!(resp.status, 302);
+    assert!(cookie_deleted(&resp, SESSION_COOKIE));
+    assert_eq!(
+        refresh_grants(&h),
+        vec![REFRESH_TOKEN.to_owned(), "refresh-token-2".to_owned()]
+    );
+    assert_eq!(h.idp.logged("session_ended").len(), 1);
+    assert!(stored_sessions(&h).is_empty());
+}
+
+// ----- back-channel logout ---------------------------------------------------------------------
+
+/// A logout token signed by the provider's key, with `edit` applied to its claims.
+fn logout_token(h: &Harness, edit: impl FnOnce(&mut Value)) -> String {
+    let mut header = h.key.header();
+    header["typ"] = "logout+jwt".into();
+    let mut claims = json!({
+        "iss": ISSUER, "aud": "client", "iat": h.idp.now(), "jti": "jti-1",
+        "sub": "alice", "sid": "sid-1", "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
+    });
+    edit(&mut claims);
+    h.key.sign_raw(&header, &claims)
+}
+
+/// The provider POSTing a logout token.
+fn backchannel_logout(h: &Harness, token: &str) -> Response {
+    let mut req = request(
+        Method::Post,
+        &app("/auth/backchannel-logout"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+    );
+    req.body = Some(
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("logout_token", token)
+            .finish(),
+    );
+    h.respond(&req)
+}
+
+fn is_signed_in(h: &Harness, session: &str) -> bool {
+    match h.handle(&api_get(&app("/private"), Some(session))) {
+        Outcome::Forward { .. } => true,
+        Outcome::Respond(r) => {
+            assert_eq!(r.status, 401, "{}", r.body_text());
+            false
+        }
+    }
+}
+
+#[test]
+fn back_channel_logout_ends_the_sessions_the_logout_token_names() {
+    let h = durable_harness(&[]);
+    let first = sign_in_as(&h, |c| c["sid"] = "sid-1".into());
+    let second = sign_in_as(&h, |c| c["sid"] = "sid-2".into());
+    let third = h.sign_in();
+    assert!(is_signed_in(&h, &first) && is_signed_in(&h, &second) && is_signed_in(&h, &third));
+
+    // sub and sid: that provider session of that person.
+    let resp = backchannel_logout(&h, &logout_token(&h, |_| {}));
+    assert_eq!(resp.status, 200, "{}", resp.body_text());
+    assert_eq!(resp.headers.get("Cache-Control"), Some("no-store"));
+    assert!(!is_signed_in(&h, &first));
+    assert!(is_signed_in(&h, &second) && is_signed_in(&h, &third));
+    let done = h.idp.logged("backchannel_logout");
+    assert_eq!(
+        done.last().map(|l| l["sessions_ended"].clone()),
+        Some(json!(1))
+    );
+
+    // sid alone: found through the provider-session index.
+    let resp = backchannel_logout(
+        &h,
+        &logout_token(&h, |c| {
+            c.as_object_mut().expect("claims").remove("sub");
+            c["sid"] = "sid-2".into();
+            c["jti"] = "jti-2".into();
+        }),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body_text());
+    assert!(!is_signed_in(&h, &second));
+    assert!(is_signed_in(&h, &third));
+
+    // sub alone: every session of that person.
+    let resp = backchannel_logout(
+        &h,
+        &logout_token(&h, |c| {
+            c.as_object_mut().expect("claims").remove("sid");
+            c["jti"] = "jti-3".into();
+        }),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body_text());
+    assert!(!is_signed_in(&h, &third));
+    assert!(stored_sessions(&h).is_empty());
+}
+
+#[test]
+fn back_channel_logout_refuses_bad_logout_tokens() {
+    let h = durable_harness(&[]);
+    let session = sign_in_as(&h, |c| c["sid"] = "sid-1".into());
+    let impostor = TestKey::es256(Some("k1"));
+    let mut forged_header = impostor.header();
+    forged_header["typ"] = "logout+jwt".into();
+    let good_claims = json!({
+        "iss": ISSUER, "aud": "client", "iat": h.idp.now(), "jti": "jti-1",
+        "sub": "alice", "sid": "sid-1", "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
+    });
+    let bad = [
+        ("nonce", logout_token(&h, |c| c["nonce"] = "n-1".into())),
+        (
+            "wrong aud",
+            logout_token(&h, |c| c["aud"] = "another-client".into()),
+        ),
+        ("no event", logout_token(&h, |c| c["events"] = json!({}))),
+        ("an ID token", h.key.sign(&h.claims("n"))),
+        (
+            "unpublished key",
+            impostor.sign_raw(&forged_header, &good_claims),
+        ),
+        ("not a JWT", "not-a-jwt".to_owned()),
+    ];
+    for (what, token) in &bad {
+        let resp = backchannel_logout(&h, token);
+        assert_eq!(resp.status, 400, "{what}: {}", resp.body_text());
+        assert_eq!(
+            resp.headers.get("Cache-Control"),
+            Some("no-store"),
+            "{what}"
+        );
+        assert_eq!(json_body(&resp)["error"], "invalid_request", "{what}");
+    }
+    assert_eq!(h.idp.logged("backchannel_logout_refused").len(), bad.len());
+
+    let mut no_token = request(
+        Method::Post,
+        &app("/auth/backchannel-logout"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+    );
+    no_token.body = Some("other=1".into());
+    assert_eq!(h.respond(&no_token).status, 400);
+    assert_eq!(
+        h.respond(&api_get(&app("/auth/backchannel-logout"), None))
+            .status,
+        405
+    );
+
+    assert!(is_signed_in(&h, &session), "nothing was ended");
+    assert!(h.idp.logged("backchannel_logout").is_empty());
+}
+
+#[test]
+fn back_channel_logout_with_cookie_sessions_is_501() {
+    let h = Harness::new();
+    let session = h.sign_in();
+    let resp = backchannel_logout(&h, &logout_token(&h, |_| {}));
+    assert_eq!(resp.status, 501, "{}", resp.body_text());
+    assert_eq!(resp.headers.get("Cache-Control"), Some("no-store"));
+    assert_eq!(json_body(&resp)["error"], "not_supported");
+    assert_eq!(h.idp.logged("backchannel_logout_refused").len(), 1);
+    assert!(is_signed_in(&h, &session));
+}
+
+// ----- RP-initiated logout ---------------------------------------------------------------------
+
+#[test]
+fn rp_initiated_logout_sends_the_hint_and_state_revokes_and_checks_the_state_on_return() {
+    let h = Harness::new();
+    let mut doc = discovery_doc(true);
+    doc["revocation_endpoint"] = REVOCATION_URL.into();
+    h.idp.serve(DISCOVERY_URL, cacheable_json(doc.to_string()));
+    h.idp.serve(REVOCATION_URL, Response::new(200));
+
+    let login = h.start_login();
+    let id_token = h.key.sign(&h.claims(&login.nonce));
+    h.idp.serve(
+        TOKEN_URL,
+        token_answer_with(json!({"id_token": id_token, "refresh_token": REFRESH_TOKEN})),
+    );
+    let resp = h.return_from_provider(&login, &login.success_url());
+    let session = cookie_set(&resp, SESSION_COOKIE)
+        .expect("session cookie")
+        .pair();
+
+    let resp = h.respond(&request(
+        Method::Post,
+        &app("/auth/logout"),
+        &[("Origin", APP), ("Accept", HTML), ("Cookie", &session)],
+    ));
+    assert_eq!(resp.status, 302, "{}", resp.body_text());
+    assert!(cookie_deleted(&resp, SESSION_COOKIE));
+    let end = Url::parse(location(&resp)).expect("absolute end-session URL");
+    assert_eq!(end.as_str().split('?').next(), Some(END_SESSION_URL));
+    assert_eq!(
+        query_param(&end, "id_token_hint").as_deref(),
+        Some(id_token.as_str())
+    );
+    assert_eq!(query_param(&end, "client_id").as_deref(), Some("client"));
+    assert_eq!(
+        query_param(&end, "post_logout_redirect_uri").as_deref(),
+        Some("https://app.example.com/auth/logged-out")
+    );
+    let state = query_param(&end, "state").expect("the logout URL carries state");
+    assert!(state.len() >= 16, "{state}");
+    let logout_cookie =
+        cookie_set(&resp, "__Host-portcullis-logout").expect("the state is remembered");
+    assert_secure_browser_cookie(&logout_cookie);
+    assert!(logout_cookie.has("Max-Age=600"));
+    assert!(!logout_cookie.value.contains(&state), "sealed");
+
+    // The refresh token was revoked (RFC 7009), with client authentication.
+    let revocations = h.idp.requests_to(REVOCATION_URL);
+    assert_eq!(revocations.len(), 1);
+    assert_eq!(revocations[0].method, "POST");
+    let form = form_of(&revocations[0]);
+    assert_eq!(form.get("token").map(String::as_str), Some(REFRESH_TOKEN));
+    assert_eq!(
+        form.get("token_type_hint").map(String::as_str),
+        Some("refresh_token")
+    );
+    assert!(revocations[0]
+        .headers
+        .get("Authorization")
+        .is_some_and(|a| a.starts_with("Basic ")));
+    assert_eq!(h.idp.logged("refresh_token_revoked").len(), 1);
+
+    // The provider sends the browser back with the state: it matches the cookie.
+    let back = |state: &str, cookie: Option<&str>| {
+        let mut url = Url::parse(&app("/auth/logged-out")).expect("url");
+        url.query_pairs_mut().append_pair("state", state);
+        h.respond(&navigate(url.as_str(), cookie))
+    };
+    let resp = back(&state, Some(&logout_cookie.pair()));
+    assert_eq!(resp.status, 200, "{}", resp.body_text());
+    assert!(resp.body_text().contains("signed out"));
+    assert!(cookie_deleted(&resp, &logout_cookie.name));
+
+    let resp = back("another-state", Some(&logout_cookie.pair()));
+    assert_eq!(resp.status, 400);
+    assert_eq!(
+        h.idp.last_failure_reason().as_deref(),
+        Some("logout_state_mismatch")
+    );
+    assert!(cookie_deleted(&resp, &logout_cookie.name));
+
+    let resp = back(&state, None);
+    assert_eq!(resp.status, 400, "no cookie, no match");
+
+    h.idp.advance(600);
+    let resp = back(&state, Some(&logout_cookie.pair()));
+    assert_eq!(resp.status, 400, "the state has expired");
+}
+
+#[test]
+fn rp_initiated_logout_on_loopback_uses_a_plain_logout_cookie_name() {
+    let h = Harness::new();
+    let login = h.start_login_at(LOOPBACK_APP, None, None);
+    let resp = h.finish_sign_in(&login);
+    let session = cookie_set(&resp, "portcullis").expect("session").pair();
+    let resp = h.respond(&request(
+        Method::Post,
+        &format!("{LOOPBACK_APP}/auth/logout"),
+        &[("Origin", LOOPBACK_APP), ("Cookie", &session)],
+    ));
+    assert_eq!(resp.status, 302, "{}", resp.body_text());
+    let end = Url::parse(location(&resp)).expect("absolute end-session URL");
+    assert_eq!(
+        query_param(&end, "post_logout_redirect_uri").as_deref(),
+        Some("http://127.0.0.1:8787/auth/logged-out")
+    );
+    let cookie = cookie_set(&resp, "portcullis-logout").expect("plain logout cookie");
+    assert!(!cookie.has("Secure"));
+    assert!(
+        h.idp.requests_to(REVOCATION_URL).is_empty(),
+        "no revocation endpoint"
+    );
+}
