@@ -2,8 +2,8 @@
 //! workerd (fetch, KV, Date, console), host tests with doubles.
 
 use crate::http::{OutboundRequest, Response};
-use crate::jws::SignatureVerifier;
-use crate::session_store::{StoreAnswer, StoreCall};
+use crate::jose::jws::SignatureVerifier;
+use crate::session::durable_object::{StoreAnswer, StoreCall};
 
 #[allow(async_fn_in_trait)] // single-threaded wasm: futures need not be Send
 pub trait Platform {

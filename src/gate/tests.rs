@@ -13,12 +13,12 @@ use url::Url;
 use super::{Gate, GateRequest, Outcome};
 use crate::config::tests_support::test_config;
 use crate::config::Config;
-use crate::cookies::CookieJar;
+use crate::http::cookies::CookieJar;
 use crate::http::{Headers, Method, OutboundRequest, Response};
 use crate::platform::Platform;
-use crate::provider::{ProviderCache, FORCED_REFETCH_INTERVAL_SECS};
-use crate::test_support::{block_on, jwks_json, TestKey};
-use crate::transaction::{MAX_LIVE_TRANSACTIONS, TRANSACTION_TTL_SECS};
+use crate::oidc::provider::{ProviderCache, FORCED_REFETCH_INTERVAL_SECS};
+use crate::testing::{block_on, jwks_json, TestKey};
+use crate::oidc::transaction::{MAX_LIVE_TRANSACTIONS, TRANSACTION_TTL_SECS};
 
 const NOW: u64 = 1_800_000_000;
 const APP: &str = "https://app.example.com";
@@ -51,7 +51,7 @@ struct FakePlatform {
     logs: RefCell<Vec<Value>>,
     /// Session objects (`SESSION_STORE=durable_object`), by name, and the configuration and
     /// provider cache their isolate has.
-    objects: RefCell<HashMap<String, std::rc::Rc<crate::session_store::MemoryStorage>>>,
+    objects: RefCell<HashMap<String, std::rc::Rc<crate::session::durable_object::MemoryStorage>>>,
     object_isolate: RefCell<Option<std::rc::Rc<(Config, ProviderCache)>>>,
     store_down: Cell<bool>,
 }
@@ -128,10 +128,10 @@ impl FakePlatform {
 }
 
 impl Platform for FakePlatform {
-    type Verifier = crate::jws::RustVerifier;
+    type Verifier = crate::jose::jws::RustVerifier;
 
     fn verifier(&self) -> &Self::Verifier {
-        &crate::jws::RustVerifier
+        &crate::jose::jws::RustVerifier
     }
 
     fn now(&self) -> u64 {
@@ -168,8 +168,8 @@ impl Platform for FakePlatform {
     async fn session_store(
         &self,
         object: &str,
-        call: crate::session_store::StoreCall,
-    ) -> Result<crate::session_store::StoreAnswer, String> {
+        call: crate::session::durable_object::StoreCall,
+    ) -> Result<crate::session::durable_object::StoreAnswer, String> {
         if self.store_down.get() {
             return Err("the session store is down (test)".into());
         }
@@ -184,7 +184,7 @@ impl Platform for FakePlatform {
             .entry(object.to_owned())
             .or_default()
             .clone();
-        crate::session_store::handle(&isolate.0, &isolate.1, self, &*storage, call).await
+        crate::session::durable_object::handle(&isolate.0, &isolate.1, self, &*storage, call).await
     }
 
     async fn sleep_ms(&self, ms: u64) {
@@ -428,8 +428,8 @@ impl Login {
 struct Harness {
     cfg: Config,
     cache: ProviderCache,
-    tokens: crate::token_cache::TokenCache,
-    refreshes: crate::refresh::RefreshCoalescer,
+    tokens: crate::access::token_cache::TokenCache,
+    refreshes: crate::session::refresh::RefreshCoalescer,
     idp: FakePlatform,
     /// The provider's signing key, published in its JWKS.
     key: TestKey,
@@ -464,7 +464,7 @@ impl Harness {
         Self {
             cfg,
             cache: ProviderCache::new(),
-            tokens: crate::token_cache::TokenCache::default(),
+            tokens: crate::access::token_cache::TokenCache::default(),
             refreshes: Default::default(),
             idp,
             key,
@@ -1811,12 +1811,12 @@ fn the_signed_assertion_verifies_against_jwks_json() {
 
     let jwks = h.respond(&api_get(&app("/auth/jwks.json"), None));
     assert_eq!(jwks.status, 200);
-    let set = crate::jwks::JwkSet::parse(&jwks.body).expect("jwks");
+    let set = crate::jose::jwks::JwkSet::parse(&jwks.body).expect("jwks");
     assert_eq!(set.keys.len(), 2);
-    let jws = crate::jws::UnverifiedJws::parse(&jwt).expect("jws");
+    let jws = crate::jose::jws::UnverifiedJws::parse(&jwt).expect("jws");
     assert_eq!(jws.header.kid.as_deref(), Some("current"));
     let key = set.select(&jws.header).expect("key");
-    crate::jws::verify_rust(jws.header.alg, key, jws.signing_input(), jws.signature())
+    crate::jose::jws::verify_rust(jws.header.alg, key, jws.signing_input(), jws.signature())
         .expect("signature");
     let claims: Value = serde_json::from_slice(
         &URL_SAFE_NO_PAD

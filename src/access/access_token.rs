@@ -1,0 +1,373 @@
+//! Bearer access tokens for APIs behind the gate (RFC 9068 JWT access tokens, and Entra ID's
+//! `typ: JWT` tokens): the claim rules, shared by every signature verifier.
+//!
+//! A [`VerifiedAccessToken`] can only be made here.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::oidc::id_token::string_list_claim;
+use crate::jose::jws::VerifiedJws;
+
+/// Clock leeway for `exp`, `nbf` and `iat` on access tokens.
+pub const LEEWAY_SECS: i64 = 60;
+
+/// Which `typ` headers are accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TypPolicy {
+    /// RFC 9068 only: `at+jwt` (or `application/at+jwt`).
+    AtJwtOnly,
+    /// `at+jwt`, or plain `JWT` / none for providers that issue those (Entra ID, Auth0, Okta).
+    AtJwtOrJwt,
+}
+
+pub struct AccessExpectations<'a> {
+    pub issuers: &'a [String],
+    pub audiences: &'a [String],
+    pub typ: TypPolicy,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessTokenError {
+    Claims,
+    WrongType,
+    LooksLikeIdToken,
+    UntrustedIssuer,
+    WrongAudience,
+    Expired,
+    MissingExpiry,
+    NotYetValid,
+    IssuedInFuture,
+}
+
+impl std::fmt::Display for AccessTokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Claims => "the token's claims are not valid",
+            Self::WrongType => "the token type is not that of an access token",
+            Self::LooksLikeIdToken => "an ID token is not an access token",
+            Self::UntrustedIssuer => "the token's issuer is not trusted",
+            Self::WrongAudience => "the token is not for this API",
+            Self::Expired => "the token has expired",
+            Self::MissingExpiry => "the token has no expiry",
+            Self::NotYetValid => "the token is not valid yet",
+            Self::IssuedInFuture => "the token was issued in the future",
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    iss: String,
+    #[serde(default)]
+    sub: Option<String>,
+    aud: crate::oidc::id_token::OneOrMany,
+    #[serde(default)]
+    exp: Option<Value>,
+    #[serde(default)]
+    nbf: Option<Value>,
+    #[serde(default)]
+    iat: Option<Value>,
+    #[serde(default)]
+    nonce: Option<Value>,
+    #[serde(default)]
+    at_hash: Option<Value>,
+    #[serde(default)]
+    c_hash: Option<Value>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    azp: Option<String>,
+}
+
+fn seconds(v: &Option<Value>) -> Option<i64> {
+    v.as_ref().and_then(|v| {
+        v.as_i64().or_else(|| {
+            v.as_f64()
+                .filter(|f| f.is_finite())
+                .map(|f| f.floor() as i64)
+        })
+    })
+}
+
+/// An access token that passed every rule. Only [`validate`] makes one.
+#[allow(clippy::manual_non_exhaustive)] // the private field keeps other modules from building one
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedAccessToken {
+    pub issuer: String,
+    /// The user (`sub`), or for client-credentials tokens the client.
+    pub subject: String,
+    pub client: Option<String>,
+    pub email: Option<String>,
+    pub scopes: Vec<String>,
+    pub roles: Vec<String>,
+    pub groups: Vec<String>,
+    pub expires_at: i64,
+    _sealed: (),
+}
+
+/// Claim names for groups and roles (shared with sessions).
+pub struct ListClaims<'a> {
+    pub groups: &'a str,
+    pub roles: &'a str,
+}
+
+pub fn validate(
+    jws: &VerifiedJws,
+    expect: &AccessExpectations<'_>,
+    lists: &ListClaims<'_>,
+) -> Result<VerifiedAccessToken, AccessTokenError> {
+    let typ = jws.header().typ.as_deref().map(str::to_ascii_lowercase);
+    let is_at_jwt = matches!(typ.as_deref(), Some("at+jwt" | "application/at+jwt"));
+    let typ_ok = match expect.typ {
+        TypPolicy::AtJwtOnly => is_at_jwt,
+        TypPolicy::AtJwtOrJwt => {
+            is_at_jwt || matches!(typ.as_deref(), None | Some("jwt") | Some("application/jwt"))
+        }
+    };
+    if !typ_ok {
+        return Err(AccessTokenError::WrongType);
+    }
+    let all: Value = serde_json::from_slice(jws.payload()).map_err(|_| AccessTokenError::Claims)?;
+    let c: Claims = serde_json::from_value(all.clone()).map_err(|_| AccessTokenError::Claims)?;
+    // ID tokens carry these; access tokens never do (RFC 9068 2.2, OIDC Core 2).
+    if c.nonce.is_some() || c.at_hash.is_some() || c.c_hash.is_some() {
+        return Err(AccessTokenError::LooksLikeIdToken);
+    }
+    if !expect.issuers.contains(&c.iss) {
+        return Err(AccessTokenError::UntrustedIssuer);
+    }
+    if !c
+        .aud
+        .iter()
+        .any(|a| expect.audiences.iter().any(|want| want == a))
+    {
+        return Err(AccessTokenError::WrongAudience);
+    }
+    let now = expect.now;
+    let exp = seconds(&c.exp).ok_or(AccessTokenError::MissingExpiry)?;
+    if now >= exp.saturating_add(LEEWAY_SECS) {
+        return Err(AccessTokenError::Expired);
+    }
+    if seconds(&c.nbf).is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_SECS)) {
+        return Err(AccessTokenError::NotYetValid);
+    }
+    if seconds(&c.iat).is_some_and(|iat| iat > now.saturating_add(LEEWAY_SECS)) {
+        return Err(AccessTokenError::IssuedInFuture);
+    }
+    // Scopes: `scp` (Entra: space-separated string; Okta: array) or `scope` (RFC 9068).
+    let mut scopes = string_list_claim(&all, "scp");
+    scopes.extend(string_list_claim(&all, "scope"));
+    let client = c
+        .client_id
+        .or(c.azp)
+        .or_else(|| all.get("appid").and_then(Value::as_str).map(str::to_owned));
+    Ok(VerifiedAccessToken {
+        subject: c
+            .sub
+            .filter(|s| !s.is_empty())
+            .or_else(|| client.clone())
+            .unwrap_or_default(),
+        issuer: c.iss,
+        client,
+        email: c.email.or_else(|| {
+            all.get("preferred_username")
+                .and_then(Value::as_str)
+                .filter(|u| u.contains('@'))
+                .map(str::to_owned)
+        }),
+        scopes,
+        roles: string_list_claim(&all, lists.roles),
+        groups: string_list_claim(&all, lists.groups),
+        expires_at: exp,
+        _sealed: (),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::jose::jwks::JwkSet;
+    use crate::jose::jws::{self, RustVerifier, UnverifiedJws};
+    use crate::testing::{block_on, jwks_json, TestKey};
+
+    const NOW: i64 = 1_800_000_000;
+    const ISS: &str = "https://login.microsoftonline.com/tid/v2.0";
+    const V1_ISS: &str = "https://sts.windows.net/tid/";
+    const AUD: &str = "api://portcullis-api";
+
+    fn rfc9068() -> Value {
+        json!({"iss": ISS, "sub": "alice", "aud": AUD, "exp": NOW + 600, "iat": NOW, "client_id": "spa", "scope": "data.read profile", "jti": "1"})
+    }
+
+    fn entra_v2() -> Value {
+        json!({"iss": ISS, "sub": "u1", "oid": "o1", "tid": "tid", "aud": "11111111-2222-3333-4444-555555555555", "exp": NOW + 600, "nbf": NOW - 5, "iat": NOW - 5,
+               "scp": "data.read data.write", "roles": ["Data.Admin"], "azp": "client-app", "ver": "2.0", "preferred_username": "u1@contoso.com"})
+    }
+
+    fn check_with(
+        key: &TestKey,
+        header: Value,
+        claims: &Value,
+        typ: TypPolicy,
+    ) -> Result<VerifiedAccessToken, String> {
+        let token = key.sign_raw(&header, claims);
+        let set = JwkSet::parse(&jwks_json(&[key])).unwrap();
+        let jws = UnverifiedJws::parse(&token).map_err(|e| format!("jws: {e}"))?;
+        let jwk = set.select(&jws.header).map_err(|e| format!("key: {e:?}"))?;
+        let verified =
+            block_on(jws::verify(&RustVerifier, jws, jwk)).map_err(|e| format!("sig: {e}"))?;
+        let issuers = [ISS.to_owned(), V1_ISS.to_owned()];
+        let audiences = [
+            AUD.to_owned(),
+            "11111111-2222-3333-4444-555555555555".to_owned(),
+        ];
+        validate(
+            &verified,
+            &AccessExpectations {
+                issuers: &issuers,
+                audiences: &audiences,
+                typ,
+                now: NOW,
+            },
+            &ListClaims {
+                groups: "groups",
+                roles: "roles",
+            },
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    fn at_header(key: &TestKey) -> Value {
+        let mut h = key.header();
+        h["typ"] = "at+jwt".into();
+        h
+    }
+
+    fn check(key: &TestKey, claims: &Value) -> Result<VerifiedAccessToken, String> {
+        check_with(key, at_header(key), claims, TypPolicy::AtJwtOrJwt)
+    }
+
+    fn with(mut c: Value, k: &str, v: Value) -> Value {
+        c[k] = v;
+        c
+    }
+
+    #[test]
+    fn rfc9068_tokens_pass_with_rsa_ec_and_eddsa() {
+        for key in [
+            TestKey::rsa(Some("r")),
+            TestKey::es256(Some("e")),
+            TestKey::ed25519(Some("d")),
+        ] {
+            let t =
+                check(&key, &rfc9068()).unwrap_or_else(|e| panic!("{}: {e}", key.default_alg()));
+            assert_eq!(t.subject, "alice");
+            assert_eq!(t.scopes, vec!["data.read", "profile"]);
+            assert_eq!(t.client.as_deref(), Some("spa"));
+        }
+    }
+
+    #[test]
+    fn entra_v2_tokens_with_typ_jwt_scp_and_roles_pass() {
+        let key = TestKey::rsa(Some("r"));
+        let t = check_with(&key, key.header(), &entra_v2(), TypPolicy::AtJwtOrJwt).unwrap();
+        assert_eq!(t.scopes, vec!["data.read", "data.write"]);
+        assert_eq!(t.roles, vec!["Data.Admin"]);
+        assert_eq!(t.email.as_deref(), Some("u1@contoso.com"));
+    }
+
+    #[test]
+    fn entra_v1_issuer_is_accepted_when_listed() {
+        let key = TestKey::rsa(Some("r"));
+        let c = with(with(entra_v2(), "iss", V1_ISS.into()), "aud", AUD.into());
+        assert!(check_with(&key, key.header(), &c, TypPolicy::AtJwtOrJwt).is_ok());
+    }
+
+    #[test]
+    fn okta_array_scp_is_read() {
+        let key = TestKey::es256(Some("e"));
+        let t = check(&key, &with(rfc9068(), "scp", json!(["data.write"]))).unwrap();
+        assert!(t.scopes.contains(&"data.write".to_owned()));
+    }
+
+    #[test]
+    fn strict_typ_refuses_plain_jwt() {
+        let key = TestKey::rsa(Some("r"));
+        assert_eq!(
+            check_with(&key, key.header(), &rfc9068(), TypPolicy::AtJwtOnly).unwrap_err(),
+            "the token type is not that of an access token"
+        );
+        let mut h = key.header();
+        h["typ"] = "logout+jwt".into();
+        assert!(check_with(&key, h, &rfc9068(), TypPolicy::AtJwtOrJwt).is_err());
+    }
+
+    #[test]
+    fn id_tokens_never_pass_as_access_tokens() {
+        let key = TestKey::rsa(Some("r"));
+        let id_token = json!({"iss": ISS, "sub": "alice", "aud": AUD, "exp": NOW + 600, "iat": NOW, "nonce": "n"});
+        assert_eq!(
+            check_with(&key, key.header(), &id_token, TypPolicy::AtJwtOrJwt).unwrap_err(),
+            "an ID token is not an access token"
+        );
+        let with_hash = with(with(rfc9068(), "at_hash", "x".into()), "nonce", Value::Null);
+        assert!(check(&key, &with_hash).is_err());
+    }
+
+    #[test]
+    fn each_claim_rule_refuses_its_bad_token() {
+        let key = TestKey::es256(Some("e"));
+        let cases: Vec<(Value, &str)> = vec![
+            (
+                with(rfc9068(), "iss", "https://evil.example".into()),
+                "the token's issuer is not trusted",
+            ),
+            (
+                with(rfc9068(), "iss", format!("{ISS}/").into()),
+                "the token's issuer is not trusted",
+            ),
+            (
+                with(rfc9068(), "aud", "api://other".into()),
+                "the token is not for this API",
+            ),
+            (
+                with(rfc9068(), "aud", json!(["a", "b"])),
+                "the token is not for this API",
+            ),
+            (
+                with(rfc9068(), "exp", (NOW - LEEWAY_SECS - 1).into()),
+                "the token has expired",
+            ),
+            (
+                with(rfc9068(), "exp", Value::Null),
+                "the token has no expiry",
+            ),
+            (
+                with(rfc9068(), "nbf", (NOW + LEEWAY_SECS + 30).into()),
+                "the token is not valid yet",
+            ),
+            (
+                with(rfc9068(), "iat", (NOW + LEEWAY_SECS + 30).into()),
+                "the token was issued in the future",
+            ),
+            (
+                with(rfc9068(), "aud", 7.into()),
+                "the token's claims are not valid",
+            ),
+        ];
+        for (claims, want) in cases {
+            assert_eq!(check(&key, &claims).unwrap_err(), want, "{claims}");
+        }
+        assert!(
+            check(&key, &with(rfc9068(), "exp", (NOW - 30).into())).is_ok(),
+            "within leeway"
+        );
+        assert!(check(&key, &with(rfc9068(), "aud", json!(["other", AUD]))).is_ok());
+    }
+}

@@ -1,0 +1,355 @@
+//! The signed identity assertion for the origin (like Cloudflare Access's
+//! `Cf-Access-Jwt-Assertion`): a short-lived JWT signed with the worker's own key, published
+//! with the previous key at `/auth/jwks.json` so keys can rotate.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jwt_compact::alg::{Ed25519, Es256};
+use jwt_compact::jwk::JsonWebKey;
+use jwt_compact::{Algorithm, AlgorithmSignature};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+/// Who an assertion is about: a signed-in session or a verified Bearer token.
+pub struct Subject<'a> {
+    pub idp: &'a str,
+    pub sub: &'a str,
+    pub email: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub groups: &'a [String],
+    pub roles: &'a [String],
+    /// When the session or token began (part of the cache key).
+    pub since: u64,
+    /// When it ends: the assertion never outlives it.
+    pub until: u64,
+}
+
+/// Lifetime of one assertion.
+pub const ASSERTION_TTL_SECS: u64 = 300;
+/// A cached assertion is reused until this long before it expires.
+const REUSE_MARGIN_SECS: u64 = 60;
+const MAX_CACHED: usize = 4096;
+
+enum Key {
+    Es256(Box<<Es256 as Algorithm>::SigningKey>),
+    Ed25519(<Ed25519 as Algorithm>::SigningKey),
+}
+
+struct SigningJwk {
+    kid: String,
+    key: Key,
+    public: Value,
+}
+
+impl SigningJwk {
+    fn alg(&self) -> &'static str {
+        match self.key {
+            Key::Es256(_) => "ES256",
+            Key::Ed25519(_) => "EdDSA",
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> Vec<u8> {
+        match &self.key {
+            Key::Es256(k) => Es256.sign(k, message).as_bytes().into_owned(),
+            Key::Ed25519(k) => Ed25519.sign(k, message).as_bytes().into_owned(),
+        }
+    }
+}
+
+/// (session subject, session issued-at, issuer) -> (assertion, its expiry).
+type AssertionCache = HashMap<(String, u64, String), (String, u64)>;
+
+/// Signs assertions for one audience; keeps recent ones per session to skip re-signing.
+pub struct AssertionSigner {
+    keys: Vec<SigningJwk>,
+    pub audience: String,
+    pub header: String,
+    cache: RefCell<AssertionCache>,
+}
+
+impl std::fmt::Debug for AssertionSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<&str> = self.keys.iter().map(|k| k.kid.as_str()).collect();
+        write!(
+            f,
+            "AssertionSigner(aud {:?}, kids {kids:?}, [private keys redacted])",
+            self.audience
+        )
+    }
+}
+
+impl AssertionSigner {
+    /// `keys_json`: one private JWK (EC P-256 or OKP Ed25519) or a JSON array of them, the
+    /// first signs. Errors never contain key material.
+    pub fn new(keys_json: &str, audience: String, header: String) -> Result<Self, String> {
+        let value: Value = serde_json::from_str(keys_json)
+            .map_err(|_| "is not JSON (a private JWK or an array of them)".to_owned())?;
+        let list = match value {
+            Value::Array(v) => v,
+            Value::Object(_) => vec![value],
+            _ => return Err("must be a private JWK or an array of them".into()),
+        };
+        if list.is_empty() {
+            return Err("holds no key".into());
+        }
+        let keys = list
+            .iter()
+            .enumerate()
+            .map(|(i, v)| parse_key(v).map_err(|e| format!("key {}: {e}", i + 1)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            keys,
+            audience,
+            header,
+            cache: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// The public keys, for `/auth/jwks.json`.
+    pub fn jwks(&self) -> Value {
+        json!({ "keys": self.keys.iter().map(|k| k.public.clone()).collect::<Vec<_>>() })
+    }
+
+    /// An assertion for `who`, issued by `issuer` (the worker's public origin).
+    pub fn assertion(&self, issuer: &str, who: &Subject<'_>, now: u64) -> String {
+        let cache_key = (who.sub.to_owned(), who.since, issuer.to_owned());
+        if let Some((jwt, exp)) = self.cache.borrow().get(&cache_key) {
+            if now.saturating_add(REUSE_MARGIN_SECS) < *exp {
+                return jwt.clone();
+            }
+        }
+        let exp = now
+            .saturating_add(ASSERTION_TTL_SECS)
+            .min(who.until.max(now.saturating_add(1)));
+        let key = &self.keys[0];
+        let header = json!({ "alg": key.alg(), "typ": "JWT", "kid": key.kid });
+        let mut claims = json!({
+            "iss": issuer, "aud": self.audience, "sub": who.sub, "iat": now, "exp": exp, "idp": who.idp,
+        });
+        if let Some(e) = who.email {
+            claims["email"] = e.into();
+        }
+        if let Some(n) = who.name {
+            claims["name"] = n.into();
+        }
+        if !who.groups.is_empty() {
+            claims["groups"] = who.groups.into();
+        }
+        if !who.roles.is_empty() {
+            claims["roles"] = who.roles.into();
+        }
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let jwt = format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(key.sign(input.as_bytes()))
+        );
+        let mut cache = self.cache.borrow_mut();
+        if cache.len() >= MAX_CACHED {
+            cache.retain(|_, (_, e)| *e > now.saturating_add(REUSE_MARGIN_SECS));
+            if cache.len() >= MAX_CACHED {
+                cache.clear();
+            }
+        }
+        cache.insert(cache_key, (jwt.clone(), exp));
+        jwt
+    }
+}
+
+fn parse_key(v: &Value) -> Result<SigningJwk, String> {
+    let jwk: JsonWebKey<'_> =
+        serde_json::from_value(v.clone()).map_err(|_| "is not a JWK".to_owned())?;
+    if !jwk.is_signing_key() {
+        return Err("is a public key: the private part (d) is needed".into());
+    }
+    let key = match &jwk {
+        JsonWebKey::EllipticCurve { curve, .. } if curve == "P-256" => Key::Es256(Box::new(
+            <Es256 as Algorithm>::SigningKey::try_from(&jwk)
+                .map_err(|_| "is not a valid P-256 private key".to_owned())?,
+        )),
+        JsonWebKey::KeyPair { curve, .. } if curve == "Ed25519" => Key::Ed25519(
+            <Ed25519 as Algorithm>::SigningKey::try_from(&jwk)
+                .map_err(|_| "is not a valid Ed25519 private key".to_owned())?,
+        ),
+        _ => return Err("must be an EC P-256 (ES256) or OKP Ed25519 (EdDSA) key".into()),
+    };
+    let public_jwk = jwk.to_verifying_key();
+    let kid = match v.get("kid").and_then(Value::as_str) {
+        Some(k) if !k.is_empty() => k.to_owned(),
+        _ => URL_SAFE_NO_PAD.encode(public_jwk.thumbprint::<Sha256>()),
+    };
+    let mut public =
+        serde_json::to_value(&public_jwk).map_err(|_| "cannot be published".to_owned())?;
+    public["kid"] = kid.clone().into();
+    public["use"] = "sig".into();
+    let mut signing = SigningJwk { kid, key, public };
+    signing.public["alg"] = signing.alg().into();
+    Ok(signing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jose::jwks::JwkSet;
+    use crate::jose::jws::{verify_rust, UnverifiedJws};
+    use crate::session::Session;
+    use crate::base::types::Issuer;
+
+    fn es256_private_jwk(kid: Option<&str>) -> Value {
+        let sk = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+        let mut v = serde_json::to_value(JsonWebKey::from(&sk)).unwrap();
+        if let Some(k) = kid {
+            v["kid"] = k.into();
+        }
+        v
+    }
+
+    fn ed25519_private_jwk() -> Value {
+        let (sk, _) = Ed25519::generate(&mut rand_core::OsRng);
+        serde_json::to_value(JsonWebKey::from(&sk)).unwrap()
+    }
+
+    fn session() -> Session {
+        Session {
+            iss: Issuer::new("https://idp"),
+            sub: "alice".into(),
+            email: Some("alice@example.com".into()),
+            email_verified: Some(true),
+            name: Some("Alice".into()),
+            groups: vec!["admins".into()],
+            roles: vec![],
+            groups_omitted: false,
+            provider_sid: None,
+            tokens: Default::default(),
+            iat: 1000,
+            exp: 1000 + 8 * 3600,
+            seen: 1000,
+        }
+    }
+
+    fn verify(signer: &AssertionSigner, jwt: &str) -> Value {
+        let set = JwkSet::parse(signer.jwks().to_string().as_bytes()).unwrap();
+        let jws = UnverifiedJws::parse(jwt).unwrap();
+        let key = set.select(&jws.header).unwrap();
+        verify_rust(jws.header.alg, key, jws.signing_input(), jws.signature()).unwrap();
+        let payload = jwt.split('.').nth(1).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn es256_and_eddsa_assertions_verify_against_the_published_keys() {
+        for key in [es256_private_jwk(Some("k1")), ed25519_private_jwk()] {
+            let signer = AssertionSigner::new(
+                &key.to_string(),
+                "origin-aud".into(),
+                "X-Portcullis-Assertion".into(),
+            )
+            .unwrap();
+            let jwt = signer.assertion("https://app.example.com", &session().subject(), 2000);
+            let claims = verify(&signer, &jwt);
+            assert_eq!(claims["iss"], "https://app.example.com");
+            assert_eq!(claims["aud"], "origin-aud");
+            assert_eq!(claims["sub"], "alice");
+            assert_eq!(claims["email"], "alice@example.com");
+            assert_eq!(claims["groups"], json!(["admins"]));
+            assert_eq!(claims["iat"], 2000);
+            assert_eq!(claims["exp"], 2000 + ASSERTION_TTL_SECS);
+        }
+    }
+
+    #[test]
+    fn the_first_key_signs_and_all_are_published() {
+        let keys = json!([
+            es256_private_jwk(Some("new")),
+            es256_private_jwk(Some("old"))
+        ]);
+        let signer = AssertionSigner::new(&keys.to_string(), "a".into(), "h".into()).unwrap();
+        let published = signer.jwks();
+        let kids: Vec<&str> = published["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kids, vec!["new", "old"]);
+        assert!(
+            published["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|k| k.get("d").is_none()),
+            "no private parts published"
+        );
+        let jwt = signer.assertion("https://o", &session().subject(), 2000);
+        assert_eq!(
+            UnverifiedJws::parse(&jwt).unwrap().header.kid.as_deref(),
+            Some("new")
+        );
+    }
+
+    #[test]
+    fn keys_without_kid_get_their_thumbprint() {
+        let signer =
+            AssertionSigner::new(&ed25519_private_jwk().to_string(), "a".into(), "h".into())
+                .unwrap();
+        assert_eq!(signer.jwks()["keys"][0]["kid"].as_str().unwrap().len(), 43);
+    }
+
+    #[test]
+    fn assertions_are_reused_until_near_expiry() {
+        let signer =
+            AssertionSigner::new(&es256_private_jwk(None).to_string(), "a".into(), "h".into())
+                .unwrap();
+        let a = signer.assertion("https://o", &session().subject(), 2000);
+        assert_eq!(signer.assertion("https://o", &session().subject(), 2100), a);
+        assert_ne!(
+            signer.assertion(
+                "https://o",
+                &session().subject(),
+                2000 + ASSERTION_TTL_SECS - 30
+            ),
+            a
+        );
+        assert_ne!(
+            signer.assertion("https://other", &session().subject(), 2000),
+            a
+        );
+    }
+
+    #[test]
+    fn assertions_never_outlive_the_session() {
+        let signer =
+            AssertionSigner::new(&es256_private_jwk(None).to_string(), "a".into(), "h".into())
+                .unwrap();
+        let mut s = session();
+        s.exp = 2100;
+        let claims = verify(&signer, &signer.assertion("https://o", &s.subject(), 2000));
+        assert_eq!(claims["exp"], 2100);
+    }
+
+    #[test]
+    fn bad_keys_are_refused_without_echoing_them() {
+        let public_only = json!({"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
+        for bad in [
+            "nope",
+            "[]",
+            "5",
+            &public_only.to_string(),
+            r#"{"kty":"oct","k":"c2VjcmV0c2VjcmV0"}"#,
+        ] {
+            let e = AssertionSigner::new(bad, "a".into(), "h".into()).unwrap_err();
+            assert!(!e.contains("c2VjcmV0"), "{e}");
+        }
+        let signer =
+            AssertionSigner::new(&es256_private_jwk(None).to_string(), "a".into(), "h".into())
+                .unwrap();
+        assert!(format!("{signer:?}").contains("redacted"));
+    }
+}

@@ -1,0 +1,514 @@
+//! Who may enter which part of the site.
+//!
+//! `ACCESS_RULES` lists `PATTERN REQUIREMENT...` entries, one per line or separated by `;`;
+//! the first pattern matching the normalized path decides. A requirement is `public`,
+//! `authenticated`, `email:ADDRESS`, `domain:DOMAIN`, `group:NAME` or `role:NAME`; several on
+//! one rule mean any of them. Paths no rule matches fall to the default rule built from
+//! `ALLOW_EMAILS`, `ALLOW_EMAIL_DOMAINS`, `ALLOW_GROUPS` and `ALLOW_ROLES` (any of them), or,
+//! when none is set, any signed-in person.
+
+use crate::http::path::{PathPattern, RequestPath};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requirement {
+    Public,
+    Authenticated,
+    Email(String),
+    Domain(String),
+    Group(String),
+    Role(String),
+}
+
+impl Requirement {
+    fn parse(token: &str) -> Option<Self> {
+        let (kind, value) = token
+            .split_once(':')
+            .map_or((token, ""), |(k, v)| (k, v.trim()));
+        let value_ok =
+            !value.is_empty() && !value.chars().any(|c| c.is_whitespace() || c.is_control());
+        Some(match kind {
+            "public" if value.is_empty() => Self::Public,
+            "authenticated" if value.is_empty() => Self::Authenticated,
+            "email" if value_ok && value.matches('@').count() == 1 => {
+                Self::Email(value.to_ascii_lowercase())
+            }
+            "domain" if value_ok && !value.contains('@') => {
+                Self::Domain(value.to_ascii_lowercase())
+            }
+            "group" if value_ok => Self::Group(value.to_owned()),
+            "role" if value_ok => Self::Role(value.to_owned()),
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for Requirement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Public => f.write_str("public"),
+            Self::Authenticated => f.write_str("authenticated"),
+            Self::Email(v) => write!(f, "email:{v}"),
+            Self::Domain(v) => write!(f, "domain:{v}"),
+            Self::Group(v) => write!(f, "group:{v}"),
+            Self::Role(v) => write!(f, "role:{v}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// How the rule is named in logs: `ACCESS_RULES[2] /admin/*`, `PUBLIC_PATHS /x`, `default`.
+    pub name: String,
+    pattern: Option<PathPattern>,
+    any_of: Vec<Requirement>,
+}
+
+impl Rule {
+    pub fn is_public(&self) -> bool {
+        self.any_of.contains(&Requirement::Public)
+    }
+}
+
+/// What the policy needs to know about a signed-in person.
+pub struct Identity<'a> {
+    pub email: Option<&'a str>,
+    /// `Some(false)` when the provider said the address is not verified.
+    pub email_verified: Option<bool>,
+    pub groups: &'a [String],
+    pub roles: &'a [String],
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allow { reason: String },
+    Deny { reason: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    rules: Vec<Rule>,
+    default: Rule,
+    /// `ALLOW_UNVERIFIED_EMAIL`: let email/domain rules pass when the provider does not say
+    /// whether the address is verified (Entra ID never does). Off by default.
+    trust_unstated_email: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+/// Splits a list variable on commas and whitespace.
+pub fn list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+}
+
+impl Policy {
+    /// `public_paths` come first (as `public` rules), then `ACCESS_RULES`, then the default.
+    pub fn new(
+        public_paths: &[PathPattern],
+        access_rules: Option<&str>,
+        allow: &AllowLists<'_>,
+        trust_unstated_email: bool,
+    ) -> Result<Self, PolicyError> {
+        let mut rules: Vec<Rule> = public_paths
+            .iter()
+            .map(|p| Rule {
+                name: format!("PUBLIC_PATHS {p}"),
+                pattern: Some(p.clone()),
+                any_of: vec![Requirement::Public],
+            })
+            .collect();
+        let entries = access_rules
+            .unwrap_or("")
+            .split(['\n', ';'])
+            .map(str::trim)
+            .filter(|e| !e.is_empty() && !e.starts_with('#'));
+        for (i, entry) in entries.enumerate() {
+            let bad = |problem: String| PolicyError {
+                variable: "ACCESS_RULES",
+                problem: format!("rule {}: {problem}", i + 1),
+            };
+            let mut tokens = entry.split_whitespace();
+            let pattern_text = tokens.next().unwrap_or_default();
+            let pattern = PathPattern::parse(pattern_text)
+                .ok_or_else(|| bad("the pattern must be an absolute path or /dir/*".into()))?;
+            let any_of = tokens
+                .flat_map(|t| t.split(',').filter(|s| !s.is_empty()))
+                .map(|t| Requirement::parse(t).ok_or_else(|| bad("requirements are public, authenticated, email:ADDRESS, domain:DOMAIN, group:NAME or role:NAME".into())))
+                .collect::<Result<Vec<_>, _>>()?;
+            if any_of.is_empty() {
+                return Err(bad("a rule needs at least one requirement".into()));
+            }
+            rules.push(Rule {
+                name: format!("ACCESS_RULES[{}] {pattern}", i + 1),
+                pattern: Some(pattern),
+                any_of,
+            });
+        }
+        let mut any_of: Vec<Requirement> = Vec::new();
+        for (var, items, make) in [
+            (
+                "ALLOW_EMAILS",
+                allow.emails,
+                (|v: &str| Requirement::parse(&format!("email:{v}")))
+                    as fn(&str) -> Option<Requirement>,
+            ),
+            ("ALLOW_EMAIL_DOMAINS", allow.domains, |v| {
+                Requirement::parse(&format!("domain:{v}"))
+            }),
+            ("ALLOW_GROUPS", allow.groups, |v| {
+                Requirement::parse(&format!("group:{v}"))
+            }),
+            ("ALLOW_ROLES", allow.roles, |v| {
+                Requirement::parse(&format!("role:{v}"))
+            }),
+        ] {
+            for item in list(items.unwrap_or("")) {
+                any_of.push(make(item).ok_or_else(|| PolicyError {
+                    variable: var,
+                    problem: "has an entry that is not valid".into(),
+                })?);
+            }
+        }
+        if any_of.is_empty() {
+            any_of.push(Requirement::Authenticated);
+        }
+        Ok(Self {
+            rules,
+            default: Rule {
+                name: "default".into(),
+                pattern: None,
+                any_of,
+            },
+            trust_unstated_email,
+        })
+    }
+
+    /// The rule that governs `path`. Rules that open a path match it exactly; rules that
+    /// restrict it match loosely (any case, trailing slash), so a path cannot dodge them.
+    pub fn rule_for(&self, path: &RequestPath) -> &Rule {
+        self.rules
+            .iter()
+            .find(|r| {
+                r.pattern.as_ref().is_some_and(|p| {
+                    if r.is_public() {
+                        p.matches(path)
+                    } else {
+                        p.covers(path)
+                    }
+                })
+            })
+            .unwrap_or(&self.default)
+    }
+
+    /// Judges a signed-in person against a rule.
+    pub fn judge(&self, rule: &Rule, who: &Identity<'_>) -> Decision {
+        let email = self.usable_email(who);
+        for req in &rule.any_of {
+            let ok = match req {
+                Requirement::Public | Requirement::Authenticated => true,
+                Requirement::Email(want) => email.is_some_and(|e| e.eq_ignore_ascii_case(want)),
+                Requirement::Domain(want) => email
+                    .and_then(email_domain)
+                    .is_some_and(|d| d.eq_ignore_ascii_case(want)),
+                Requirement::Group(g) => who.groups.iter().any(|x| x == g),
+                Requirement::Role(r) => who.roles.iter().any(|x| x == r),
+            };
+            if ok {
+                return Decision::Allow {
+                    reason: format!("matched {req}"),
+                };
+            }
+        }
+        let unverified = email.is_none()
+            && who.email.is_some()
+            && rule
+                .any_of
+                .iter()
+                .any(|r| matches!(r, Requirement::Email(_) | Requirement::Domain(_)));
+        Decision::Deny {
+            reason: if unverified {
+                "email address not verified by the provider".into()
+            } else {
+                "no requirement of the rule is met".into()
+            },
+        }
+    }
+
+    /// The email for email/domain rules: verified by the provider, or, when trusted, not
+    /// stated either way. `email_verified: false` never counts.
+    fn usable_email<'a>(&self, who: &Identity<'a>) -> Option<&'a str> {
+        match who.email_verified {
+            Some(true) => who.email,
+            None if self.trust_unstated_email => who.email,
+            _ => None,
+        }
+    }
+}
+
+pub struct AllowLists<'a> {
+    pub emails: Option<&'a str>,
+    pub domains: Option<&'a str>,
+    pub groups: Option<&'a str>,
+    pub roles: Option<&'a str>,
+}
+
+/// The part after the single `@`; `None` for addresses with zero or several.
+pub fn email_domain(email: &str) -> Option<&str> {
+    let mut parts = email.split('@');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(local), Some(domain), None) if !local.is_empty() && !domain.is_empty() => {
+            Some(domain)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NO_ALLOW: AllowLists<'static> = AllowLists {
+        emails: None,
+        domains: None,
+        groups: None,
+        roles: None,
+    };
+
+    fn policy(rules: &str, allow: &AllowLists<'_>) -> Policy {
+        Policy::new(
+            &[PathPattern::parse("/public/*").unwrap()],
+            Some(rules),
+            allow,
+            true,
+        )
+        .unwrap()
+    }
+
+    fn who<'a>(
+        email: &'a str,
+        verified: Option<bool>,
+        groups: &'a [String],
+        roles: &'a [String],
+    ) -> Identity<'a> {
+        Identity {
+            email: Some(email),
+            email_verified: verified,
+            groups,
+            roles,
+        }
+    }
+
+    fn decide(p: &Policy, path: &str, id: &Identity<'_>) -> bool {
+        let rule = p.rule_for(&RequestPath::parse(path).unwrap());
+        matches!(p.judge(rule, id), Decision::Allow { .. })
+    }
+
+    #[test]
+    fn first_matching_rule_wins_and_public_paths_come_first() {
+        let p = policy("/admin/* group:admins\n/admin/open/* authenticated; /reports/* domain:example.com email:boss@other.org", &NO_ALLOW);
+        assert_eq!(
+            p.rule_for(&RequestPath::parse("/public/x").unwrap()).name,
+            "PUBLIC_PATHS /public/*"
+        );
+        assert!(p
+            .rule_for(&RequestPath::parse("/public/x").unwrap())
+            .is_public());
+        assert_eq!(
+            p.rule_for(&RequestPath::parse("/admin/open/x").unwrap())
+                .name,
+            "ACCESS_RULES[1] /admin/*"
+        );
+        assert_eq!(
+            p.rule_for(&RequestPath::parse("/reports").unwrap()).name,
+            "ACCESS_RULES[3] /reports/*"
+        );
+        assert_eq!(
+            p.rule_for(&RequestPath::parse("/other").unwrap()).name,
+            "default"
+        );
+    }
+
+    #[test]
+    fn groups_roles_emails_and_domains() {
+        let admins = vec!["admins".to_owned()];
+        let readers = vec!["reader".to_owned()];
+        let p = policy("/admin/* group:admins; /data/* role:reader; /reports/* domain:example.com,email:boss@other.org", &NO_ALLOW);
+        assert!(decide(
+            &p,
+            "/admin/x",
+            &who("a@example.com", Some(true), &admins, &[])
+        ));
+        assert!(!decide(
+            &p,
+            "/admin/x",
+            &who("a@example.com", Some(true), &[], &readers)
+        ));
+        assert!(decide(
+            &p,
+            "/data/x",
+            &who("a@example.com", None, &[], &readers)
+        ));
+        assert!(decide(
+            &p,
+            "/reports/q",
+            &who("Someone@Example.COM", Some(true), &[], &[])
+        ));
+        assert!(decide(
+            &p,
+            "/reports/q",
+            &who("boss@other.org", None, &[], &[])
+        ));
+        assert!(!decide(
+            &p,
+            "/reports/q",
+            &who("intern@other.org", None, &[], &[])
+        ));
+        assert!(
+            decide(&p, "/anything", &who("x@y.z", None, &[], &[])),
+            "default: any signed-in person"
+        );
+    }
+
+    #[test]
+    fn domain_rules_take_only_the_part_after_a_single_at() {
+        let p = policy("/* domain:company.com", &NO_ALLOW);
+        for email in [
+            "a@evil.com@company.com",
+            "@company.com",
+            "company.com",
+            "a@company.com.evil.com",
+            "a@sub.company.com",
+        ] {
+            assert!(
+                !decide(&p, "/", &who(email, Some(true), &[], &[])),
+                "{email}"
+            );
+        }
+        assert!(decide(&p, "/", &who("a@company.com", Some(true), &[], &[])));
+    }
+
+    #[test]
+    fn whole_address_is_compared_for_email_rules() {
+        let p = policy("/* email:bob@example.com", &NO_ALLOW);
+        for email in [
+            "xbob@example.com",
+            "bob@example.com.evil",
+            "bob@example.co",
+            "evil@bob@example.com",
+        ] {
+            assert!(!decide(&p, "/", &who(email, None, &[], &[])), "{email}");
+        }
+        assert!(decide(&p, "/", &who("BOB@example.com", None, &[], &[])));
+    }
+
+    #[test]
+    fn unverified_emails_do_not_pass_email_or_domain_rules() {
+        let p = policy("/* domain:example.com email:bob@example.com", &NO_ALLOW);
+        let id = who("bob@example.com", Some(false), &[], &[]);
+        let rule = p.rule_for(&RequestPath::parse("/").unwrap());
+        assert_eq!(
+            p.judge(rule, &id),
+            Decision::Deny {
+                reason: "email address not verified by the provider".into()
+            }
+        );
+    }
+
+    #[test]
+    fn unstated_verification_counts_only_when_trusted() {
+        let strict = Policy::new(&[], Some("/* domain:example.com"), &NO_ALLOW, false).unwrap();
+        let rule = strict.rule_for(&RequestPath::parse("/").unwrap());
+        let unstated = who("a@example.com", None, &[], &[]);
+        assert!(matches!(
+            strict.judge(rule, &unstated),
+            Decision::Deny { .. }
+        ));
+        let verified = who("a@example.com", Some(true), &[], &[]);
+        assert!(matches!(
+            strict.judge(rule, &verified),
+            Decision::Allow { .. }
+        ));
+        let trusting = Policy::new(&[], Some("/* domain:example.com"), &NO_ALLOW, true).unwrap();
+        let rule = trusting.rule_for(&RequestPath::parse("/").unwrap());
+        assert!(matches!(
+            trusting.judge(rule, &unstated),
+            Decision::Allow { .. }
+        ));
+        let refuted = who("a@example.com", Some(false), &[], &[]);
+        assert!(matches!(
+            trusting.judge(rule, &refuted),
+            Decision::Deny { .. }
+        ));
+    }
+
+    #[test]
+    fn restricting_rules_cannot_be_dodged_by_case_but_public_ones_stay_exact() {
+        let public = [PathPattern::parse("/public/*").unwrap()];
+        let p = Policy::new(&public, Some("/admin/* group:admins"), &NO_ALLOW, false).unwrap();
+        let rule = |s: &str| p.rule_for(&RequestPath::parse(s).unwrap()).name.clone();
+        assert_eq!(rule("/ADMIN/users"), "ACCESS_RULES[1] /admin/*");
+        assert_eq!(rule("/Admin"), "ACCESS_RULES[1] /admin/*");
+        assert_eq!(rule("/PUBLIC/x"), "default");
+    }
+
+    #[test]
+    fn allow_lists_form_the_default_rule() {
+        let allow = AllowLists {
+            emails: Some("ceo@x.org"),
+            domains: Some("example.com, example.org"),
+            groups: Some("staff"),
+            roles: None,
+        };
+        let p = Policy::new(&[], None, &allow, true).unwrap();
+        let staff = vec!["staff".to_owned()];
+        assert!(decide(&p, "/", &who("a@example.org", None, &[], &[])));
+        assert!(decide(&p, "/", &who("ceo@x.org", None, &[], &[])));
+        assert!(decide(&p, "/", &who("z@z.z", None, &staff, &[])));
+        assert!(!decide(&p, "/", &who("z@z.z", None, &[], &[])));
+    }
+
+    #[test]
+    fn bad_rules_name_the_variable_and_entry() {
+        for (rules, want) in [
+            ("admin group:x", "rule 1"),
+            ("/a/* group:", "rule 1"),
+            ("/a/* authenticated; /b/* sometimes", "rule 2"),
+            ("/a/*", "rule 1"),
+            ("/a/* email:nope", "rule 1"),
+        ] {
+            let e = Policy::new(&[], Some(rules), &NO_ALLOW, false).unwrap_err();
+            assert_eq!(e.variable, "ACCESS_RULES");
+            assert!(e.problem.starts_with(want), "{rules}: {}", e.problem);
+        }
+        let e = Policy::new(
+            &[],
+            None,
+            &AllowLists {
+                emails: Some("not-an-email"),
+                ..NO_ALLOW
+            },
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(e.variable, "ALLOW_EMAILS");
+    }
+
+    #[test]
+    fn comments_and_blank_lines_are_ignored() {
+        let p = Policy::new(
+            &[],
+            Some("# admins only\n\n/admin/* group:admins\n"),
+            &NO_ALLOW,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            p.rule_for(&RequestPath::parse("/admin").unwrap()).name,
+            "ACCESS_RULES[1] /admin/*"
+        );
+    }
+}

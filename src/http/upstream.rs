@@ -1,0 +1,296 @@
+//! What crosses to the origin and back: inbound identity headers and our own cookies are
+//! stripped from requests; protected responses leave as `Cache-Control: private` with
+//! `Vary: Cookie`, so no shared cache hands them to someone else.
+
+use crate::http::cookies::{filter_cookie_header, CookieJar};
+use crate::http::Headers;
+
+/// Headers an origin could take for identity asserted by the gate. Compared after lowercasing
+/// and turning `_` into `-` (some servers treat them alike).
+const IDENTITY_HEADERS: &[&str] = &[
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-forwarded-access-token",
+    "x-portcullis-assertion",
+    "remote-user",
+];
+const IDENTITY_PREFIXES: &[&str] = &["x-auth-request-"];
+
+pub fn is_identity_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase().replace('_', "-");
+    IDENTITY_HEADERS.contains(&n.as_str()) || IDENTITY_PREFIXES.iter().any(|p| n.starts_with(p))
+}
+
+/// The request headers the origin receives: without identity headers (the built-in list and
+/// `also_strip`, in any spelling) and without our cookies.
+pub fn request_headers_for_origin(
+    incoming: &Headers,
+    jar: &CookieJar,
+    also_strip: &[&str],
+) -> Headers {
+    let normalized = |n: &str| n.to_ascii_lowercase().replace('_', "-");
+    let extra: Vec<String> = also_strip.iter().map(|n| normalized(n)).collect();
+    let mut out = incoming.clone();
+    out.retain(|name, _| !is_identity_header(name) && !extra.contains(&normalized(name)));
+    if let Some(cookie) = incoming.get("Cookie") {
+        out.remove("Cookie");
+        if let Some(kept) = filter_cookie_header(cookie, |n| jar.is_ours(n)) {
+            out.append("Cookie", kept);
+        }
+    }
+    out
+}
+
+/// A header value from identity data: printable ASCII kept, anything else percent-encoded
+/// (UTF-8), so a name or group with CR/LF or non-Latin text can neither inject a header nor
+/// make the runtime reject the request.
+pub fn header_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if (' '..='~').contains(&c) && c != '%' {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+/// `Cache-Control` for protected content: `private`, keeping the origin's freshness and
+/// revalidation directives, dropping `public` and `s-maxage`.
+pub fn private_cache_control(upstream: Option<&str>) -> String {
+    let mut parts = vec!["private".to_owned()];
+    for d in upstream
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        let name = d
+            .split('=')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if matches!(
+            name.as_str(),
+            "public" | "private" | "s-maxage" | "proxy-revalidate"
+        ) {
+            continue;
+        }
+        parts.push(d.to_owned());
+    }
+    parts.join(", ")
+}
+
+/// `Vary` with `Cookie` added once.
+pub fn vary_with_cookie(upstream: Option<&str>) -> String {
+    match upstream.map(str::trim).filter(|v| !v.is_empty()) {
+        None => "Cookie".to_owned(),
+        Some(v)
+            if v == "*"
+                || v.split(',')
+                    .any(|p| p.trim().eq_ignore_ascii_case("cookie")) =>
+        {
+            v.to_owned()
+        }
+        Some(v) => format!("{v}, Cookie"),
+    }
+}
+
+/// Headers a protected response must not keep: a CDN-specific one would let Cloudflare's
+/// cache store it regardless of `Cache-Control`.
+pub const CDN_CACHE_HEADERS: [&str; 3] = [
+    "CDN-Cache-Control",
+    "Cloudflare-CDN-Cache-Control",
+    "Surrogate-Control",
+];
+
+/// The caching headers a protected response leaves with, from the origin's two.
+pub fn protected_caching(
+    cache_control: Option<&str>,
+    vary: Option<&str>,
+) -> [(&'static str, String); 2] {
+    [
+        ("Cache-Control", private_cache_control(cache_control)),
+        ("Vary", vary_with_cookie(vary)),
+    ]
+}
+
+/// Rewrites a protected response's caching headers in place.
+pub fn protect_response_headers(headers: &mut Headers) {
+    for (name, value) in protected_caching(headers.get("Cache-Control"), headers.get("Vary")) {
+        headers.set(name, value);
+    }
+    for name in CDN_CACHE_HEADERS {
+        headers.remove(name);
+    }
+}
+
+/// The changes that turn header list `from` into `to`: names to delete, and names whose
+/// values to replace (with all their values in `to`). Lets the shell edit a runtime copy of
+/// the headers instead of rebuilding them one by one.
+pub fn header_changes<'h>(
+    from: &Headers,
+    to: &'h Headers,
+) -> (Vec<String>, Vec<(&'h str, Vec<&'h str>)>) {
+    let values = |h: &'h Headers, name: &str| -> Vec<&'h str> {
+        h.iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .collect()
+    };
+    let mut removed: Vec<String> = Vec::new();
+    for (name, _) in from.iter() {
+        if to.get(name).is_none() && !removed.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+            removed.push(name.to_owned());
+        }
+    }
+    let mut replaced: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (name, _) in to.iter() {
+        if replaced.iter().any(|(r, _)| r.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        let want = values(to, name);
+        let have: Vec<&str> = from
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .collect();
+        if want != have {
+            replaced.push((name, want));
+        }
+    }
+    (removed, replaced)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_headers_in_every_spelling_are_stripped() {
+        let jar = CookieJar::new(true);
+        let h = Headers::from([
+            ("X-Auth-Request-User", "mallory"),
+            ("x-auth-request-email", "m@evil"),
+            ("X_Auth_Request_Groups", "admins"),
+            ("X-FORWARDED-USER", "mallory"),
+            ("x_forwarded_email", "m"),
+            ("X-Forwarded-Preferred-Username", "m"),
+            ("X-Forwarded-Groups", "g"),
+            ("X-Portcullis-Assertion", "forged"),
+            ("Accept", "text/html"),
+            ("X-Forwarded-For", "1.2.3.4"),
+        ]);
+        let out = request_headers_for_origin(&h, &jar, &[]);
+        let names: Vec<&str> = out.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["Accept", "X-Forwarded-For"]);
+    }
+
+    #[test]
+    fn configured_identity_headers_are_stripped_too() {
+        let jar = CookieJar::new(true);
+        let h = Headers::from([("X-Email", "m@evil"), ("x_user", "m"), ("X-Other", "ok")]);
+        let out = request_headers_for_origin(&h, &jar, &["X-Email", "X-User"]);
+        let names: Vec<&str> = out.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["X-Other"]);
+    }
+
+    #[test]
+    fn identity_values_cannot_inject_headers() {
+        assert_eq!(header_value("alice@example.com"), "alice@example.com");
+        assert_eq!(header_value("a\r\nX-Evil: 1"), "a%0D%0AX-Evil: 1");
+        assert_eq!(header_value("José 日"), "Jos%C3%A9 %E6%97%A5");
+        assert_eq!(header_value("100%"), "100%25");
+    }
+
+    #[test]
+    fn our_cookies_never_reach_the_origin() {
+        let jar = CookieJar::new(false);
+        let h = Headers::from([(
+            "Cookie",
+            "portcullis=sealed; theme=dark; portcullis-tx-abc=t",
+        )]);
+        assert_eq!(
+            request_headers_for_origin(&h, &jar, &[]).get("Cookie"),
+            Some("theme=dark")
+        );
+        let only_ours = Headers::from([("Cookie", "portcullis=sealed")]);
+        assert_eq!(
+            request_headers_for_origin(&only_ours, &jar, &[]).get("Cookie"),
+            None
+        );
+    }
+
+    #[test]
+    fn cache_control_becomes_private_and_keeps_max_age() {
+        assert_eq!(private_cache_control(None), "private");
+        assert_eq!(
+            private_cache_control(Some("public, max-age=600, s-maxage=3600")),
+            "private, max-age=600"
+        );
+        assert_eq!(
+            private_cache_control(Some("max-age=60, must-revalidate")),
+            "private, max-age=60, must-revalidate"
+        );
+        assert_eq!(private_cache_control(Some("no-store")), "private, no-store");
+        assert_eq!(private_cache_control(Some("PUBLIC,S-MAXAGE=1")), "private");
+    }
+
+    #[test]
+    fn vary_gets_cookie_once() {
+        assert_eq!(vary_with_cookie(None), "Cookie");
+        assert_eq!(
+            vary_with_cookie(Some("Accept-Encoding")),
+            "Accept-Encoding, Cookie"
+        );
+        assert_eq!(
+            vary_with_cookie(Some("accept-encoding, cookie")),
+            "accept-encoding, cookie"
+        );
+        assert_eq!(vary_with_cookie(Some("*")), "*");
+    }
+
+    #[test]
+    fn header_changes_are_minimal() {
+        let from = Headers::from([
+            ("Accept", "text/html"),
+            ("Cookie", "a=1; portcullis=x"),
+            ("X-Auth-Request-User", "m"),
+        ]);
+        let to = Headers::from([
+            ("Accept", "text/html"),
+            ("Cookie", "a=1"),
+            ("X-Auth-Request-Email", "a@b"),
+        ]);
+        let (removed, replaced) = header_changes(&from, &to);
+        assert_eq!(removed, vec!["X-Auth-Request-User"]);
+        assert_eq!(
+            replaced,
+            vec![
+                ("Cookie", vec!["a=1"]),
+                ("X-Auth-Request-Email", vec!["a@b"])
+            ]
+        );
+        let (removed, replaced) = header_changes(&from, &from);
+        assert!(removed.is_empty() && replaced.is_empty());
+    }
+
+    #[test]
+    fn protected_response_headers_are_rewritten() {
+        let mut h = Headers::from([
+            ("Cache-Control", "public, max-age=300"),
+            ("CDN-Cache-Control", "max-age=9999"),
+        ]);
+        protect_response_headers(&mut h);
+        assert_eq!(h.get("Cache-Control"), Some("private, max-age=300"));
+        assert_eq!(h.get("Vary"), Some("Cookie"));
+        assert_eq!(h.get("CDN-Cache-Control"), None);
+    }
+}

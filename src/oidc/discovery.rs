@@ -1,0 +1,211 @@
+//! Provider metadata (OpenID Connect Discovery 1.0) and cache lifetimes.
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::config::is_loopback_host;
+use crate::base::types::Issuer;
+
+pub const MIN_CACHE_TTL_SECS: u64 = 60;
+pub const MAX_CACHE_TTL_SECS: u64 = 86400;
+/// Lifetime when the provider sends no usable Cache-Control.
+pub const DEFAULT_CACHE_TTL_SECS: u64 = 3600;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct ProviderMetadata {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
+    /// RFC 7009 token revocation, used at logout for the refresh token.
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
+    /// OpenID Connect Back-Channel Logout 1.0: the provider sends logout tokens.
+    #[serde(default)]
+    pub backchannel_logout_supported: bool,
+    #[serde(default)]
+    pub code_challenge_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiscoveryError {
+    Unparsable(String),
+    IssuerMismatch,
+    InsecureEndpoint(&'static str),
+    NoS256,
+}
+
+impl std::fmt::Display for DiscoveryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unparsable(e) => write!(f, "discovery document is not valid: {e}"),
+            Self::IssuerMismatch => {
+                f.write_str("the discovery document's issuer is not exactly OIDC_ISSUER")
+            }
+            Self::InsecureEndpoint(which) => write!(f, "discovery's {which} is not an https URL"),
+            Self::NoS256 => {
+                f.write_str("the provider lists code_challenge_methods_supported without S256")
+            }
+        }
+    }
+}
+
+impl ProviderMetadata {
+    /// Parses and checks a discovery document against the configured issuer.
+    pub fn parse(body: &[u8], expected: &Issuer) -> Result<Self, DiscoveryError> {
+        let m: Self =
+            serde_json::from_slice(body).map_err(|e| DiscoveryError::Unparsable(e.to_string()))?;
+        if m.issuer != expected.as_str() {
+            return Err(DiscoveryError::IssuerMismatch);
+        }
+        // Endpoints on loopback may be http only when the issuer itself is (local development).
+        let issuer_is_loopback = Url::parse(expected.as_str()).is_ok_and(|u| u.scheme() == "http");
+        let endpoint_ok = |url: &str| {
+            Url::parse(url).is_ok_and(|u| {
+                u.scheme() == "https"
+                    || (issuer_is_loopback
+                        && u.scheme() == "http"
+                        && is_loopback_host(u.host_str()))
+            })
+        };
+        for (name, url) in [
+            ("authorization_endpoint", m.authorization_endpoint.as_str()),
+            ("token_endpoint", m.token_endpoint.as_str()),
+            ("jwks_uri", m.jwks_uri.as_str()),
+        ] {
+            if !endpoint_ok(url) {
+                return Err(DiscoveryError::InsecureEndpoint(name));
+            }
+        }
+        for (name, url) in [
+            ("end_session_endpoint", &m.end_session_endpoint),
+            ("revocation_endpoint", &m.revocation_endpoint),
+        ] {
+            if url.as_deref().is_some_and(|u| !endpoint_ok(u)) {
+                return Err(DiscoveryError::InsecureEndpoint(name));
+            }
+        }
+        // Absent means "not advertised" (Entra ID), which still works; a list without S256 does not.
+        if m.code_challenge_methods_supported
+            .as_ref()
+            .is_some_and(|l| !l.iter().any(|x| x == "S256"))
+        {
+            return Err(DiscoveryError::NoS256);
+        }
+        Ok(m)
+    }
+}
+
+/// Cache lifetime from a `Cache-Control` header, clamped to [60 s, 24 h].
+pub fn cache_ttl(cache_control: Option<&str>) -> u64 {
+    let Some(cc) = cache_control else {
+        return DEFAULT_CACHE_TTL_SECS;
+    };
+    let mut max_age = None;
+    for directive in cc.split(',').map(|d| d.trim().to_ascii_lowercase()) {
+        if directive == "no-store" || directive == "no-cache" {
+            return MIN_CACHE_TTL_SECS;
+        }
+        if let Some(v) = directive.strip_prefix("max-age=") {
+            max_age = v.trim_matches('"').parse::<u64>().ok();
+        }
+    }
+    max_age
+        .unwrap_or(DEFAULT_CACHE_TTL_SECS)
+        .clamp(MIN_CACHE_TTL_SECS, MAX_CACHE_TTL_SECS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ISS: &str = "https://login.example.com/t/v2.0";
+
+    fn doc() -> serde_json::Value {
+        json!({
+            "issuer": ISS,
+            "authorization_endpoint": "https://login.example.com/t/authorize",
+            "token_endpoint": "https://login.example.com/t/token",
+            "jwks_uri": "https://login.example.com/t/keys",
+        })
+    }
+
+    fn parse(v: &serde_json::Value, iss: &str) -> Result<ProviderMetadata, DiscoveryError> {
+        ProviderMetadata::parse(v.to_string().as_bytes(), &Issuer::new(iss))
+    }
+
+    #[test]
+    fn entra_style_document_without_pkce_methods_is_accepted() {
+        let m = parse(&doc(), ISS).unwrap();
+        assert_eq!(m.code_challenge_methods_supported, None);
+        assert!(!m.authorization_response_iss_parameter_supported);
+    }
+
+    #[test]
+    fn issuer_must_match_exactly() {
+        assert_eq!(
+            parse(&doc(), "https://login.example.com/t/v2.0/").unwrap_err(),
+            DiscoveryError::IssuerMismatch
+        );
+        assert_eq!(
+            parse(&doc(), "https://LOGIN.example.com/t/v2.0").unwrap_err(),
+            DiscoveryError::IssuerMismatch
+        );
+    }
+
+    #[test]
+    fn pkce_methods_without_s256_is_a_configuration_error() {
+        let mut d = doc();
+        d["code_challenge_methods_supported"] = json!(["plain"]);
+        assert_eq!(parse(&d, ISS).unwrap_err(), DiscoveryError::NoS256);
+        d["code_challenge_methods_supported"] = json!(["plain", "S256"]);
+        assert!(parse(&d, ISS).is_ok());
+    }
+
+    #[test]
+    fn http_endpoints_are_refused_for_https_issuers() {
+        let mut d = doc();
+        d["token_endpoint"] = "http://login.example.com/t/token".into();
+        assert_eq!(
+            parse(&d, ISS).unwrap_err(),
+            DiscoveryError::InsecureEndpoint("token_endpoint")
+        );
+    }
+
+    #[test]
+    fn loopback_issuer_may_use_http() {
+        let d = json!({
+            "issuer": "http://127.0.0.1:9000",
+            "authorization_endpoint": "http://127.0.0.1:9000/auth",
+            "token_endpoint": "http://127.0.0.1:9000/token",
+            "jwks_uri": "http://127.0.0.1:9000/jwks",
+            "end_session_endpoint": "http://127.0.0.1:9000/session/end",
+            "authorization_response_iss_parameter_supported": true,
+        });
+        let m = parse(&d, "http://127.0.0.1:9000").unwrap();
+        assert!(m.authorization_response_iss_parameter_supported);
+    }
+
+    #[test]
+    fn garbage_is_unparsable() {
+        assert!(matches!(
+            ProviderMetadata::parse(b"<html>", &Issuer::new(ISS)),
+            Err(DiscoveryError::Unparsable(_))
+        ));
+    }
+
+    #[test]
+    fn ttl_is_clamped() {
+        assert_eq!(cache_ttl(None), 3600);
+        assert_eq!(cache_ttl(Some("public, max-age=10")), 60);
+        assert_eq!(cache_ttl(Some("max-age=7200")), 7200);
+        assert_eq!(cache_ttl(Some("max-age=9999999")), 86400);
+        assert_eq!(cache_ttl(Some("no-store")), 60);
+        assert_eq!(cache_ttl(Some("max-age=abc")), 3600);
+    }
+}

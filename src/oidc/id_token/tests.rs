@@ -1,0 +1,386 @@
+use serde_json::{json, Value};
+
+use super::*;
+use crate::jose::jwks::JwkSet;
+use crate::jose::jws::{self, RustVerifier, UnverifiedJws};
+use crate::testing::{block_on, jwks_json, TestKey};
+
+const NOW: i64 = 1_800_000_000;
+const ISS: &str = "https://idp.example.com";
+const CLIENT: &str = "client-1";
+const NONCE: &str = "n-0S6_WzA2Mj";
+
+fn claims() -> Value {
+    json!({
+        "iss": ISS, "sub": "alice", "aud": CLIENT, "exp": NOW + 300, "iat": NOW,
+        "nonce": NONCE, "email": "alice@example.com", "email_verified": true,
+        "name": "Alice", "groups": ["staff", "admins"],
+    })
+}
+
+/// The full path: parse, pick the key, check the signature, apply the claim rules.
+fn check_with(
+    key: &TestKey,
+    jwks_keys: &[&TestKey],
+    token: &str,
+    access_token: Option<&str>,
+) -> Result<VerifiedIdToken, String> {
+    let set = JwkSet::parse(&jwks_json(jwks_keys)).unwrap();
+    let jws = UnverifiedJws::parse(token).map_err(|e| format!("jws: {e}"))?;
+    let jwk = set.select(&jws.header).map_err(|e| format!("key: {e:?}"))?;
+    let _ = key;
+    let verified =
+        block_on(jws::verify(&RustVerifier, jws, jwk)).map_err(|e| format!("sig: {e}"))?;
+    let (issuer, client, nonce) = (Issuer::new(ISS), ClientId::new(CLIENT), Nonce::new(NONCE));
+    validate(
+        verified,
+        &Expectations {
+            issuer: &issuer,
+            client_id: &client,
+            nonce: Some(&nonce),
+            trusted_audiences: &[],
+            now: NOW,
+            access_token,
+        },
+    )
+    .map_err(|e| format!("claims: {e}"))
+}
+
+fn check(key: &TestKey, c: &Value) -> Result<VerifiedIdToken, String> {
+    check_with(key, &[key], &key.sign(c), None)
+}
+
+fn with(mut c: Value, field: &str, v: Value) -> Value {
+    c[field] = v;
+    c
+}
+
+fn without(mut c: Value, field: &str) -> Value {
+    c.as_object_mut().unwrap().remove(field);
+    c
+}
+
+#[test]
+fn valid_tokens_pass_with_rsa_ec_and_eddsa() {
+    for key in [
+        TestKey::rsa(Some("r1")),
+        TestKey::es256(Some("e1")),
+        TestKey::ed25519(Some("d1")),
+    ] {
+        let t = check(&key, &claims()).unwrap_or_else(|e| panic!("{}: {e}", key.default_alg()));
+        assert_eq!(t.subject, "alice");
+        assert_eq!(t.email.as_deref(), Some("alice@example.com"));
+        assert_eq!(t.email_verified, Some(true));
+        assert_eq!(
+            string_list_claim(&t.claims, "groups"),
+            vec!["staff", "admins"]
+        );
+        assert_eq!(t.expires_at, NOW + 300);
+    }
+}
+
+#[test]
+fn pss_and_larger_rsa_hashes_verify() {
+    let key = TestKey::rsa(Some("r1"));
+    for alg in ["PS256", "PS384", "PS512", "RS384", "RS512"] {
+        let token = key.sign_raw(&json!({"alg": alg, "kid": "r1"}), &claims());
+        check_with(&key, &[&key], &token, None).unwrap_or_else(|e| panic!("{alg}: {e}"));
+    }
+}
+
+#[test]
+fn signature_from_another_key_is_refused() {
+    let signer = TestKey::rsa_other(Some("r1"));
+    let published = TestKey::rsa(Some("r1"));
+    let err = check_with(&published, &[&published], &signer.sign(&claims()), None).unwrap_err();
+    assert!(err.starts_with("sig:"), "{err}");
+}
+
+#[test]
+fn tampered_payload_is_refused() {
+    let key = TestKey::es256(Some("e1"));
+    let token = key.sign(&claims());
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    parts[1] = URL_SAFE_NO_PAD.encode(with(claims(), "sub", "mallory".into()).to_string());
+    let err = check_with(&key, &[&key], &parts.join("."), None).unwrap_err();
+    assert!(err.starts_with("sig:"), "{err}");
+}
+
+#[test]
+fn alg_none_is_refused() {
+    let key = TestKey::rsa(Some("r1"));
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"r1"}"#),
+        URL_SAFE_NO_PAD.encode(claims().to_string())
+    );
+    assert!(check_with(&key, &[&key], &unsigned, None)
+        .unwrap_err()
+        .starts_with("jws: algorithm"));
+}
+
+#[test]
+fn hs256_signed_with_the_public_key_is_refused() {
+    use hmac_sig::hs256;
+    let key = TestKey::rsa(Some("r1"));
+    let public = key.public_jwk().to_string();
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","kid":"r1"}"#),
+        URL_SAFE_NO_PAD.encode(claims().to_string())
+    );
+    let token = format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(hs256(public.as_bytes(), input.as_bytes()))
+    );
+    assert!(check_with(&key, &[&key], &token, None)
+        .unwrap_err()
+        .starts_with("jws: algorithm"));
+}
+
+mod hmac_sig {
+    use jwt_compact::alg::{Hs256, Hs256Key};
+    use jwt_compact::{Algorithm, AlgorithmSignature};
+
+    pub fn hs256(key: &[u8], msg: &[u8]) -> Vec<u8> {
+        Hs256.sign(&Hs256Key::new(key), msg).as_bytes().into_owned()
+    }
+}
+
+#[test]
+fn rs256_token_against_an_ec_key_with_same_kid_is_refused() {
+    let ec = TestKey::es256(Some("k"));
+    let rsa = TestKey::rsa(Some("k"));
+    let err = check_with(&ec, &[&ec], &rsa.sign(&claims()), None).unwrap_err();
+    assert!(err.starts_with("key:"), "{err}");
+}
+
+#[test]
+fn unknown_kid_is_reported_for_refetch() {
+    let key = TestKey::rsa(Some("new"));
+    let old = TestKey::rsa_other(Some("old"));
+    assert_eq!(
+        check_with(&key, &[&old], &key.sign(&claims()), None).unwrap_err(),
+        "key: UnknownKid"
+    );
+}
+
+#[test]
+fn token_without_kid_uses_the_one_fitting_key() {
+    let key = TestKey::es256(None);
+    let other = TestKey::rsa(Some("r"));
+    assert!(check_with(&key, &[&other, &key], &key.sign(&claims()), None).is_ok());
+}
+
+fn claim_error(key: &TestKey, c: Value) -> String {
+    check(key, &c).unwrap_err()
+}
+
+#[test]
+fn wrong_issuer_is_refused() {
+    let key = TestKey::es256(Some("e"));
+    assert_eq!(
+        claim_error(
+            &key,
+            with(claims(), "iss", "https://idp.example.com/".into())
+        ),
+        "claims: iss is not the configured issuer"
+    );
+    assert_eq!(
+        claim_error(&key, with(claims(), "iss", "https://evil.example".into())),
+        "claims: iss is not the configured issuer"
+    );
+}
+
+#[test]
+fn audience_without_client_is_refused() {
+    let key = TestKey::es256(Some("e"));
+    assert_eq!(
+        claim_error(&key, with(claims(), "aud", "other".into())),
+        "claims: aud does not contain our client_id"
+    );
+    assert_eq!(
+        claim_error(&key, with(claims(), "aud", json!(["other"]))),
+        "claims: aud does not contain our client_id"
+    );
+}
+
+#[test]
+fn untrusted_extra_audience_is_refused() {
+    let key = TestKey::es256(Some("e"));
+    let c = with(
+        with(claims(), "aud", json!([CLIENT, "other"])),
+        "azp",
+        CLIENT.into(),
+    );
+    assert_eq!(
+        claim_error(&key, c),
+        "claims: aud contains an audience we do not trust"
+    );
+    assert!(check(&key, &with(claims(), "aud", json!([CLIENT]))).is_ok());
+}
+
+#[test]
+fn azp_other_than_client_is_refused() {
+    let key = TestKey::es256(Some("e"));
+    assert_eq!(
+        claim_error(&key, with(claims(), "azp", "someone-else".into())),
+        "claims: azp is not our client_id"
+    );
+    assert!(check(&key, &with(claims(), "azp", CLIENT.into())).is_ok());
+}
+
+#[test]
+fn expiry_rules() {
+    let key = TestKey::es256(Some("e"));
+    assert_eq!(
+        claim_error(&key, without(claims(), "exp")),
+        "claims: token has no exp"
+    );
+    assert_eq!(
+        claim_error(
+            &key,
+            with(claims(), "exp", (NOW - MAX_CLOCK_SKEW_SECS - 1).into())
+        ),
+        "claims: token has expired"
+    );
+    // Within the skew allowance it still passes.
+    assert!(check(&key, &with(claims(), "exp", (NOW - 10).into())).is_ok());
+}
+
+#[test]
+fn issued_at_rules() {
+    let key = TestKey::es256(Some("e"));
+    assert_eq!(
+        claim_error(&key, without(claims(), "iat")),
+        "claims: token has no iat"
+    );
+    assert_eq!(
+        claim_error(
+            &key,
+            with(claims(), "iat", (NOW + MAX_CLOCK_SKEW_SECS + 5).into())
+        ),
+        "claims: iat is in the future"
+    );
+    assert_eq!(
+        claim_error(
+            &key,
+            with(claims(), "iat", (NOW - MAX_CLOCK_SKEW_SECS - 5).into())
+        ),
+        "claims: iat is too far in the past"
+    );
+    assert!(check(&key, &with(claims(), "iat", json!(NOW as f64 + 0.5))).is_ok());
+}
+
+#[test]
+fn not_before_in_the_future_is_refused() {
+    let key = TestKey::es256(Some("e"));
+    assert_eq!(
+        claim_error(&key, with(claims(), "nbf", (NOW + 3600).into())),
+        "claims: nbf is in the future"
+    );
+}
+
+#[test]
+fn nonce_rules() {
+    let key = TestKey::es256(Some("e"));
+    assert_eq!(
+        claim_error(&key, without(claims(), "nonce")),
+        "claims: nonce is missing or does not match the login"
+    );
+    assert_eq!(
+        claim_error(&key, with(claims(), "nonce", "other".into())),
+        "claims: nonce is missing or does not match the login"
+    );
+}
+
+#[test]
+fn missing_subject_is_refused() {
+    let key = TestKey::es256(Some("e"));
+    assert_eq!(
+        claim_error(&key, without(claims(), "sub")),
+        "claims: token has no sub"
+    );
+    assert_eq!(
+        claim_error(&key, with(claims(), "sub", "".into())),
+        "claims: token has no sub"
+    );
+}
+
+#[test]
+fn access_token_typed_jwt_is_not_an_id_token() {
+    let key = TestKey::es256(Some("e"));
+    let token = key.sign_raw(&json!({"alg":"ES256","kid":"e","typ":"at+jwt"}), &claims());
+    assert_eq!(
+        check_with(&key, &[&key], &token, None).unwrap_err(),
+        "claims: header typ is not that of an ID token"
+    );
+}
+
+#[test]
+fn claims_of_the_wrong_shape_are_refused() {
+    let key = TestKey::es256(Some("e"));
+    assert!(claim_error(&key, with(claims(), "aud", 5.into()))
+        .starts_with("claims: claims are not valid JSON"));
+    assert!(claim_error(&key, without(claims(), "iss"))
+        .starts_with("claims: claims are not valid JSON"));
+}
+
+#[test]
+fn at_hash_is_checked_when_present() {
+    let key = TestKey::rsa(Some("r"));
+    let at = "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y";
+    let good = with(
+        claims(),
+        "at_hash",
+        access_token_hash(JwsAlg::Rs256, at).into(),
+    );
+    assert!(check_with(&key, &[&key], &key.sign(&good), Some(at)).is_ok());
+    let bad = with(claims(), "at_hash", "AAAAAAAAAAAAAAAAAAAAAA".into());
+    assert_eq!(
+        check_with(&key, &[&key], &key.sign(&bad), Some(at)).unwrap_err(),
+        "claims: at_hash does not match the access token"
+    );
+}
+
+#[test]
+fn at_hash_matches_the_oidc_spec_example() {
+    // OpenID Connect Core, appendix A.3: access token and its at_hash (RS256).
+    assert_eq!(
+        access_token_hash(JwsAlg::Rs256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+        "77QmUPtjPfzWtF2AnpK9RQ"
+    );
+}
+
+#[test]
+fn weak_rsa_keys_are_refused() {
+    let weak = jwt_compact::alg::RsaPrivateKey::new(&mut rand_core::OsRng, 1024).unwrap();
+    let mut jwk =
+        serde_json::to_value(jwt_compact::jwk::JsonWebKey::from(&weak).to_verifying_key()).unwrap();
+    jwk["kid"] = "w".into();
+    let set = JwkSet::parse(json!({"keys":[jwk]}).to_string().as_bytes()).unwrap();
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"w"}"#),
+        URL_SAFE_NO_PAD.encode(claims().to_string())
+    );
+    use jwt_compact::{Algorithm, AlgorithmSignature};
+    let sig = jwt_compact::alg::Rsa::rs256().sign(&weak, input.as_bytes());
+    let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_bytes()));
+    let jws = UnverifiedJws::parse(&token).unwrap();
+    let key = set.select(&jws.header).unwrap();
+    assert!(matches!(
+        block_on(jws::verify(&RustVerifier, jws, key)),
+        Err(jws::SignatureError::UnusableKey(_))
+    ));
+}
+
+#[test]
+fn list_claims_are_read_by_path() {
+    let c = json!({"groups":["a","b"],"scp":"x y","realm_access":{"roles":["r1"]},"n":5});
+    assert_eq!(string_list_claim(&c, "groups"), vec!["a", "b"]);
+    assert_eq!(string_list_claim(&c, "scp"), vec!["x", "y"]);
+    assert_eq!(string_list_claim(&c, "realm_access.roles"), vec!["r1"]);
+    assert!(string_list_claim(&c, "n").is_empty());
+    assert!(string_list_claim(&c, "missing.path").is_empty());
+}

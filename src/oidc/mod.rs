@@ -1,0 +1,10 @@
+//! OpenID Connect and OAuth 2.0 with one provider: discovery, the provider cache, the login
+//! transaction with PKCE, token endpoint calls, ID token and logout token rules.
+
+pub mod discovery;
+pub mod id_token;
+pub mod logout_token;
+pub mod pkce;
+pub mod provider;
+pub mod token_endpoint;
+pub mod transaction;

@@ -1,0 +1,239 @@
+//! The token endpoint's answer (RFC 6749 5.1 / 5.2).
+
+use serde::Deserialize;
+
+use crate::http::Response;
+use crate::base::secret::secret_type;
+
+secret_type!(
+    /// The raw ID token JWT as received.
+    RawIdToken(String)
+);
+secret_type!(
+    /// An OAuth access token.
+    AccessToken(String)
+);
+secret_type!(
+    /// An OAuth refresh token.
+    RefreshToken(String)
+);
+
+#[derive(Debug)]
+pub struct TokenResponse {
+    pub id_token: RawIdToken,
+    pub access_token: Option<AccessToken>,
+    /// Seconds until the access token expires, when the provider says.
+    pub expires_in: Option<u64>,
+    /// Issued with `offline_access` (or always, by some providers).
+    pub refresh_token: Option<RefreshToken>,
+}
+
+/// The answer to a refresh (RFC 6749 6): the ID token is optional (OIDC Core 12.2).
+#[derive(Debug)]
+pub struct RefreshResponse {
+    pub id_token: Option<RawIdToken>,
+    pub access_token: Option<AccessToken>,
+    pub expires_in: Option<u64>,
+    /// A new refresh token when the provider rotates them; `None` keeps the old one.
+    pub refresh_token: Option<RefreshToken>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    /// The provider refused (`invalid_grant` for a used or expired code).
+    Refused {
+        status: u16,
+        error: String,
+        description: Option<String>,
+    },
+    /// Not the JSON a token endpoint answers with.
+    Malformed(String),
+    /// A successful answer without an ID token: not an OpenID Connect response.
+    NoIdToken,
+}
+
+impl std::fmt::Display for TokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused {
+                status,
+                error,
+                description,
+            } => {
+                write!(f, "token endpoint answered {status} {error}")?;
+                if let Some(d) = description {
+                    write!(f, ": {}", d.chars().take(200).collect::<String>())?;
+                }
+                Ok(())
+            }
+            Self::Malformed(e) => write!(f, "token endpoint answer is not valid: {e}"),
+            Self::NoIdToken => f.write_str("token endpoint answered without an id_token"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Success {
+    #[serde(default)]
+    id_token: Option<String>,
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Failure {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+impl TokenResponse {
+    /// The answer to the authorization code grant: it must carry an ID token.
+    pub fn parse(resp: &Response) -> Result<Self, TokenError> {
+        let r = RefreshResponse::parse(resp)?;
+        Ok(Self {
+            id_token: r.id_token.ok_or(TokenError::NoIdToken)?,
+            access_token: r.access_token,
+            expires_in: r.expires_in,
+            refresh_token: r.refresh_token,
+        })
+    }
+}
+
+impl RefreshResponse {
+    pub fn parse(resp: &Response) -> Result<Self, TokenError> {
+        if resp.status != 200 {
+            return match serde_json::from_slice::<Failure>(&resp.body) {
+                Ok(f) => Err(TokenError::Refused {
+                    status: resp.status,
+                    error: printable(&f.error, 64),
+                    description: f.error_description.map(|d| printable(&d, 200)),
+                }),
+                Err(_) => Err(TokenError::Refused {
+                    status: resp.status,
+                    error: "unexpected_response".into(),
+                    description: None,
+                }),
+            };
+        }
+        let s: Success =
+            serde_json::from_slice(&resp.body).map_err(|e| TokenError::Malformed(e.to_string()))?;
+        if s.token_type
+            .as_deref()
+            .is_some_and(|t| !t.eq_ignore_ascii_case("bearer") && !t.eq_ignore_ascii_case("dpop"))
+        {
+            return Err(TokenError::Malformed(
+                "token_type is neither Bearer nor DPoP".into(),
+            ));
+        }
+        let non_empty = |t: Option<String>| t.filter(|t| !t.is_empty());
+        Ok(Self {
+            id_token: non_empty(s.id_token).map(RawIdToken::new),
+            access_token: non_empty(s.access_token).map(AccessToken::new),
+            // Some providers send a string ("3600").
+            expires_in: s.expires_in.and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|t| t.parse().ok()))
+            }),
+            refresh_token: non_empty(s.refresh_token).map(RefreshToken::new),
+        })
+    }
+}
+
+/// Provider-supplied text, cut short and stripped of control characters, for logs and pages.
+pub fn printable(s: &str, max: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(status: u16, body: &str) -> Response {
+        Response::new(status).with_body("application/json", body)
+    }
+
+    #[test]
+    fn success_with_id_token() {
+        let t = TokenResponse::parse(&resp(
+            200,
+            r#"{"id_token":"a.b.c","access_token":"at","token_type":"Bearer","expires_in":3600}"#,
+        ))
+        .unwrap();
+        assert_eq!(t.id_token.secret(), "a.b.c");
+        assert_eq!(t.access_token.unwrap().secret(), "at");
+    }
+
+    #[test]
+    fn refusal_carries_the_oauth_error() {
+        let e = TokenResponse::parse(&resp(
+            400,
+            r#"{"error":"invalid_grant","error_description":"grant request is invalid"}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e,
+            TokenError::Refused {
+                status: 400,
+                error: "invalid_grant".into(),
+                description: Some("grant request is invalid".into())
+            }
+        );
+    }
+
+    #[test]
+    fn html_error_pages_are_refusals_too() {
+        let e = TokenResponse::parse(&resp(502, "<html>bad gateway</html>")).unwrap_err();
+        assert!(matches!(e, TokenError::Refused { status: 502, .. }));
+    }
+
+    #[test]
+    fn refresh_answers_may_lack_an_id_token_and_carry_a_new_refresh_token() {
+        let r = RefreshResponse::parse(&resp(
+            200,
+            r#"{"access_token":"at2","token_type":"Bearer","expires_in":"60","refresh_token":"rt2"}"#,
+        ))
+        .unwrap();
+        assert!(r.id_token.is_none());
+        assert_eq!(r.expires_in, Some(60));
+        assert_eq!(r.refresh_token.unwrap().secret(), "rt2");
+        assert_eq!(
+            format!("{:?}", RefreshToken::new("x".into())),
+            "RefreshToken([redacted])"
+        );
+        let code = TokenResponse::parse(&resp(
+            200,
+            r#"{"id_token":"a.b.c","access_token":"at","refresh_token":"rt"}"#,
+        ))
+        .unwrap();
+        assert_eq!(code.refresh_token.unwrap().secret(), "rt");
+    }
+
+    #[test]
+    fn success_without_id_token_is_refused() {
+        assert_eq!(
+            TokenResponse::parse(&resp(200, r#"{"access_token":"x","token_type":"Bearer"}"#)).err(),
+            Some(TokenError::NoIdToken)
+        );
+        assert!(matches!(
+            TokenResponse::parse(&resp(200, "nope")).err(),
+            Some(TokenError::Malformed(_))
+        ));
+        assert!(matches!(
+            TokenResponse::parse(&resp(200, r#"{"id_token":"a","token_type":"mac"}"#)).err(),
+            Some(TokenError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn provider_text_is_sanitised() {
+        assert_eq!(printable("a\r\nb\u{7}c", 10), "abc");
+        assert_eq!(printable(&"x".repeat(500), 5), "xxxxx");
+    }
+}

@@ -1,0 +1,440 @@
+//! The login transaction: what `/auth/login` starts and `/auth/callback` finishes.
+//!
+//! Each step is its own type and consumes the previous one: a [`LoginTransaction`] becomes a
+//! [`CodeExchange`] only after the callback's state and issuer check out, and the PKCE verifier
+//! moves with it, so no step can be replayed or skipped.
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::config::{Config, TokenAuthMethod};
+use crate::oidc::discovery::ProviderMetadata;
+use crate::http::OutboundRequest;
+use crate::oidc::pkce::PkceVerifier;
+use crate::base::random::RandomError;
+use crate::http::return_to::ReturnTo;
+use crate::base::secret::AuthorizationCode;
+use crate::base::types::{Issuer, Nonce, State};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+/// How long a sign-in may take, from redirect to callback.
+pub const TRANSACTION_TTL_SECS: u64 = 600;
+/// Sign-ins in flight at once per browser (tabs); the oldest beyond this are dropped.
+pub const MAX_LIVE_TRANSACTIONS: usize = 4;
+
+/// Sealed into its own cookie between login and callback. Short field names keep it small.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct LoginTransaction {
+    #[serde(rename = "s")]
+    state: State,
+    #[serde(rename = "n")]
+    nonce: Nonce,
+    #[serde(rename = "v")]
+    verifier: PkceVerifier,
+    #[serde(rename = "r")]
+    return_to: String,
+    #[serde(rename = "i")]
+    issuer: Issuer,
+    #[serde(rename = "u")]
+    redirect_uri: String,
+    #[serde(rename = "t")]
+    created_at: u64,
+}
+
+/// The parameters of a request to the callback.
+#[derive(Debug, Default, Clone)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub iss: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+impl CallbackParams {
+    pub fn from_query(url: &Url) -> Self {
+        let mut p = Self::default();
+        for (k, v) in url.query_pairs() {
+            let slot = match k.as_ref() {
+                "code" => &mut p.code,
+                "state" => &mut p.state,
+                "iss" => &mut p.iss,
+                "error" => &mut p.error,
+                "error_description" => &mut p.error_description,
+                _ => continue,
+            };
+            // A repeated parameter is ambiguous: keep the first, like most servers, but never
+            // let a later one override.
+            if slot.is_none() {
+                *slot = Some(v.into_owned());
+            }
+        }
+        p
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackError {
+    StateMismatch,
+    IssuerMismatch,
+    IssuerMissing,
+    MissingCode,
+    Expired,
+}
+
+impl std::fmt::Display for CallbackError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::StateMismatch => "state does not match the login transaction",
+            Self::IssuerMismatch => {
+                "iss in the authorization response is not our issuer (RFC 9207)"
+            }
+            Self::IssuerMissing => {
+                "the provider promises iss in authorization responses but sent none (RFC 9207)"
+            }
+            Self::MissingCode => "the callback has no code",
+            Self::Expired => "the login transaction is older than 10 minutes",
+        })
+    }
+}
+
+impl LoginTransaction {
+    /// Starts a sign-in: fresh state, nonce and PKCE verifier, and the authorization URL.
+    pub fn begin(
+        cfg: &Config,
+        meta: &ProviderMetadata,
+        redirect_uri: &str,
+        return_to: &ReturnTo,
+        now: u64,
+    ) -> Result<(Self, String), RandomError> {
+        let tx = Self {
+            state: State::generate()?,
+            nonce: Nonce::generate()?,
+            verifier: PkceVerifier::generate()?,
+            return_to: return_to.as_str().to_owned(),
+            issuer: cfg.issuer.clone(),
+            redirect_uri: redirect_uri.to_owned(),
+            created_at: now,
+        };
+        let url = tx.authorization_url(cfg, meta);
+        Ok((tx, url))
+    }
+
+    fn authorization_url(&self, cfg: &Config, meta: &ProviderMetadata) -> String {
+        // The endpoint was validated as a URL when the metadata was parsed.
+        let Ok(mut url) = Url::parse(&meta.authorization_endpoint) else {
+            return meta.authorization_endpoint.clone();
+        };
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", cfg.client_id.as_str())
+            .append_pair("redirect_uri", &self.redirect_uri)
+            .append_pair("scope", &cfg.scopes)
+            .append_pair("state", self.state.as_str())
+            .append_pair("nonce", self.nonce.as_str())
+            .append_pair("code_challenge", &self.verifier.challenge_s256())
+            .append_pair("code_challenge_method", "S256");
+        url.into()
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn created_at(&self) -> u64 {
+        self.created_at
+    }
+
+    pub fn is_expired(&self, now: u64) -> bool {
+        now >= self.created_at.saturating_add(TRANSACTION_TTL_SECS)
+            || self.created_at > now.saturating_add(60)
+    }
+
+    /// Checks the callback against this transaction and moves on to the code exchange.
+    /// `iss_required`: discovery's `authorization_response_iss_parameter_supported`.
+    pub fn complete(
+        self,
+        params: &CallbackParams,
+        iss_required: bool,
+        now: u64,
+    ) -> Result<CodeExchange, CallbackError> {
+        if self.is_expired(now) {
+            return Err(CallbackError::Expired);
+        }
+        if !params
+            .state
+            .as_deref()
+            .is_some_and(|s| self.state.matches(s))
+        {
+            return Err(CallbackError::StateMismatch);
+        }
+        match params.iss.as_deref() {
+            Some(iss) if iss != self.issuer.as_str() => return Err(CallbackError::IssuerMismatch),
+            None if iss_required => return Err(CallbackError::IssuerMissing),
+            _ => {}
+        }
+        let code = params
+            .code
+            .clone()
+            .filter(|c| !c.is_empty())
+            .ok_or(CallbackError::MissingCode)?;
+        Ok(CodeExchange {
+            code: AuthorizationCode::new(code),
+            verifier: self.verifier,
+            redirect_uri: self.redirect_uri,
+            nonce: self.nonce,
+            return_to: self.return_to,
+            issuer: self.issuer,
+        })
+    }
+}
+
+/// A callback that passed the state and issuer checks: ready to redeem the code.
+#[derive(Debug)]
+pub struct CodeExchange {
+    code: AuthorizationCode,
+    verifier: PkceVerifier,
+    redirect_uri: String,
+    pub nonce: Nonce,
+    pub return_to: String,
+    pub issuer: Issuer,
+}
+
+impl CodeExchange {
+    /// The token request (RFC 6749 4.1.3 with the PKCE verifier, RFC 7636 4.5).
+    pub fn token_request(&self, cfg: &Config, token_endpoint: &str) -> OutboundRequest {
+        client_request(
+            cfg,
+            token_endpoint,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", self.code.secret()),
+                ("redirect_uri", &self.redirect_uri),
+                ("code_verifier", self.verifier.secret()),
+            ],
+        )
+    }
+}
+
+/// A form POST from the confidential client to one of the provider's endpoints (token,
+/// revocation), authenticated as `OIDC_TOKEN_AUTH_METHOD` says.
+pub fn client_request(cfg: &Config, endpoint: &str, params: &[(&str, &str)]) -> OutboundRequest {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.extend_pairs(params);
+    let mut req = OutboundRequest::get(endpoint);
+    req.method = "POST";
+    req.headers
+        .append("Content-Type", "application/x-www-form-urlencoded");
+    req.headers.append("Accept", "application/json");
+    match cfg.token_auth_method {
+        TokenAuthMethod::ClientSecretBasic => {
+            req.headers.append(
+                "Authorization",
+                basic_auth(cfg.client_id.as_str(), cfg.client_secret.secret()),
+            );
+        }
+        TokenAuthMethod::ClientSecretPost => {
+            form.append_pair("client_id", cfg.client_id.as_str())
+                .append_pair("client_secret", cfg.client_secret.secret());
+        }
+    }
+    req.body = Some(form.finish());
+    req
+}
+
+/// RFC 6749 2.3.1: both parts form-urlencoded before base64.
+fn basic_auth(id: &str, secret: &str) -> String {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests_support::test_config;
+
+    fn meta(iss_param: bool) -> ProviderMetadata {
+        ProviderMetadata {
+            issuer: "https://idp.example.com".into(),
+            authorization_endpoint: "https://idp.example.com/authorize?tenant=x".into(),
+            token_endpoint: "https://idp.example.com/token".into(),
+            jwks_uri: "https://idp.example.com/jwks".into(),
+            end_session_endpoint: None,
+            revocation_endpoint: None,
+            backchannel_logout_supported: false,
+            code_challenge_methods_supported: None,
+            authorization_response_iss_parameter_supported: iss_param,
+        }
+    }
+
+    fn begin() -> (LoginTransaction, Url) {
+        let cfg = test_config(&[]);
+        let (tx, url) = LoginTransaction::begin(
+            &cfg,
+            &meta(false),
+            "https://app.example.com/auth/callback",
+            &ReturnTo::parse(Some("/x"), "/auth"),
+            1000,
+        )
+        .unwrap();
+        (tx, Url::parse(&url).unwrap())
+    }
+
+    fn params(tx: &LoginTransaction) -> CallbackParams {
+        CallbackParams {
+            code: Some("c0de".into()),
+            state: Some(tx.state.as_str().into()),
+            iss: Some("https://idp.example.com".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn authorization_url_carries_every_parameter() {
+        let (tx, url) = begin();
+        let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["tenant"], "x");
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["client_id"], "client");
+        assert_eq!(q["redirect_uri"], "https://app.example.com/auth/callback");
+        assert_eq!(q["scope"], "openid profile email");
+        assert_eq!(q["state"], tx.state.as_str());
+        assert_eq!(q["nonce"], tx.nonce.as_str());
+        assert_eq!(q["code_challenge"], tx.verifier.challenge_s256());
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert!(q["state"].len() >= 43 && q["nonce"].len() >= 43);
+    }
+
+    #[test]
+    fn matching_callback_moves_to_code_exchange() {
+        let (tx, _) = begin();
+        let p = params(&tx);
+        let ex = tx.complete(&p, true, 1001).unwrap();
+        assert_eq!(ex.return_to, "/x");
+    }
+
+    #[test]
+    fn wrong_or_missing_state_is_refused() {
+        let (tx, _) = begin();
+        let mut p = params(&tx);
+        p.state = Some("other".into());
+        assert_eq!(
+            tx.complete(&p, false, 1001).unwrap_err(),
+            CallbackError::StateMismatch
+        );
+        let (tx, _) = begin();
+        let mut p = params(&tx);
+        p.state = None;
+        assert_eq!(
+            tx.complete(&p, false, 1001).unwrap_err(),
+            CallbackError::StateMismatch
+        );
+    }
+
+    #[test]
+    fn iss_parameter_rules() {
+        let (tx, _) = begin();
+        let mut p = params(&tx);
+        p.iss = Some("https://evil.example.com".into());
+        assert_eq!(
+            tx.complete(&p, false, 1001).unwrap_err(),
+            CallbackError::IssuerMismatch
+        );
+        let (tx, _) = begin();
+        let mut p = params(&tx);
+        p.iss = None;
+        assert_eq!(
+            tx.complete(&p, true, 1001).unwrap_err(),
+            CallbackError::IssuerMissing
+        );
+        let (tx, _) = begin();
+        let mut p = params(&tx);
+        p.iss = None;
+        assert!(
+            tx.complete(&p, false, 1001).is_ok(),
+            "absent iss is fine when not advertised (Entra)"
+        );
+    }
+
+    #[test]
+    fn old_transactions_expire() {
+        let (tx, _) = begin();
+        let p = params(&tx);
+        assert_eq!(
+            tx.complete(&p, false, 1000 + TRANSACTION_TTL_SECS)
+                .unwrap_err(),
+            CallbackError::Expired
+        );
+    }
+
+    #[test]
+    fn missing_code_is_refused() {
+        let (tx, _) = begin();
+        let mut p = params(&tx);
+        p.code = Some(String::new());
+        assert_eq!(
+            tx.complete(&p, false, 1001).unwrap_err(),
+            CallbackError::MissingCode
+        );
+    }
+
+    #[test]
+    fn token_request_encodes_client_authentication() {
+        let (tx, _) = begin();
+        let verifier = tx.verifier.secret().to_owned();
+        let p = params(&tx);
+        let ex = tx.complete(&p, false, 1001).unwrap();
+
+        let basic = ex.token_request(&test_config(&[]), "https://idp.example.com/token");
+        assert_eq!(basic.method, "POST");
+        let body: std::collections::HashMap<_, _> =
+            url::form_urlencoded::parse(basic.body.as_deref().unwrap().as_bytes())
+                .into_owned()
+                .collect();
+        assert_eq!(body["grant_type"], "authorization_code");
+        assert_eq!(body["code"], "c0de");
+        assert_eq!(body["code_verifier"], verifier);
+        assert_eq!(
+            body["redirect_uri"],
+            "https://app.example.com/auth/callback"
+        );
+        assert!(!body.contains_key("client_secret"));
+        // "client" : "s3cret-value"
+        assert_eq!(
+            basic.headers.get("Authorization"),
+            Some("Basic Y2xpZW50OnMzY3JldC12YWx1ZQ==")
+        );
+
+        let post = ex.token_request(
+            &test_config(&[("OIDC_TOKEN_AUTH_METHOD", "client_secret_post")]),
+            "https://idp.example.com/token",
+        );
+        let body: std::collections::HashMap<_, _> =
+            url::form_urlencoded::parse(post.body.as_deref().unwrap().as_bytes())
+                .into_owned()
+                .collect();
+        assert_eq!(body["client_id"], "client");
+        assert_eq!(body["client_secret"], "s3cret-value");
+        assert_eq!(post.headers.get("Authorization"), None);
+    }
+
+    #[test]
+    fn basic_auth_form_encodes_special_characters() {
+        assert_eq!(
+            basic_auth("a:b", "p@ss word"),
+            format!("Basic {}", STANDARD.encode("a%3Ab:p%40ss+word"))
+        );
+    }
+
+    #[test]
+    fn repeated_callback_parameters_keep_the_first() {
+        let url = Url::parse("https://app/cb?state=a&state=b&code=1").unwrap();
+        let p = CallbackParams::from_query(&url);
+        assert_eq!(p.state.as_deref(), Some("a"));
+    }
+}

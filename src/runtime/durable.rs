@@ -1,0 +1,96 @@
+//! The session object (`SESSION_STORE=durable_object`): binds [`crate::session::durable_object`] to a
+//! Durable Object's storage. Refreshes run inside `blockConcurrencyWhile`, so two requests of
+//! one person never spend a refresh token twice.
+
+use worker::{
+    durable_object, js_sys, wasm_bindgen, DurableObject, Env, Request, Response, Result, State,
+};
+
+use crate::session::durable_object::{handle, Storage, StoreCall};
+use crate::runtime::shell::{isolate, WorkerPlatform};
+
+#[durable_object]
+pub struct SessionObject {
+    state: State,
+    env: Env,
+}
+
+struct ObjectStorage(worker::Storage);
+
+impl Storage for ObjectStorage {
+    async fn get(&self, key: &str) -> std::result::Result<Option<String>, String> {
+        self.0.get::<String>(key).await.map_err(|e| e.to_string())
+    }
+
+    async fn put(&self, key: &str, value: String) -> std::result::Result<(), String> {
+        self.0.put(key, value).await.map_err(|e| e.to_string())
+    }
+
+    async fn delete(&self, key: &str) -> std::result::Result<(), String> {
+        self.0
+            .delete(key)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn keys(&self, prefix: &str) -> std::result::Result<Vec<String>, String> {
+        let map = self
+            .0
+            .list_with_options(worker::ListOptions::new().prefix(prefix))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(js_sys::Array::from(&map.keys().into())
+            .iter()
+            .filter_map(|k| k.as_string())
+            .collect())
+    }
+}
+
+async fn run(
+    env: Env,
+    storage: worker::Storage,
+    call: StoreCall,
+) -> std::result::Result<String, String> {
+    let isolate = isolate(&env).map_err(|e| e.log_detail())?;
+    let platform = WorkerPlatform {
+        env: &env,
+        verifier: &isolate.verifier,
+    };
+    let answer = handle(
+        &isolate.config,
+        &isolate.cache,
+        &platform,
+        &ObjectStorage(storage),
+        call,
+    )
+    .await?;
+    serde_json::to_string(&answer).map_err(|e| e.to_string())
+}
+
+impl DurableObject for SessionObject {
+    fn new(state: State, env: Env) -> Self {
+        Self { state, env }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let call: StoreCall = match req.json().await {
+            Ok(c) => c,
+            Err(e) => return Response::error(format!("not a session store call: {e}"), 400),
+        };
+        let serialized = matches!(call, StoreCall::Refresh { .. });
+        let work = run(self.env.clone(), self.state.storage(), call);
+        let result = if serialized {
+            // Errors are values here: an Err would reset the object.
+            self.state
+                .block_concurrency_while(async move { Ok(work.await) })
+                .await?
+        } else {
+            work.await
+        };
+        match result {
+            Ok(json) => Response::ok(json),
+            Err(e) => Response::error(e, 500),
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! The worker shell: the only code that knows `worker::*`.
+
+mod durable;
+mod shell;
+mod webcrypto;

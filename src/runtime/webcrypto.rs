@@ -1,0 +1,174 @@
+//! Signature checks through WebCrypto (SubtleCrypto.verify) inside workerd. Imported
+//! CryptoKeys are kept per isolate, keyed by algorithm and key material.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use js_sys::{Array, Object, Reflect};
+use serde_json::{json, Value};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{CryptoKey, SubtleCrypto};
+
+use crate::jose::jwks::PublicJwk;
+use crate::jose::jws::{JwsAlg, SignatureError, SignatureVerifier};
+
+/// Imported keys kept per isolate; providers publish a handful.
+const MAX_KEYS: usize = 64;
+const MIN_RSA_MODULUS_BYTES: usize = 256;
+
+#[derive(Default)]
+pub struct WebCryptoVerifier {
+    keys: RefCell<HashMap<String, CryptoKey>>,
+}
+
+fn platform(e: JsValue) -> SignatureError {
+    SignatureError::Platform(
+        e.as_string()
+            .or_else(|| js_sys::JSON::stringify(&e).ok().and_then(|s| s.as_string()))
+            .unwrap_or_else(|| "WebCrypto error".into()),
+    )
+}
+
+fn to_object(v: &Value) -> Result<Object, SignatureError> {
+    js_sys::JSON::parse(&v.to_string())
+        .map_err(platform)?
+        .dyn_into::<Object>()
+        .map_err(|_| SignatureError::Platform("not an object".into()))
+}
+
+fn subtle() -> Result<SubtleCrypto, SignatureError> {
+    let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto")).map_err(platform)?;
+    let crypto: web_sys::Crypto = crypto
+        .dyn_into()
+        .map_err(|_| SignatureError::Platform("no crypto global".into()))?;
+    Ok(crypto.subtle())
+}
+
+fn hash(alg: JwsAlg) -> &'static str {
+    match alg {
+        JwsAlg::Rs384 | JwsAlg::Ps384 => "SHA-384",
+        JwsAlg::Rs512 | JwsAlg::Ps512 => "SHA-512",
+        _ => "SHA-256",
+    }
+}
+
+/// (import algorithm, verify algorithm, the JWK members WebCrypto needs).
+fn params(alg: JwsAlg, jwk: &Value) -> Result<(Value, Value, Value), SignatureError> {
+    let member = |name: &str| {
+        jwk.get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| SignatureError::UnusableKey(format!("JWK has no {name}")))
+    };
+    Ok(match alg {
+        JwsAlg::Rs256
+        | JwsAlg::Rs384
+        | JwsAlg::Rs512
+        | JwsAlg::Ps256
+        | JwsAlg::Ps384
+        | JwsAlg::Ps512 => {
+            let n = member("n")?;
+            let modulus = URL_SAFE_NO_PAD
+                .decode(n.trim_end_matches('='))
+                .map_err(|_| SignatureError::UnusableKey("bad modulus".into()))?;
+            let significant = modulus.iter().skip_while(|b| **b == 0).count();
+            if significant < MIN_RSA_MODULUS_BYTES {
+                return Err(SignatureError::UnusableKey(
+                    "RSA key shorter than 2048 bits".into(),
+                ));
+            }
+            let pss = matches!(alg, JwsAlg::Ps256 | JwsAlg::Ps384 | JwsAlg::Ps512);
+            let name = if pss { "RSA-PSS" } else { "RSASSA-PKCS1-v1_5" };
+            let salt = match alg {
+                JwsAlg::Ps384 => 48,
+                JwsAlg::Ps512 => 64,
+                _ => 32,
+            };
+            let verify = if pss {
+                json!({"name": name, "saltLength": salt})
+            } else {
+                json!({"name": name})
+            };
+            (
+                json!({"name": name, "hash": {"name": hash(alg)}}),
+                verify,
+                json!({"kty": "RSA", "n": n, "e": member("e")?}),
+            )
+        }
+        JwsAlg::Es256 => (
+            json!({"name": "ECDSA", "namedCurve": "P-256"}),
+            json!({"name": "ECDSA", "hash": {"name": "SHA-256"}}),
+            json!({"kty": "EC", "crv": "P-256", "x": member("x")?, "y": member("y")?}),
+        ),
+        JwsAlg::EdDsa => (
+            json!({"name": "Ed25519"}),
+            json!({"name": "Ed25519"}),
+            json!({"kty": "OKP", "crv": "Ed25519", "x": member("x")?}),
+        ),
+    })
+}
+
+impl WebCryptoVerifier {
+    async fn key(
+        &self,
+        subtle: &SubtleCrypto,
+        alg: JwsAlg,
+        import: &Value,
+        jwk: &Value,
+    ) -> Result<CryptoKey, SignatureError> {
+        let cache_key = format!("{}|{}", alg.name(), jwk);
+        if let Some(k) = self.keys.borrow().get(&cache_key) {
+            return Ok(k.clone());
+        }
+        let usages = Array::of1(&JsValue::from_str("verify"));
+        let promise = subtle
+            .import_key_with_object("jwk", &to_object(jwk)?, &to_object(import)?, false, &usages)
+            .map_err(platform)?;
+        let key: CryptoKey = JsFuture::from(promise)
+            .await
+            .map_err(|e| {
+                SignatureError::UnusableKey(format!("WebCrypto refused the key: {}", platform(e)))
+            })?
+            .dyn_into()
+            .map_err(|_| SignatureError::Platform("importKey did not give a CryptoKey".into()))?;
+        let mut keys = self.keys.borrow_mut();
+        if keys.len() >= MAX_KEYS {
+            keys.clear();
+        }
+        keys.insert(cache_key, key.clone());
+        Ok(key)
+    }
+}
+
+impl SignatureVerifier for WebCryptoVerifier {
+    async fn verify(
+        &self,
+        alg: JwsAlg,
+        key: &PublicJwk,
+        signing_input: &[u8],
+        signature: &[u8],
+    ) -> Result<(), SignatureError> {
+        let (import, verify, jwk) = params(alg, &key.json)?;
+        let subtle = subtle()?;
+        let crypto_key = self.key(&subtle, alg, &import, &jwk).await?;
+        let promise = subtle
+            .verify_with_object_and_u8_array_and_u8_array(
+                &to_object(&verify)?,
+                &crypto_key,
+                signature,
+                signing_input,
+            )
+            .map_err(platform)?;
+        let ok = JsFuture::from(promise)
+            .await
+            .map_err(|_| SignatureError::BadSignature)?;
+        if ok.as_bool() == Some(true) {
+            Ok(())
+        } else {
+            Err(SignatureError::BadSignature)
+        }
+    }
+}

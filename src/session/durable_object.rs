@@ -1,0 +1,247 @@
+//! Server-side sessions (`SESSION_STORE=durable_object`): one Durable Object per person holds
+//! that person's sessions and tokens; the browser's cookie holds only a sealed reference. The
+//! object runs one call at a time, so refreshes never race, and a session it deletes is gone
+//! for good (logout, back-channel logout, a refused refresh).
+//!
+//! This is the object's logic over a small storage trait; `durable.rs` binds it to workerd.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::platform::Platform;
+use crate::oidc::provider::ProviderCache;
+use crate::session::refresh::refresh_session;
+use crate::session::Session;
+use crate::base::types::Issuer;
+
+/// A request to one session object.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum StoreCall {
+    /// Keep a new session.
+    Create { id: String, session: Box<Session> },
+    /// The session if it is still live (moving its idle timer when due).
+    Load { id: String },
+    /// The session with fresh tokens: refreshed here if due, one call at a time.
+    Refresh { id: String },
+    /// Delete one session, answering it (for revocation and `id_token_hint`).
+    End { id: String },
+    /// Delete this person's sessions: all, or those of one provider session (`sid`).
+    EndMatching { sid: Option<String> },
+    /// In a provider-session index object: remember which person object holds it.
+    Link { user: String },
+    /// In a provider-session index object: the person object, if known.
+    Resolve,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreAnswer {
+    Session(Option<Box<Session>>),
+    Ended(usize),
+    User(Option<String>),
+    Done,
+}
+
+/// What the browser's cookie holds in this mode: which object, which session in it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct StoreRef {
+    #[serde(rename = "o")]
+    pub object: String,
+    pub id: String,
+}
+
+/// The object holding one person's sessions.
+pub fn user_object(iss: &Issuer, sub: &str) -> String {
+    format!("user:{}", digest(iss, sub))
+}
+
+/// The index object for one provider session id.
+pub fn sid_object(iss: &Issuer, sid: &str) -> String {
+    format!("sid:{}", digest(iss, sid))
+}
+
+fn digest(iss: &Issuer, value: &str) -> String {
+    let d = Sha256::digest(format!("{}\u{0}{value}", iss.as_str()).as_bytes());
+    URL_SAFE_NO_PAD.encode(d)
+}
+
+/// An object's durable storage (string values, JSON).
+#[allow(async_fn_in_trait)] // single-threaded wasm
+pub trait Storage {
+    async fn get(&self, key: &str) -> Result<Option<String>, String>;
+    async fn put(&self, key: &str, value: String) -> Result<(), String>;
+    async fn delete(&self, key: &str) -> Result<(), String>;
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>, String>;
+}
+
+const SESSION_PREFIX: &str = "s:";
+const USER_KEY: &str = "user";
+
+/// Runs one call against an object's storage.
+pub async fn handle<S: Storage, P: Platform>(
+    cfg: &Config,
+    cache: &ProviderCache,
+    platform: &P,
+    storage: &S,
+    call: StoreCall,
+) -> Result<StoreAnswer, String> {
+    let now = platform.now();
+    match call {
+        StoreCall::Create { id, session } => {
+            // Old sessions of this person go when a new one starts.
+            for key in storage.keys(SESSION_PREFIX).await? {
+                if read(storage, &key).await?.is_none_or(|s| now >= s.exp) {
+                    storage.delete(&key).await?;
+                }
+            }
+            write(storage, &id, &session).await?;
+            Ok(StoreAnswer::Done)
+        }
+        StoreCall::Load { id } => Ok(StoreAnswer::Session(
+            live(cfg, storage, &id, now).await?.map(Box::new),
+        )),
+        StoreCall::Refresh { id } => {
+            let Some(session) = live(cfg, storage, &id, now).await? else {
+                return Ok(StoreAnswer::Session(None));
+            };
+            if !session.needs_refresh(now, cfg.refresh_margin_secs) {
+                return Ok(StoreAnswer::Session(Some(Box::new(session))));
+            }
+            match refresh_session(cfg, cache, platform, &session).await {
+                Ok(next) => {
+                    write(storage, &id, &next).await?;
+                    platform.log(&serde_json::json!({"level":"info","event":"session_refreshed","sub":next.sub,"store":"durable_object"}));
+                    Ok(StoreAnswer::Session(Some(Box::new(next))))
+                }
+                Err(e) if e.ends_session() => {
+                    storage.delete(&key(&id)).await?;
+                    platform.log(&serde_json::json!({"level":"info","event":"session_ended","sub":session.sub,"reason":"refresh refused","detail":e.detail()}));
+                    Ok(StoreAnswer::Session(None))
+                }
+                Err(e) => {
+                    platform.log(&serde_json::json!({"level":"warn","event":"refresh_unavailable","sub":session.sub,"detail":e.detail()}));
+                    Ok(StoreAnswer::Session(Some(Box::new(session))))
+                }
+            }
+        }
+        StoreCall::End { id } => {
+            let session = read(storage, &key(&id)).await?;
+            storage.delete(&key(&id)).await?;
+            Ok(StoreAnswer::Session(session.map(Box::new)))
+        }
+        StoreCall::EndMatching { sid } => {
+            let mut ended = 0;
+            for key in storage.keys(SESSION_PREFIX).await? {
+                let matches = match (&sid, read(storage, &key).await?) {
+                    (_, None) => true,
+                    (None, Some(_)) => true,
+                    (Some(sid), Some(s)) => s.provider_sid.as_deref() == Some(sid.as_str()),
+                };
+                if matches {
+                    storage.delete(&key).await?;
+                    ended += 1;
+                }
+            }
+            Ok(StoreAnswer::Ended(ended))
+        }
+        StoreCall::Link { user } => {
+            storage.put(USER_KEY, user).await?;
+            Ok(StoreAnswer::Done)
+        }
+        StoreCall::Resolve => Ok(StoreAnswer::User(storage.get(USER_KEY).await?)),
+    }
+}
+
+fn key(id: &str) -> String {
+    format!("{SESSION_PREFIX}{id}")
+}
+
+async fn read<S: Storage>(storage: &S, key: &str) -> Result<Option<Session>, String> {
+    Ok(storage
+        .get(key)
+        .await?
+        .and_then(|v| serde_json::from_str(&v).ok()))
+}
+
+async fn write<S: Storage>(storage: &S, id: &str, session: &Session) -> Result<(), String> {
+    let json = serde_json::to_string(session).map_err(|e| e.to_string())?;
+    storage.put(&key(id), json).await
+}
+
+/// The session if it is live; an expired or idle one is deleted. The idle timer is written
+/// back only when it has moved enough.
+async fn live<S: Storage>(
+    cfg: &Config,
+    storage: &S,
+    id: &str,
+    now: u64,
+) -> Result<Option<Session>, String> {
+    let Some(mut session) = read(storage, &key(id)).await? else {
+        return Ok(None);
+    };
+    if session
+        .check(now, &cfg.issuer, cfg.session_idle_secs)
+        .is_err()
+    {
+        storage.delete(&key(id)).await?;
+        return Ok(None);
+    }
+    if session.touch(now, cfg.session_idle_secs) {
+        write(storage, id, &session).await?;
+    }
+    Ok(Some(session))
+}
+
+/// Storage in memory, for host tests.
+#[cfg(test)]
+#[derive(Default)]
+pub struct MemoryStorage(pub std::cell::RefCell<std::collections::BTreeMap<String, String>>);
+
+#[cfg(test)]
+impl Storage for MemoryStorage {
+    async fn get(&self, key: &str) -> Result<Option<String>, String> {
+        Ok(self.0.borrow().get(key).cloned())
+    }
+    async fn put(&self, key: &str, value: String) -> Result<(), String> {
+        self.0.borrow_mut().insert(key.to_owned(), value);
+        Ok(())
+    }
+    async fn delete(&self, key: &str) -> Result<(), String> {
+        self.0.borrow_mut().remove(key);
+        Ok(())
+    }
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>, String> {
+        Ok(self
+            .0
+            .borrow()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_names_are_per_person_and_per_provider_session_and_reveal_neither() {
+        let iss = Issuer::new("https://idp");
+        let a = user_object(&iss, "alice");
+        assert_ne!(a, user_object(&iss, "bob"));
+        assert_ne!(a, user_object(&Issuer::new("https://other"), "alice"));
+        assert!(!a.contains("alice") && a.starts_with("user:"));
+        assert!(sid_object(&iss, "s1").starts_with("sid:"));
+        let call = StoreCall::EndMatching {
+            sid: Some("s1".into()),
+        };
+        let json = serde_json::to_string(&call).unwrap();
+        assert_eq!(json, r#"{"op":"end_matching","sid":"s1"}"#);
+        assert_eq!(serde_json::from_str::<StoreCall>(&json).unwrap(), call);
+    }
+}

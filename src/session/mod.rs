@@ -1,0 +1,592 @@
+//! The signed-in session: who the person is and until when, sealed in a cookie.
+
+pub mod durable_object;
+pub mod refresh;
+pub mod seal;
+
+use serde::{Deserialize, Serialize};
+
+use crate::http::cookies::{read_chunked, CookieJar};
+use crate::oidc::id_token::{string_list_claim, VerifiedIdToken};
+use crate::session::seal::{Purpose, SealError, Sealer};
+use crate::base::types::{ClientId, Issuer};
+
+pub use crate::http::cookies::MAX_COOKIE_VALUE;
+
+/// A token kept in the session: sealed in the cookie or held by the session store, never
+/// printed.
+#[derive(Serialize, Deserialize, Clone, PartialEq)]
+#[serde(transparent)]
+pub struct StoredSecret(String);
+
+impl StoredSecret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for StoredSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoredSecret([redacted])")
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Session {
+    pub iss: Issuer,
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// True when the groups did not fit in the cookie and were left out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub groups_omitted: bool,
+    /// The provider's session id (`sid`), which back-channel logout names.
+    #[serde(default, rename = "psid", skip_serializing_if = "Option::is_none")]
+    pub provider_sid: Option<String>,
+    /// The tokens the session needs; see [`SessionTokens`].
+    #[serde(flatten)]
+    pub tokens: SessionTokens,
+    /// When the session began (sign-in).
+    pub iat: u64,
+    /// When it ends whatever happens (`SESSION_TTL` after sign-in).
+    pub exp: u64,
+    /// Last activity, for `SESSION_IDLE_TTL`; moved only when it has moved enough.
+    #[serde(default)]
+    pub seen: u64,
+}
+
+/// Only what is needed is kept: the access token when it goes to the origin
+/// (`PASS_ACCESS_TOKEN`), the refresh token when the provider issued one, and the ID token
+/// when the provider has an end_session_endpoint (for `id_token_hint`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct SessionTokens {
+    #[serde(default, rename = "at", skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<StoredSecret>,
+    /// When the access token expires (seconds since the epoch), kept even when the token
+    /// itself is not: refreshing is timed by it.
+    #[serde(default, rename = "ate", skip_serializing_if = "Option::is_none")]
+    pub access_expires_at: Option<u64>,
+    #[serde(default, rename = "rt", skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<StoredSecret>,
+    #[serde(default, rename = "idt", skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<StoredSecret>,
+}
+
+/// Claim names for groups and roles (dotted paths allowed: `realm_access.roles`).
+pub struct ClaimNames<'a> {
+    pub groups: &'a str,
+    pub roles: &'a str,
+}
+
+impl Session {
+    pub fn from_id_token(
+        t: VerifiedIdToken,
+        names: &ClaimNames<'_>,
+        tokens: SessionTokens,
+        now: u64,
+        ttl_secs: u64,
+    ) -> Self {
+        Self {
+            groups: string_list_claim(&t.claims, names.groups),
+            roles: string_list_claim(&t.claims, names.roles),
+            provider_sid: t
+                .claims
+                .get("sid")
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty() && s.len() <= 256)
+                .map(str::to_owned),
+            iss: t.issuer,
+            sub: t.subject,
+            email: t.email,
+            email_verified: t.email_verified,
+            name: t.name,
+            groups_omitted: false,
+            tokens,
+            iat: now,
+            exp: now.saturating_add(ttl_secs),
+            seen: now,
+        }
+    }
+
+    /// The identity claims of a refreshed ID token replace the old ones (groups may have
+    /// changed); the session's lifetimes stay.
+    pub fn update_identity(&mut self, t: VerifiedIdToken, names: &ClaimNames<'_>) {
+        self.groups = string_list_claim(&t.claims, names.groups);
+        self.roles = string_list_claim(&t.claims, names.roles);
+        self.groups_omitted = false;
+        self.email = t.email;
+        self.email_verified = t.email_verified;
+        self.name = t.name;
+    }
+
+    /// Seals the session for its cookie (split over several when needed). What would overflow
+    /// [`crate::http::cookies::MAX_CHUNKS`] cookies is left out, least needed first: the ID token
+    /// (logout then goes without `id_token_hint`), then the groups (marked so).
+    pub fn seal(
+        mut self,
+        sealer: &Sealer,
+        name: &str,
+        client_id: &ClientId,
+    ) -> Result<(Self, String), SessionSealError> {
+        let ad = binding(name, client_id);
+        let max = crate::http::cookies::MAX_CHUNKS * (MAX_COOKIE_VALUE - 2);
+        loop {
+            let sealed = sealer
+                .seal_json(Purpose::Session, &ad, &self)
+                .map_err(SessionSealError::Seal)?;
+            if sealed.len() <= max {
+                return Ok((self, sealed));
+            }
+            if self.tokens.id_token.is_some() {
+                self.tokens.id_token = None;
+            } else if !self.groups.is_empty() {
+                self.groups.clear();
+                self.groups_omitted = true;
+            } else {
+                return Err(SessionSealError::TooLarge);
+            }
+        }
+    }
+
+    pub fn subject(&self) -> crate::access::assertion::Subject<'_> {
+        crate::access::assertion::Subject {
+            idp: self.iss.as_str(),
+            sub: &self.sub,
+            email: self.email.as_deref(),
+            name: self.name.as_deref(),
+            groups: &self.groups,
+            roles: &self.roles,
+            since: self.iat,
+            until: self.exp,
+        }
+    }
+
+    /// Whether the session is still good at `now`: not past its absolute end, not idle for
+    /// longer than `idle_secs`, and from the configured issuer.
+    pub fn check(
+        &self,
+        now: u64,
+        issuer: &Issuer,
+        idle_secs: Option<u64>,
+    ) -> Result<(), NoSession> {
+        if &self.iss != issuer || now >= self.exp || self.iat > now.saturating_add(60) {
+            return Err(NoSession::Expired);
+        }
+        if idle_secs.is_some_and(|idle| now >= self.seen.max(self.iat).saturating_add(idle)) {
+            return Err(NoSession::Idle);
+        }
+        Ok(())
+    }
+
+    /// Moves the idle timer when it has moved enough (a tenth of the idle lifetime), so the
+    /// cookie is not rewritten on every request. True when it moved.
+    pub fn touch(&mut self, now: u64, idle_secs: Option<u64>) -> bool {
+        let Some(idle) = idle_secs else {
+            return false;
+        };
+        let step = (idle / 10).max(1);
+        if now.saturating_sub(self.seen.max(self.iat)) >= step {
+            self.seen = now;
+            return true;
+        }
+        false
+    }
+
+    /// A refresh is due: there is a refresh token and the access token is gone or within
+    /// `margin` seconds of expiry. Without a known expiry the session is never refreshed.
+    pub fn needs_refresh(&self, now: u64, margin: u64) -> bool {
+        self.tokens.refresh_token.is_some()
+            && self
+                .tokens
+                .access_expires_at
+                .is_some_and(|e| now.saturating_add(margin) >= e)
+    }
+
+    /// The access token for the origin, while it is valid.
+    pub fn live_access_token(&self, now: u64) -> Option<&str> {
+        let token = self.tokens.access_token.as_ref()?;
+        self.tokens
+            .access_expires_at
+            .is_none_or(|e| e > now)
+            .then(|| token.secret())
+    }
+
+    pub fn userinfo(&self) -> serde_json::Value {
+        serde_json::json!({
+            "iss": self.iss.as_str(),
+            "sub": self.sub,
+            "email": self.email,
+            "email_verified": self.email_verified,
+            "name": self.name,
+            "groups": self.groups,
+            "roles": self.roles,
+            "groups_omitted": self.groups_omitted,
+            "iat": self.iat,
+            "exp": self.exp,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionSealError {
+    Seal(SealError),
+    TooLarge,
+}
+
+/// Why a request has no session (for the log line; the person just signs in again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoSession {
+    NoCookie,
+    Unreadable,
+    Expired,
+    Idle,
+    /// Ended by logout, back-channel logout or a refused refresh (server-side sessions).
+    Ended,
+    /// The session store could not be reached (server-side sessions).
+    StoreUnavailable,
+}
+
+/// What a session cookie is bound to (the AEAD's associated data): its name and the client
+/// id, so a cookie from another deployment sharing COOKIE_SECRET and the issuer does not open.
+pub fn binding(name: &str, client_id: &ClientId) -> String {
+    format!("{name}\u{0}{}", client_id.as_str())
+}
+
+/// The session cookie as it came in: its sealed value (joined from its chunks) and the chunk
+/// numbers present, so that a rewrite can delete the stale ones.
+#[derive(Debug, Clone, Default)]
+pub struct SessionCookie {
+    pub sealed: Option<String>,
+    pub chunks: Vec<usize>,
+}
+
+impl SessionCookie {
+    pub fn from_header(jar: &CookieJar, cookie_header: Option<&str>) -> Self {
+        let Some(header) = cookie_header else {
+            return Self::default();
+        };
+        let cookies = crate::http::cookies::parse_cookie_header(header);
+        let read = read_chunked(jar, &cookies, &jar.session_name());
+        Self {
+            sealed: read.value,
+            chunks: read.present,
+        }
+    }
+
+    /// The `Set-Cookie` values that end the session in the browser.
+    pub fn delete(&self, jar: &CookieJar) -> Vec<String> {
+        jar.delete_chunked(&jar.session_name(), &self.chunks)
+    }
+}
+
+/// Opens a cookie session: absent, unopenable (tampered, other key, truncated) or expired all
+/// mean no session.
+pub fn open_session(
+    sealer: &Sealer,
+    jar: &CookieJar,
+    cookie: &SessionCookie,
+    client_id: &ClientId,
+) -> Result<Session, NoSession> {
+    let value = cookie.sealed.as_deref().ok_or(NoSession::NoCookie)?;
+    sealer
+        .open_json(
+            Purpose::Session,
+            &binding(&jar.session_name(), client_id),
+            value,
+        )
+        .map_err(|_| NoSession::Unreadable)
+}
+
+/// Reads and checks the session from the request's `Cookie` header.
+pub fn read_session(
+    sealer: &Sealer,
+    jar: &CookieJar,
+    cookie_header: Option<&str>,
+    issuer: &Issuer,
+    client_id: &ClientId,
+    now: u64,
+) -> Result<Session, NoSession> {
+    let cookie = SessionCookie::from_header(jar, cookie_header);
+    let session = open_session(sealer, jar, &cookie, client_id)?;
+    session.check(now, issuer, None)?;
+    Ok(session)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> ClientId {
+        ClientId::new("client")
+    }
+
+    fn sealer() -> Sealer {
+        Sealer::new(&[[3u8; 32]]).unwrap()
+    }
+
+    fn session(groups: usize) -> Session {
+        Session {
+            iss: Issuer::new("https://idp"),
+            sub: "alice".into(),
+            email: Some("alice@example.com".into()),
+            email_verified: Some(true),
+            name: Some("Alice".into()),
+            groups: (0..groups)
+                .map(|i| format!("00000000-0000-0000-0000-{i:012}"))
+                .collect(),
+            roles: vec!["reader".into()],
+            groups_omitted: false,
+            provider_sid: None,
+            tokens: SessionTokens::default(),
+            iat: 100,
+            exp: 1000,
+            seen: 100,
+        }
+    }
+
+    fn header(jar: &CookieJar, sealed: &str) -> String {
+        format!("other=1; {}={sealed}", jar.session_name())
+    }
+
+    #[test]
+    fn session_round_trips_through_its_cookie() {
+        let jar = CookieJar::new(true);
+        let (s, sealed) = session(3)
+            .seal(&sealer(), &jar.session_name(), &client())
+            .unwrap();
+        let read = read_session(
+            &sealer(),
+            &jar,
+            Some(&header(&jar, &sealed)),
+            &Issuer::new("https://idp"),
+            &client(),
+            500,
+        )
+        .unwrap();
+        assert_eq!(read, s);
+    }
+
+    #[test]
+    fn expired_or_foreign_issuer_sessions_are_not_sessions() {
+        let jar = CookieJar::new(true);
+        let (_, sealed) = session(0)
+            .seal(&sealer(), &jar.session_name(), &client())
+            .unwrap();
+        let h = header(&jar, &sealed);
+        assert_eq!(
+            read_session(
+                &sealer(),
+                &jar,
+                Some(&h),
+                &Issuer::new("https://idp"),
+                &client(),
+                1000
+            ),
+            Err(NoSession::Expired)
+        );
+        assert_eq!(
+            read_session(
+                &sealer(),
+                &jar,
+                Some(&h),
+                &Issuer::new("https://other"),
+                &client(),
+                500
+            ),
+            Err(NoSession::Expired)
+        );
+    }
+
+    #[test]
+    fn tampered_garbage_and_foreign_key_cookies_are_not_sessions() {
+        let jar = CookieJar::new(false);
+        let (_, sealed) = session(0)
+            .seal(&sealer(), &jar.session_name(), &client())
+            .unwrap();
+        let iss = Issuer::new("https://idp");
+        let mut flipped = sealed.clone().into_bytes();
+        flipped[10] = if flipped[10] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        let other_key = Sealer::new(&[[4u8; 32]]).unwrap();
+        for bad in [flipped.as_str(), &sealed[..sealed.len() / 2], "garbage", ""] {
+            assert_eq!(
+                read_session(
+                    &sealer(),
+                    &jar,
+                    Some(&header(&jar, bad)),
+                    &iss,
+                    &client(),
+                    500
+                ),
+                Err(NoSession::Unreadable),
+                "{bad:.12}"
+            );
+        }
+        assert_eq!(
+            read_session(
+                &other_key,
+                &jar,
+                Some(&header(&jar, &sealed)),
+                &iss,
+                &client(),
+                500
+            ),
+            Err(NoSession::Unreadable)
+        );
+        assert_eq!(
+            read_session(&sealer(), &jar, None, &iss, &client(), 500),
+            Err(NoSession::NoCookie)
+        );
+    }
+
+    #[test]
+    fn a_transaction_cookie_cannot_pose_as_a_session() {
+        let jar = CookieJar::new(true);
+        let sealed = sealer()
+            .seal_json(Purpose::LoginTransaction, &jar.session_name(), &session(0))
+            .unwrap();
+        assert_eq!(
+            read_session(
+                &sealer(),
+                &jar,
+                Some(&header(&jar, &sealed)),
+                &Issuer::new("https://idp"),
+                &client(),
+                500
+            ),
+            Err(NoSession::Unreadable)
+        );
+    }
+
+    #[test]
+    fn a_session_from_another_client_does_not_open() {
+        let jar = CookieJar::new(true);
+        let (_, sealed) = session(0)
+            .seal(&sealer(), &jar.session_name(), &ClientId::new("app-a"))
+            .unwrap();
+        let iss = Issuer::new("https://idp");
+        assert_eq!(
+            read_session(
+                &sealer(),
+                &jar,
+                Some(&header(&jar, &sealed)),
+                &iss,
+                &ClientId::new("app-b"),
+                500
+            ),
+            Err(NoSession::Unreadable)
+        );
+        assert!(read_session(
+            &sealer(),
+            &jar,
+            Some(&header(&jar, &sealed)),
+            &iss,
+            &ClientId::new("app-a"),
+            500
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn a_big_session_is_chunked_and_what_overflows_is_left_out_in_order() {
+        let jar = CookieJar::new(true);
+        // Entra-sized: tokens of several KB each.
+        let mut s = session(40);
+        s.tokens = SessionTokens {
+            access_token: Some(StoredSecret::new("a".repeat(5000))),
+            access_expires_at: Some(900),
+            refresh_token: Some(StoredSecret::new("r".repeat(1500))),
+            id_token: Some(StoredSecret::new("i".repeat(4000))),
+        };
+        let (kept, sealed) = s
+            .clone()
+            .seal(&sealer(), &jar.session_name(), &client())
+            .unwrap();
+        assert_eq!(kept, s, "it fits in chunks unchanged");
+        let set = jar
+            .set_chunked(&jar.session_name(), &sealed, 60, &[])
+            .unwrap();
+        assert!(set.len() > 3);
+        let header: String = set
+            .iter()
+            .map(|c| c.split(';').next().unwrap())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let read = read_session(
+            &sealer(),
+            &jar,
+            Some(&header),
+            &Issuer::new("https://idp"),
+            &client(),
+            500,
+        )
+        .unwrap();
+        assert_eq!(read, s);
+
+        // Too big even for the chunks: the ID token goes first, then the groups.
+        s.tokens.id_token = Some(StoredSecret::new("i".repeat(9000)));
+        s.groups = (0..400)
+            .map(|i| format!("group-{i:04}-{}", "g".repeat(20)))
+            .collect();
+        let (kept, _) = s.clone().seal(&sealer(), "n", &client()).unwrap();
+        assert!(kept.tokens.id_token.is_none());
+        assert!(kept.groups.is_empty() && kept.groups_omitted);
+        assert!(kept.tokens.refresh_token.is_some());
+
+        s.tokens.access_token = Some(StoredSecret::new("a".repeat(30_000)));
+        assert_eq!(
+            s.seal(&sealer(), "n", &client()).unwrap_err(),
+            SessionSealError::TooLarge
+        );
+    }
+
+    #[test]
+    fn idle_sessions_end_and_the_timer_moves_only_in_steps() {
+        let iss = Issuer::new("https://idp");
+        let mut s = session(0);
+        let idle = Some(100);
+        assert_eq!(s.check(150, &iss, idle), Ok(()));
+        assert_eq!(s.check(200, &iss, idle), Err(NoSession::Idle));
+        assert_eq!(s.check(200, &iss, None), Ok(()));
+        assert!(!s.touch(105, idle), "moved less than a tenth: no rewrite");
+        assert!(s.touch(110, idle));
+        assert_eq!(s.seen, 110);
+        assert_eq!(s.check(200, &iss, idle), Ok(()));
+        assert!(!s.touch(500, None));
+        assert_eq!(s.check(1000, &iss, idle), Err(NoSession::Expired));
+    }
+
+    #[test]
+    fn refresh_is_due_near_expiry_only_with_a_refresh_token() {
+        let mut s = session(0);
+        s.tokens.access_expires_at = Some(400);
+        assert!(!s.needs_refresh(390, 60), "no refresh token");
+        s.tokens.refresh_token = Some(StoredSecret::new("rt"));
+        assert!(!s.needs_refresh(300, 60));
+        assert!(s.needs_refresh(340, 60));
+        assert!(s.needs_refresh(500, 0));
+        s.tokens.access_expires_at = None;
+        assert!(!s.needs_refresh(500, 60));
+        s.tokens.access_token = Some(StoredSecret::new("at"));
+        assert_eq!(s.live_access_token(500), Some("at"));
+        s.tokens.access_expires_at = Some(400);
+        assert_eq!(s.live_access_token(399), Some("at"));
+        assert_eq!(s.live_access_token(400), None);
+        assert_eq!(
+            format!("{:?}", s.tokens.access_token),
+            "Some(StoredSecret([redacted]))"
+        );
+    }
+}
