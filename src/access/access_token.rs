@@ -3,14 +3,13 @@
 //!
 //! A [`VerifiedAccessToken`] can only be made here.
 
-use serde::Deserialize;
-use serde_json::Value;
-
-use crate::oidc::id_token::string_list_claim;
+use crate::base::time::UnixTime;
+use crate::base::types::Issuer;
+use crate::jose::claims::{Claims, ClaimsError, Clock, ListClaims, Typ};
 use crate::jose::jws::VerifiedJws;
 
 /// Clock leeway for `exp`, `nbf` and `iat` on access tokens.
-pub const LEEWAY_SECS: i64 = 60;
+pub const LEEWAY_SECS: u64 = 60;
 
 /// Which `typ` headers are accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,10 +21,10 @@ pub enum TypPolicy {
 }
 
 pub struct AccessExpectations<'a> {
-    pub issuers: &'a [String],
+    pub issuers: &'a [Issuer],
     pub audiences: &'a [String],
     pub typ: TypPolicy,
-    pub now: i64,
+    pub now: UnixTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +42,14 @@ pub enum AccessTokenError {
 
 impl std::fmt::Display for AccessTokenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+        f.write_str(self.as_str())
+    }
+}
+
+impl AccessTokenError {
+    /// A fixed text, safe for the RFC 6750 `error_description`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
             Self::Claims => "the token's claims are not valid",
             Self::WrongType => "the token type is not that of an access token",
             Self::LooksLikeIdToken => "an ID token is not an access token",
@@ -53,147 +59,102 @@ impl std::fmt::Display for AccessTokenError {
             Self::MissingExpiry => "the token has no expiry",
             Self::NotYetValid => "the token is not valid yet",
             Self::IssuedInFuture => "the token was issued in the future",
-        })
+        }
     }
-}
-
-#[derive(Deserialize)]
-struct Claims {
-    iss: String,
-    #[serde(default)]
-    sub: Option<String>,
-    aud: crate::oidc::id_token::OneOrMany,
-    #[serde(default)]
-    exp: Option<Value>,
-    #[serde(default)]
-    nbf: Option<Value>,
-    #[serde(default)]
-    iat: Option<Value>,
-    #[serde(default)]
-    nonce: Option<Value>,
-    #[serde(default)]
-    at_hash: Option<Value>,
-    #[serde(default)]
-    c_hash: Option<Value>,
-    #[serde(default)]
-    email: Option<String>,
-    #[serde(default)]
-    client_id: Option<String>,
-    #[serde(default)]
-    azp: Option<String>,
-}
-
-fn seconds(v: &Option<Value>) -> Option<i64> {
-    v.as_ref().and_then(|v| {
-        v.as_i64().or_else(|| {
-            v.as_f64()
-                .filter(|f| f.is_finite())
-                .map(|f| f.floor() as i64)
-        })
-    })
 }
 
 /// An access token that passed every rule. Only [`validate`] makes one.
 #[allow(clippy::manual_non_exhaustive)] // the private field keeps other modules from building one
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedAccessToken {
-    pub issuer: String,
-    /// The user (`sub`), or for client-credentials tokens the client.
+    pub issuer: Issuer,
+    /// The user (`sub`); RFC 9068 2.2 requires it (for client credentials, the client).
     pub subject: String,
     pub client: Option<String>,
     pub email: Option<String>,
     pub scopes: Vec<String>,
     pub roles: Vec<String>,
     pub groups: Vec<String>,
-    pub expires_at: i64,
+    pub expires_at: UnixTime,
     _sealed: (),
-}
-
-/// Claim names for groups and roles (shared with sessions).
-pub struct ListClaims<'a> {
-    pub groups: &'a str,
-    pub roles: &'a str,
 }
 
 pub fn validate(
     jws: &VerifiedJws,
     expect: &AccessExpectations<'_>,
-    lists: &ListClaims<'_>,
+    lists: &ListClaims,
 ) -> Result<VerifiedAccessToken, AccessTokenError> {
-    let typ = jws.header().typ.as_deref().map(str::to_ascii_lowercase);
-    let is_at_jwt = matches!(typ.as_deref(), Some("at+jwt" | "application/at+jwt"));
-    let typ_ok = match expect.typ {
-        TypPolicy::AtJwtOnly => is_at_jwt,
-        TypPolicy::AtJwtOrJwt => {
-            is_at_jwt || matches!(typ.as_deref(), None | Some("jwt") | Some("application/jwt"))
-        }
+    let typ_ok = match (expect.typ, Typ::of(jws)) {
+        (_, Typ::AccessToken) => true,
+        (TypPolicy::AtJwtOrJwt, Typ::Absent | Typ::Jwt) => true,
+        _ => false,
     };
     if !typ_ok {
         return Err(AccessTokenError::WrongType);
     }
-    let all: Value = serde_json::from_slice(jws.payload()).map_err(|_| AccessTokenError::Claims)?;
-    let c: Claims = serde_json::from_value(all.clone()).map_err(|_| AccessTokenError::Claims)?;
+    let c = Claims::parse(jws).map_err(|_| AccessTokenError::Claims)?;
     // ID tokens carry these; access tokens never do (RFC 9068 2.2, OIDC Core 2).
-    if c.nonce.is_some() || c.at_hash.is_some() || c.c_hash.is_some() {
+    if c.has("nonce") || c.has("at_hash") || c.has("c_hash") {
         return Err(AccessTokenError::LooksLikeIdToken);
     }
-    if !expect.issuers.contains(&c.iss) {
+    let r = &c.registered;
+    if !expect.issuers.iter().any(|i| i.as_str() == r.iss) {
         return Err(AccessTokenError::UntrustedIssuer);
     }
-    if !c
-        .aud
-        .iter()
-        .any(|a| expect.audiences.iter().any(|want| want == a))
-    {
+    if !expect.audiences.iter().any(|want| r.aud.contains(want)) {
         return Err(AccessTokenError::WrongAudience);
     }
-    let now = expect.now;
-    let exp = seconds(&c.exp).ok_or(AccessTokenError::MissingExpiry)?;
-    if now >= exp.saturating_add(LEEWAY_SECS) {
-        return Err(AccessTokenError::Expired);
-    }
-    if seconds(&c.nbf).is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_SECS)) {
-        return Err(AccessTokenError::NotYetValid);
-    }
-    if seconds(&c.iat).is_some_and(|iat| iat > now.saturating_add(LEEWAY_SECS)) {
-        return Err(AccessTokenError::IssuedInFuture);
-    }
+    let clock = Clock {
+        now: expect.now,
+        leeway: LEEWAY_SECS,
+    };
+    clock.check_validity(r, true).map_err(|e| match e {
+        ClaimsError::MissingExpiry => AccessTokenError::MissingExpiry,
+        ClaimsError::NotYetValid => AccessTokenError::NotYetValid,
+        _ => AccessTokenError::Expired,
+    })?;
+    clock
+        .check_issued(r, false, None)
+        .map_err(|_| AccessTokenError::IssuedInFuture)?;
     // Scopes: `scp` (Entra: space-separated string; Okta: array) or `scope` (RFC 9068).
-    let mut scopes = string_list_claim(&all, "scp");
-    scopes.extend(string_list_claim(&all, "scope"));
-    let client = c
-        .client_id
-        .or(c.azp)
-        .or_else(|| all.get("appid").and_then(Value::as_str).map(str::to_owned));
+    let mut scopes = c.string_list("scp");
+    scopes.extend(c.string_list("scope"));
+    let client = ["client_id", "azp", "appid"]
+        .into_iter()
+        .find_map(|name| c.str(name))
+        .map(str::to_owned);
+    let subject = r
+        .subject()
+        .map(str::to_owned)
+        .or_else(|| client.clone())
+        .unwrap_or_default();
     Ok(VerifiedAccessToken {
-        subject: c
-            .sub
-            .filter(|s| !s.is_empty())
-            .or_else(|| client.clone())
-            .unwrap_or_default(),
-        issuer: c.iss,
+        subject,
+        issuer: Issuer::new(r.iss.clone()),
         client,
-        email: c.email.or_else(|| {
-            all.get("preferred_username")
-                .and_then(Value::as_str)
+        email: c.str("email").map(str::to_owned).or_else(|| {
+            c.str("preferred_username")
                 .filter(|u| u.contains('@'))
                 .map(str::to_owned)
         }),
         scopes,
-        roles: string_list_claim(&all, lists.roles),
-        groups: string_list_claim(&all, lists.groups),
-        expires_at: exp,
+        roles: c.string_list(&lists.roles),
+        groups: c.string_list(&lists.groups),
+        expires_at: r
+            .exp
+            .map_or(UnixTime::EPOCH, |e| UnixTime::from_i64(e.secs())),
         _sealed: (),
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     use super::*;
     use crate::jose::jwks::JwkSet;
-    use crate::jose::jws::{self, RustVerifier, UnverifiedJws};
+    use crate::jose::jws::UnverifiedJws;
+    use crate::jose::verify::{self, RustVerifier};
     use crate::testing::{block_on, jwks_json, TestKey};
 
     const NOW: i64 = 1_800_000_000;
@@ -221,8 +182,8 @@ mod tests {
         let jws = UnverifiedJws::parse(&token).map_err(|e| format!("jws: {e}"))?;
         let jwk = set.select(&jws.header).map_err(|e| format!("key: {e:?}"))?;
         let verified =
-            block_on(jws::verify(&RustVerifier, jws, jwk)).map_err(|e| format!("sig: {e}"))?;
-        let issuers = [ISS.to_owned(), V1_ISS.to_owned()];
+            block_on(verify::verify(&RustVerifier, jws, jwk)).map_err(|e| format!("sig: {e}"))?;
+        let issuers = [Issuer::new(ISS), Issuer::new(V1_ISS)];
         let audiences = [
             AUD.to_owned(),
             "11111111-2222-3333-4444-555555555555".to_owned(),
@@ -233,12 +194,9 @@ mod tests {
                 issuers: &issuers,
                 audiences: &audiences,
                 typ,
-                now: NOW,
+                now: UnixTime::from_i64(NOW),
             },
-            &ListClaims {
-                groups: "groups",
-                roles: "roles",
-            },
+            &ListClaims::default(),
         )
         .map_err(|e| e.to_string())
     }
@@ -341,7 +299,7 @@ mod tests {
                 "the token is not for this API",
             ),
             (
-                with(rfc9068(), "exp", (NOW - LEEWAY_SECS - 1).into()),
+                with(rfc9068(), "exp", (NOW - LEEWAY_SECS as i64 - 1).into()),
                 "the token has expired",
             ),
             (
@@ -349,11 +307,11 @@ mod tests {
                 "the token has no expiry",
             ),
             (
-                with(rfc9068(), "nbf", (NOW + LEEWAY_SECS + 30).into()),
+                with(rfc9068(), "nbf", (NOW + LEEWAY_SECS as i64 + 30).into()),
                 "the token is not valid yet",
             ),
             (
-                with(rfc9068(), "iat", (NOW + LEEWAY_SECS + 30).into()),
+                with(rfc9068(), "iat", (NOW + LEEWAY_SECS as i64 + 30).into()),
                 "the token was issued in the future",
             ),
             (

@@ -6,6 +6,7 @@
 //! or `any` (any valid token); several mean any of them. The first matching entry decides.
 
 use crate::access::access_token::{TypPolicy, VerifiedAccessToken};
+use crate::base::types::Issuer;
 use crate::http::path::{PathPattern, RequestPath};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,6 +15,10 @@ pub enum ApiRequirement {
     Role(String),
     AnyToken,
 }
+
+/// The scopes and roles a route wants (space-separated), for `insufficient_scope`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wanted(pub String);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiRoute {
@@ -25,7 +30,7 @@ pub struct ApiRoute {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiConfig {
-    pub issuers: Vec<String>,
+    pub issuers: Vec<Issuer>,
     pub audiences: Vec<String>,
     pub typ: TypPolicy,
     routes: Vec<ApiRoute>,
@@ -33,7 +38,7 @@ pub struct ApiConfig {
 
 impl ApiConfig {
     pub fn new(
-        issuers: Vec<String>,
+        issuers: Vec<Issuer>,
         audiences: Vec<String>,
         typ: TypPolicy,
         routes: Option<&str>,
@@ -101,8 +106,8 @@ impl ApiConfig {
 }
 
 impl ApiRoute {
-    /// `Err` carries the scopes/roles the route wants, for `insufficient_scope`.
-    pub fn judge(&self, token: &VerifiedAccessToken) -> Result<String, String> {
+    /// The reason it is allowed, or what the route wants instead.
+    pub fn judge(&self, token: &VerifiedAccessToken) -> Result<String, Wanted> {
         for req in &self.any_of {
             match req {
                 ApiRequirement::AnyToken => return Ok("any valid token".into()),
@@ -123,7 +128,7 @@ impl ApiRoute {
                 ApiRequirement::AnyToken => None,
             })
             .collect();
-        Err(wanted.join(" "))
+        Err(Wanted(wanted.join(" ")))
     }
 }
 
@@ -133,7 +138,7 @@ mod tests {
 
     fn cfg(routes: &str) -> ApiConfig {
         ApiConfig::new(
-            vec!["https://idp".into()],
+            vec![Issuer::new("https://idp")],
             vec!["api".into()],
             TypPolicy::AtJwtOrJwt,
             Some(routes),

@@ -2,16 +2,16 @@
 //! `Cf-Access-Jwt-Assertion`): a short-lived JWT signed with the worker's own key, published
 //! with the previous key at `/auth/jwks.json` so keys can rotate.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jwt_compact::alg::{Ed25519, Es256};
 use jwt_compact::jwk::JsonWebKey;
 use jwt_compact::{Algorithm, AlgorithmSignature};
 use serde_json::{json, Value};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
+
+use crate::base::cache::BoundedCache;
+use crate::base::time::UnixTime;
 
 /// Who an assertion is about: a signed-in session or a verified Bearer token.
 pub struct Subject<'a> {
@@ -21,10 +21,12 @@ pub struct Subject<'a> {
     pub name: Option<&'a str>,
     pub groups: &'a [String],
     pub roles: &'a [String],
-    /// When the session or token began (part of the cache key).
-    pub since: u64,
+    /// A digest of the credential the request presented (the session's identity, or the
+    /// Bearer token) and its issuer: the cache key, so an assertion is only ever reused for
+    /// the same credential.
+    pub credential: [u8; 32],
     /// When it ends: the assertion never outlives it.
-    pub until: u64,
+    pub until: UnixTime,
 }
 
 /// Lifetime of one assertion.
@@ -60,15 +62,13 @@ impl SigningJwk {
     }
 }
 
-/// (session subject, session issued-at, issuer) -> (assertion, its expiry).
-type AssertionCache = HashMap<(String, u64, String), (String, u64)>;
-
 /// Signs assertions for one audience; keeps recent ones per session to skip re-signing.
 pub struct AssertionSigner {
     keys: Vec<SigningJwk>,
     pub audience: String,
     pub header: String,
-    cache: RefCell<AssertionCache>,
+    /// (credential, origin) digest -> assertion, until shortly before it expires.
+    cache: BoundedCache<[u8; 32], String>,
 }
 
 impl std::fmt::Debug for AssertionSigner {
@@ -105,7 +105,7 @@ impl AssertionSigner {
             keys,
             audience,
             header,
-            cache: RefCell::new(HashMap::new()),
+            cache: BoundedCache::new(MAX_CACHED),
         })
     }
 
@@ -115,16 +115,15 @@ impl AssertionSigner {
     }
 
     /// An assertion for `who`, issued by `issuer` (the worker's public origin).
-    pub fn assertion(&self, issuer: &str, who: &Subject<'_>, now: u64) -> String {
-        let cache_key = (who.sub.to_owned(), who.since, issuer.to_owned());
-        if let Some((jwt, exp)) = self.cache.borrow().get(&cache_key) {
-            if now.saturating_add(REUSE_MARGIN_SECS) < *exp {
-                return jwt.clone();
-            }
+    pub fn assertion(&self, issuer: &str, who: &Subject<'_>, now: UnixTime) -> String {
+        let mut h = Sha256::new();
+        h.update(who.credential);
+        h.update(issuer.as_bytes());
+        let cache_key: [u8; 32] = h.finalize().into();
+        if let Some(jwt) = self.cache.get(&cache_key, now) {
+            return jwt;
         }
-        let exp = now
-            .saturating_add(ASSERTION_TTL_SECS)
-            .min(who.until.max(now.saturating_add(1)));
+        let exp = now.plus(ASSERTION_TTL_SECS).min(who.until.max(now.plus(1)));
         let key = &self.keys[0];
         let header = json!({ "alg": key.alg(), "typ": "JWT", "kid": key.kid });
         let mut claims = json!({
@@ -151,14 +150,8 @@ impl AssertionSigner {
             "{input}.{}",
             URL_SAFE_NO_PAD.encode(key.sign(input.as_bytes()))
         );
-        let mut cache = self.cache.borrow_mut();
-        if cache.len() >= MAX_CACHED {
-            cache.retain(|_, (_, e)| *e > now.saturating_add(REUSE_MARGIN_SECS));
-            if cache.len() >= MAX_CACHED {
-                cache.clear();
-            }
-        }
-        cache.insert(cache_key, (jwt.clone(), exp));
+        self.cache
+            .insert(cache_key, jwt.clone(), exp.minus(REUSE_MARGIN_SECS));
         jwt
     }
 }
@@ -198,9 +191,8 @@ fn parse_key(v: &Value) -> Result<SigningJwk, String> {
 mod tests {
     use super::*;
     use crate::jose::jwks::JwkSet;
-    use crate::jose::jws::{verify_rust, UnverifiedJws};
-    use crate::session::Session;
-    use crate::base::types::Issuer;
+    use crate::jose::jws::UnverifiedJws;
+    use crate::jose::verify::verify_rust;
 
     fn es256_private_jwk(kid: Option<&str>) -> Value {
         let sk = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
@@ -216,22 +208,24 @@ mod tests {
         serde_json::to_value(JsonWebKey::from(&sk)).unwrap()
     }
 
-    fn session() -> Session {
-        Session {
-            iss: Issuer::new("https://idp"),
-            sub: "alice".into(),
-            email: Some("alice@example.com".into()),
-            email_verified: Some(true),
-            name: Some("Alice".into()),
-            groups: vec!["admins".into()],
-            roles: vec![],
-            groups_omitted: false,
-            provider_sid: None,
-            tokens: Default::default(),
-            iat: 1000,
-            exp: 1000 + 8 * 3600,
-            seen: 1000,
+    const GROUPS: &[String] = &[];
+
+    fn subject() -> Subject<'static> {
+        static ADMINS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        Subject {
+            idp: "https://idp",
+            sub: "alice",
+            email: Some("alice@example.com"),
+            name: Some("Alice"),
+            groups: ADMINS.get_or_init(|| vec!["admins".into()]),
+            roles: GROUPS,
+            credential: [1; 32],
+            until: t(1000 + 8 * 3600),
         }
+    }
+
+    fn t(secs: u64) -> UnixTime {
+        UnixTime::from_secs(secs)
     }
 
     fn verify(signer: &AssertionSigner, jwt: &str) -> Value {
@@ -252,7 +246,7 @@ mod tests {
                 "X-Portcullis-Assertion".into(),
             )
             .unwrap();
-            let jwt = signer.assertion("https://app.example.com", &session().subject(), 2000);
+            let jwt = signer.assertion("https://app.example.com", &subject(), t(2000));
             let claims = verify(&signer, &jwt);
             assert_eq!(claims["iss"], "https://app.example.com");
             assert_eq!(claims["aud"], "origin-aud");
@@ -287,7 +281,7 @@ mod tests {
                 .all(|k| k.get("d").is_none()),
             "no private parts published"
         );
-        let jwt = signer.assertion("https://o", &session().subject(), 2000);
+        let jwt = signer.assertion("https://o", &subject(), t(2000));
         assert_eq!(
             UnverifiedJws::parse(&jwt).unwrap().header.kid.as_deref(),
             Some("new")
@@ -307,19 +301,31 @@ mod tests {
         let signer =
             AssertionSigner::new(&es256_private_jwk(None).to_string(), "a".into(), "h".into())
                 .unwrap();
-        let a = signer.assertion("https://o", &session().subject(), 2000);
-        assert_eq!(signer.assertion("https://o", &session().subject(), 2100), a);
+        let a = signer.assertion("https://o", &subject(), t(2000));
+        assert_eq!(signer.assertion("https://o", &subject(), t(2100)), a);
         assert_ne!(
-            signer.assertion(
-                "https://o",
-                &session().subject(),
-                2000 + ASSERTION_TTL_SECS - 30
-            ),
+            signer.assertion("https://o", &subject(), t(2000 + ASSERTION_TTL_SECS - 30)),
             a
         );
-        assert_ne!(
-            signer.assertion("https://other", &session().subject(), 2000),
-            a
+        assert_ne!(signer.assertion("https://other", &subject(), t(2000)), a);
+    }
+
+    #[test]
+    fn another_credential_with_the_same_sub_gets_its_own_assertion() {
+        let signer =
+            AssertionSigner::new(&es256_private_jwk(None).to_string(), "a".into(), "h".into())
+                .unwrap();
+        let first = signer.assertion("https://o", &subject(), t(2000));
+        let mut other = subject();
+        other.idp = "https://other-idp";
+        other.groups = GROUPS;
+        other.credential = [2; 32];
+        let second = verify(&signer, &signer.assertion("https://o", &other, t(2001)));
+        assert_ne!(verify(&signer, &first), second);
+        assert_eq!(second["idp"], "https://other-idp");
+        assert!(
+            second.get("groups").is_none(),
+            "not the first credential's groups"
         );
     }
 
@@ -328,9 +334,9 @@ mod tests {
         let signer =
             AssertionSigner::new(&es256_private_jwk(None).to_string(), "a".into(), "h".into())
                 .unwrap();
-        let mut s = session();
-        s.exp = 2100;
-        let claims = verify(&signer, &signer.assertion("https://o", &s.subject(), 2000));
+        let mut s = subject();
+        s.until = t(2100);
+        let claims = verify(&signer, &signer.assertion("https://o", &s, t(2000)));
         assert_eq!(claims["exp"], 2100);
     }
 

@@ -1,5 +1,9 @@
-//! What every folder uses: typed protocol values, secrets, randomness.
+//! What every folder uses: typed protocol values, secrets, randomness, cookie sealing, the clock type and the
+//! bounded cache.
 
+pub mod cache;
 pub mod random;
+pub mod seal;
 pub mod secret;
+pub mod time;
 pub mod types;

@@ -14,6 +14,8 @@ macro_rules! string_type {
         pub struct $name(String);
 
         impl $name {
+            // State and Nonce are made by `generate` outside tests.
+            #[allow(dead_code)]
             pub fn new(value: impl Into<String>) -> Self {
                 Self(value.into())
             }

@@ -8,11 +8,13 @@ use url::Url;
 use crate::access::access_token::TypPolicy;
 use crate::access::api::ApiConfig;
 use crate::access::assertion::AssertionSigner;
-use crate::http::path::PathPattern;
 use crate::access::policy::{AllowLists, Policy};
-use crate::session::seal::Sealer;
+use crate::base::seal::Sealer;
 use crate::base::secret::ClientSecret;
 use crate::base::types::{ClientId, Issuer};
+use crate::http::is_loopback_host;
+use crate::http::path::PathPattern;
+use crate::jose::claims::ListClaims;
 
 pub const DEFAULT_SCOPES: &str = "openid profile email";
 pub const DEFAULT_SESSION_TTL_SECS: u64 = 8 * 3600;
@@ -85,8 +87,8 @@ pub struct Config {
     pub session_store: SessionStore,
     pub policy: Policy,
     pub access_log: AccessLog,
-    pub groups_claim: String,
-    pub roles_claim: String,
+    /// `GROUPS_CLAIM` and `ROLES_CLAIM`.
+    pub list_claims: ListClaims,
     pub identity_headers: IdentityHeaders,
     pub pass_access_token: Option<PassAccessToken>,
     pub assertion: Option<AssertionSigner>,
@@ -114,10 +116,6 @@ fn err(variable: &'static str, problem: impl Into<String>) -> ConfigError {
         variable,
         problem: problem.into(),
     }
-}
-
-pub fn is_loopback_host(host: Option<&str>) -> bool {
-    matches!(host, Some("localhost" | "127.0.0.1" | "[::1]" | "::1"))
 }
 
 impl Config {
@@ -314,15 +312,15 @@ impl Config {
                 None
             }
             Some(auds) => {
-                let audiences: Vec<String> =
-                    crate::access::policy::list(&auds).map(str::to_owned).collect();
-                let issuers: Vec<String> = match var("API_ISSUERS") {
-                    Some(v) => crate::access::policy::list(&v).map(str::to_owned).collect(),
-                    None => vec![issuer.as_str().to_owned()],
+                let audiences: Vec<String> = crate::access::policy::list(&auds)
+                    .map(str::to_owned)
+                    .collect();
+                let issuers: Vec<Issuer> = match var("API_ISSUERS") {
+                    Some(v) => crate::access::policy::list(&v)
+                        .map(|i| parse_issuer(i).map_err(|_| err("API_ISSUERS", "each issuer must be an https URL (http only for localhost or 127.0.0.1)")))
+                        .collect::<Result<_, _>>()?,
+                    None => vec![issuer.clone()],
                 };
-                for i in &issuers {
-                    parse_issuer(i).map_err(|_| err("API_ISSUERS", "each issuer must be an https URL (http only for localhost or 127.0.0.1)"))?;
-                }
                 let typ = match var("API_TOKEN_TYP").as_deref() {
                     None | Some("any") => TypPolicy::AtJwtOrJwt,
                     Some("at+jwt") => TypPolicy::AtJwtOnly,
@@ -373,8 +371,10 @@ impl Config {
             session_store,
             policy,
             access_log,
-            groups_claim,
-            roles_claim,
+            list_claims: ListClaims {
+                groups: groups_claim,
+                roles: roles_claim,
+            },
             identity_headers,
             pass_access_token,
             assertion,
@@ -503,7 +503,7 @@ mod tests {
         assert_eq!(c.session_ttl_secs, 8 * 3600);
         assert_eq!(c.upstream, Upstream::Assets);
         assert_eq!(c.auth_prefix, "/auth");
-        assert_eq!(c.groups_claim, "groups");
+        assert_eq!(c.list_claims.groups, "groups");
         assert_eq!(
             c.identity_headers.user.as_deref(),
             Some("X-Auth-Request-User")
@@ -669,7 +669,8 @@ mod tests {
         assert_eq!(
             parse(&[("ROLES_CLAIM", "realm_access.roles")])
                 .unwrap()
-                .roles_claim,
+                .list_claims
+                .roles,
             "realm_access.roles"
         );
         assert_eq!(
@@ -720,7 +721,10 @@ mod tests {
         .unwrap();
         let api = c.api.unwrap();
         assert_eq!(api.audiences, vec!["api://x", "1111"]);
-        assert_eq!(api.issuers, vec!["https://login.example.com/tenant/v2.0"]);
+        assert_eq!(
+            api.issuers,
+            vec![Issuer::new("https://login.example.com/tenant/v2.0")]
+        );
         assert_eq!(
             problem_var(&[("API_ROUTES", "GET /api/* scope:x")]),
             "API_AUDIENCES"

@@ -1,12 +1,13 @@
 //! Everything that can go wrong for a request, and the one mapping from an error to the answer
-//! a person (HTML page) or a program (JSON) gets. Public text never carries secrets or tokens;
-//! the log line carries the detail.
+//! a person (HTML page), a program (JSON) or an API client (RFC 6750 challenge) gets. Public
+//! text never carries secrets or tokens; the log line carries the detail.
 
 use crate::config::ConfigError;
-use crate::http::Response;
 use crate::http::pages::{page, Action};
 use crate::http::path::PathError;
+use crate::http::Response;
 use crate::oidc::transaction::CallbackError;
+use serde_json::json;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GateError {
@@ -46,7 +47,56 @@ pub enum GateError {
     LogoutStateMismatch,
     /// Server-side sessions cannot be reached.
     SessionStoreUnavailable(String),
+    /// No session on a request that needs one (a program; browsers are redirected).
+    SignInRequired {
+        description: &'static str,
+        login_url: String,
+    },
+    /// Signed in, but the policy says no. `who` is what the person is shown as.
+    Forbidden {
+        who: String,
+        sub: String,
+    },
+    /// An `Authorization: Bearer` header without a usable token in it.
+    BearerMalformed,
+    /// A route of `API_ROUTES` without any credential.
+    BearerMissing,
+    /// The Bearer token is not acceptable; `public` is a fixed text, `log` the detail.
+    TokenRejected {
+        public: &'static str,
+        log: String,
+    },
+    /// The token issuer's keys cannot be had.
+    TokenKeysUnavailable(String),
+    /// The token is valid but lacks what the route requires (the scopes or roles wanted).
+    InsufficientScope(String),
+    /// A valid token whose person the policy refuses.
+    TokenForbidden,
+    /// Back-channel logout: not a POST.
+    BackchannelMethod,
+    /// Back-channel logout without server-side sessions.
+    BackchannelUnsupported,
+    /// Back-channel logout: the logout token is refused.
+    LogoutTokenRefused(String),
+    /// Back-channel logout: keys or sessions cannot be reached; `public` says which.
+    BackchannelUnavailable {
+        public: &'static str,
+        log: String,
+    },
     Internal(String),
+}
+
+/// How an error's answer is shaped.
+enum Shape {
+    /// A page for browsers, JSON for programs.
+    PageOrJson,
+    /// JSON only (protocol endpoints).
+    Json,
+    /// An RFC 6750 challenge with a JSON body; `error` empty when no credentials came.
+    Bearer {
+        error: &'static str,
+        scope: Option<String>,
+    },
 }
 
 impl GateError {
@@ -63,8 +113,13 @@ impl GateError {
             {
                 502
             }
-            Self::CrossSiteLogout => 403,
-            Self::IdTokenRejected(_) => 401,
+            Self::CrossSiteLogout | Self::Forbidden { .. } | Self::TokenForbidden => 403,
+            Self::InsufficientScope(_) => 403,
+            Self::IdTokenRejected(_) | Self::SignInRequired { .. } => 401,
+            Self::BearerMissing | Self::TokenRejected { .. } => 401,
+            Self::TokenKeysUnavailable(_) | Self::BackchannelUnavailable { .. } => 503,
+            Self::BackchannelMethod => 405,
+            Self::BackchannelUnsupported => 501,
             _ => 400,
         }
     }
@@ -91,7 +146,55 @@ impl GateError {
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::LogoutStateMismatch => "logout_state_mismatch",
             Self::SessionStoreUnavailable(_) => "session_store_unavailable",
+            Self::SignInRequired { .. } | Self::BearerMissing => "unauthenticated",
+            Self::Forbidden { .. } | Self::TokenForbidden => "forbidden",
+            Self::BearerMalformed | Self::BackchannelMethod | Self::LogoutTokenRefused(_) => {
+                "invalid_request"
+            }
+            Self::TokenRejected { .. } => "invalid_token",
+            Self::TokenKeysUnavailable(_) | Self::BackchannelUnavailable { .. } => {
+                "temporarily_unavailable"
+            }
+            Self::InsufficientScope(_) => "insufficient_scope",
+            Self::BackchannelUnsupported => "not_supported",
             Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The log line's event: most failures are `request_failed`; the API and back-channel
+    /// paths keep their own names.
+    pub fn log_event(&self) -> &'static str {
+        match self {
+            Self::BearerMalformed
+            | Self::BearerMissing
+            | Self::TokenRejected { .. }
+            | Self::TokenKeysUnavailable(_) => "bearer_rejected",
+            Self::BackchannelMethod
+            | Self::BackchannelUnsupported
+            | Self::LogoutTokenRefused(_) => "backchannel_logout_refused",
+            Self::BackchannelUnavailable { .. } => "backchannel_logout_failed",
+            _ => "request_failed",
+        }
+    }
+
+    fn shape(&self) -> Shape {
+        let bearer = |error| Shape::Bearer { error, scope: None };
+        match self {
+            Self::BearerMissing => bearer(""),
+            Self::BearerMalformed => bearer("invalid_request"),
+            Self::TokenRejected { .. } => bearer("invalid_token"),
+            Self::TokenKeysUnavailable(_) => bearer("temporarily_unavailable"),
+            Self::InsufficientScope(wanted) => Shape::Bearer {
+                error: "insufficient_scope",
+                scope: Some(wanted.clone()),
+            },
+            Self::SignInRequired { .. }
+            | Self::TokenForbidden
+            | Self::BackchannelMethod
+            | Self::BackchannelUnsupported
+            | Self::LogoutTokenRefused(_)
+            | Self::BackchannelUnavailable { .. } => Shape::Json,
+            _ => Shape::PageOrJson,
         }
     }
 
@@ -113,6 +216,7 @@ impl GateError {
                 "Bad request"
             }
             Self::CrossSiteLogout => "Sign-out refused",
+            Self::Forbidden { .. } => "Not allowed",
             _ => "Sign-in failed",
         }
     }
@@ -142,6 +246,17 @@ impl GateError {
             Self::UpstreamUnavailable => "You are signed in, but the site behind this gateway did not answer. Try again in a minute.".into(),
             Self::LogoutStateMismatch => "This sign-out confirmation does not belong to a sign-out started in this browser. Your session on this site has ended either way.".into(),
             Self::SessionStoreUnavailable(_) => "Sessions cannot be checked right now. Try again in a minute.".into(),
+            Self::SignInRequired { description, .. } => (*description).into(),
+            Self::Forbidden { who, .. } => format!("You are signed in as {who}, but you are not allowed to see this page."),
+            Self::BearerMalformed => "The Authorization header is not a Bearer token.".into(),
+            Self::BearerMissing => "A Bearer token is required.".into(),
+            Self::TokenRejected { public, .. } | Self::BackchannelUnavailable { public, .. } => (*public).into(),
+            Self::TokenKeysUnavailable(_) => "The token issuer's keys cannot be fetched right now.".into(),
+            Self::InsufficientScope(_) => "The token lacks the scope or role this route requires.".into(),
+            Self::TokenForbidden => "Not allowed here.".into(),
+            Self::BackchannelMethod => "Back-channel logout takes a POST.".into(),
+            Self::BackchannelUnsupported => "Back-channel logout needs SESSION_STORE=durable_object.".into(),
+            Self::LogoutTokenRefused(why) => why.clone(),
             Self::Internal(_) => "An unexpected error occurred. Try again.".into(),
         }
     }
@@ -155,7 +270,13 @@ impl GateError {
             | Self::TokenEndpoint(s)
             | Self::IdTokenRejected(s)
             | Self::SessionStoreUnavailable(s)
+            | Self::TokenKeysUnavailable(s)
+            | Self::LogoutTokenRefused(s)
             | Self::Internal(s) => s.clone(),
+            Self::TokenRejected { log, .. } | Self::BackchannelUnavailable { log, .. } => {
+                log.clone()
+            }
+            Self::BackchannelUnsupported => "SESSION_STORE is not durable_object".into(),
             Self::AmbiguousPath(e) => format!("{e:?}"),
             Self::Callback(e) => e.to_string(),
             Self::ProviderSaidNo { error, description }
@@ -180,27 +301,79 @@ impl GateError {
         )
     }
 
-    /// The answer: a page for browsers, JSON for everything else.
-    pub fn to_response(&self, wants_html: bool, login_href: &str) -> Response {
-        if wants_html {
-            let message = self.message();
-            let retry = [Action::Link {
-                href: login_href,
-                label: "Sign in again",
-            }];
-            page(
-                self.status(),
-                self.title(),
-                &[&message],
-                if self.offers_retry() { &retry } else { &[] },
-            )
-        } else {
-            Response::json(
-                self.status(),
-                &serde_json::json!({ "error": self.code(), "error_description": self.message() }),
-            )
+    /// The answer: a page for browsers, JSON for programs, a challenge for API clients.
+    /// `auth_prefix` is where the sign-in routes are (`AUTH_PATH_PREFIX`).
+    pub fn to_response(&self, wants_html: bool, auth_prefix: &str) -> Response {
+        match self.shape() {
+            Shape::PageOrJson if wants_html => self.page(auth_prefix),
+            Shape::PageOrJson | Shape::Json => {
+                let mut body = json!({ "error": self.code(), "error_description": self.message() });
+                match self {
+                    Self::SignInRequired { login_url, .. } => {
+                        body["login_url"] = login_url.as_str().into()
+                    }
+                    Self::Forbidden { sub, .. } => {
+                        body["error_description"] = "Signed in, but not allowed here.".into();
+                        body["sub"] = sub.as_str().into();
+                    }
+                    _ => {}
+                }
+                let mut r = Response::json(self.status(), &body);
+                if matches!(self, Self::SignInRequired { .. }) {
+                    r.headers
+                        .set("WWW-Authenticate", "Bearer realm=\"portcullis\"");
+                }
+                r
+            }
+            Shape::Bearer { error, scope } => {
+                bearer_challenge(self.status(), error, &self.message(), scope.as_deref())
+            }
         }
     }
+
+    fn page(&self, auth_prefix: &str) -> Response {
+        let message = self.message();
+        if let Self::Forbidden { .. } = self {
+            let logout = format!("{auth_prefix}/logout");
+            return page(self.status(), self.title(), &[&message, "If you should have access, ask the site's administrator, or sign in with another account."], &[
+                Action::PostButton { action: &logout, label: "Sign out" },
+                Action::Link { href: "/", label: "Home" },
+            ]);
+        }
+        let login = format!("{auth_prefix}/login");
+        let retry = [Action::Link {
+            href: &login,
+            label: "Sign in again",
+        }];
+        page(
+            self.status(),
+            self.title(),
+            &[&message],
+            if self.offers_retry() { &retry } else { &[] },
+        )
+    }
+}
+
+/// An RFC 6750 answer: `WWW-Authenticate: Bearer realm=...` plus a JSON body. `error` empty
+/// means no credentials were sent (no error code, RFC 6750 3.1).
+fn bearer_challenge(status: u16, error: &str, description: &str, scope: Option<&str>) -> Response {
+    // Fixed texts only: nothing from the request goes into the header.
+    let mut challenge = "Bearer realm=\"portcullis\"".to_owned();
+    if !error.is_empty() {
+        challenge.push_str(&format!(
+            ", error=\"{error}\", error_description=\"{}\"",
+            description.replace(['"', '\\'], "")
+        ));
+    }
+    if let Some(s) = scope {
+        challenge.push_str(&format!(", scope=\"{}\"", s.replace(['"', '\\'], "")));
+    }
+    let body = if error.is_empty() {
+        json!({"error": "unauthenticated", "error_description": description})
+    } else {
+        json!({"error": error, "error_description": description, "scope": scope})
+    };
+    Response::json(status, &body).with_header("WWW-Authenticate", challenge)
 }
 
 #[cfg(test)]
@@ -214,7 +387,7 @@ mod tests {
             description: None,
         };
         assert_eq!(e.status(), 403);
-        let r = e.to_response(true, "/auth/login");
+        let r = e.to_response(true, "/auth");
         assert!(r.body_text().contains("Sign-in was cancelled"));
         assert!(r.body_text().contains("/auth/login"));
     }
@@ -225,7 +398,7 @@ mod tests {
             variable: "COOKIE_SECRET",
             problem: "is not set".into(),
         });
-        let r = e.to_response(false, "/auth/login");
+        let r = e.to_response(false, "/auth");
         assert_eq!(r.status, 500);
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["error"], "configuration_error");
@@ -242,7 +415,7 @@ mod tests {
             description: Some("<script>alert(1)</script>".into()),
         };
         assert!(!e
-            .to_response(true, "/auth/login")
+            .to_response(true, "/auth")
             .body_text()
             .contains("<script>"));
     }

@@ -11,14 +11,17 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::{Gate, GateRequest, Outcome};
+use crate::base::time::UnixTime;
 use crate::config::tests_support::test_config;
 use crate::config::Config;
 use crate::http::cookies::CookieJar;
 use crate::http::{Headers, Method, OutboundRequest, Response};
-use crate::platform::Platform;
 use crate::oidc::provider::{ProviderCache, FORCED_REFETCH_INTERVAL_SECS};
-use crate::testing::{block_on, jwks_json, TestKey};
 use crate::oidc::transaction::{MAX_LIVE_TRANSACTIONS, TRANSACTION_TTL_SECS};
+use crate::platform::{NetworkError, Platform};
+use crate::session::durable_object::{ObjectName, StoreAnswer, StoreCall, StoreError};
+use crate::session::store::SessionObjects;
+use crate::testing::{block_on, jwks_json, TestKey};
 
 const NOW: u64 = 1_800_000_000;
 const APP: &str = "https://app.example.com";
@@ -128,23 +131,23 @@ impl FakePlatform {
 }
 
 impl Platform for FakePlatform {
-    type Verifier = crate::jose::jws::RustVerifier;
+    type Verifier = crate::jose::verify::RustVerifier;
 
     fn verifier(&self) -> &Self::Verifier {
-        &crate::jose::jws::RustVerifier
+        &crate::jose::verify::RustVerifier
     }
 
-    fn now(&self) -> u64 {
-        self.now.get()
+    fn now(&self) -> UnixTime {
+        UnixTime::from_secs(self.now.get())
     }
 
-    async fn fetch(&self, req: OutboundRequest) -> Result<Response, String> {
+    async fn fetch(&self, req: OutboundRequest) -> Result<Response, NetworkError> {
         let url = req.url.clone();
         self.requests.borrow_mut().push(req);
         if self.network_down.get() {
-            return Err(format!(
+            return Err(NetworkError(format!(
                 "connection to {url} refused (test network is down)"
-            ));
+            )));
         }
         let mut routes = self.routes.borrow_mut();
         let answer = match routes.get_mut(&url) {
@@ -165,34 +168,32 @@ impl Platform for FakePlatform {
             .insert(key.to_owned(), value.to_owned());
     }
 
-    async fn session_store(
-        &self,
-        object: &str,
-        call: crate::session::durable_object::StoreCall,
-    ) -> Result<crate::session::durable_object::StoreAnswer, String> {
-        if self.store_down.get() {
-            return Err("the session store is down (test)".into());
-        }
-        let isolate = self
-            .object_isolate
-            .borrow()
-            .clone()
-            .ok_or("no session objects in this test")?;
-        let storage = self
-            .objects
-            .borrow_mut()
-            .entry(object.to_owned())
-            .or_default()
-            .clone();
-        crate::session::durable_object::handle(&isolate.0, &isolate.1, self, &*storage, call).await
-    }
-
     async fn sleep_ms(&self, ms: u64) {
         self.now.set(self.now.get() + ms.div_ceil(1000));
     }
 
     fn log(&self, line: &Value) {
         self.logs.borrow_mut().push(line.clone());
+    }
+}
+
+impl SessionObjects for FakePlatform {
+    async fn call(&self, object: &ObjectName, call: StoreCall) -> Result<StoreAnswer, StoreError> {
+        if self.store_down.get() {
+            return Err(StoreError("the session store is down (test)".into()));
+        }
+        let isolate = self
+            .object_isolate
+            .borrow()
+            .clone()
+            .ok_or_else(|| StoreError("no session objects in this test".into()))?;
+        let storage = self
+            .objects
+            .borrow_mut()
+            .entry(object.as_str().to_owned())
+            .or_default()
+            .clone();
+        crate::session::durable_object::handle(&isolate.0, &isolate.1, self, &*storage, call).await
     }
 }
 
@@ -429,7 +430,7 @@ struct Harness {
     cfg: Config,
     cache: ProviderCache,
     tokens: crate::access::token_cache::TokenCache,
-    refreshes: crate::session::refresh::RefreshCoalescer,
+    refreshes: crate::session::coalescer::RefreshCoalescer,
     idp: FakePlatform,
     /// The provider's signing key, published in its JWKS.
     key: TestKey,
@@ -510,7 +511,7 @@ impl Harness {
 
     /// The claims of a good ID token for the login with `nonce`, issued now.
     fn claims(&self, nonce: &str) -> Value {
-        let now = self.idp.now();
+        let now = self.idp.now().as_secs();
         json!({
             "iss": ISSUER, "sub": "alice", "aud": "client", "exp": now + 300, "iat": now,
             "nonce": nonce, "email": "alice@example.com", "email_verified": true,
@@ -1080,7 +1081,7 @@ fn expired_id_token_is_rejected() {
     let h = Harness::new();
     let now = h.idp.now();
     // Past the 300 s clock-skew allowance.
-    let resp = h.sign_in_with_claims(|c| c["exp"] = (now - 301).into());
+    let resp = h.sign_in_with_claims(|c| c["exp"] = (now.as_secs() - 301).into());
     assert_id_token_rejected(&h, &resp, "expired");
 }
 
@@ -1816,7 +1817,7 @@ fn the_signed_assertion_verifies_against_jwks_json() {
     let jws = crate::jose::jws::UnverifiedJws::parse(&jwt).expect("jws");
     assert_eq!(jws.header.kid.as_deref(), Some("current"));
     let key = set.select(&jws.header).expect("key");
-    crate::jose::jws::verify_rust(jws.header.alg, key, jws.signing_input(), jws.signature())
+    crate::jose::verify::verify_rust(jws.header.alg, key, jws.signing_input(), jws.signature())
         .expect("signature");
     let claims: Value = serde_json::from_slice(
         &URL_SAFE_NO_PAD

@@ -6,6 +6,13 @@ pub mod path;
 pub mod return_to;
 pub mod upstream;
 
+use url::Url;
+
+/// Hosts where plain http is allowed (local development).
+pub fn is_loopback_host(host: Option<&str>) -> bool {
+    matches!(host, Some("localhost" | "127.0.0.1" | "[::1]" | "::1"))
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Headers(Vec<(String, String)>);
 
@@ -113,12 +120,12 @@ pub struct OutboundRequest {
 }
 
 impl OutboundRequest {
-    pub fn get(url: &str) -> Self {
+    pub fn get(url: &Url) -> Self {
         let mut headers = Headers::new();
         headers.append("Accept", "application/json");
         Self {
             method: "GET",
-            url: url.to_owned(),
+            url: url.to_string(),
             headers,
             body: None,
         }
@@ -166,6 +173,7 @@ impl Response {
             .with_header("Cache-Control", "no-store")
     }
 
+    #[cfg(test)]
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }

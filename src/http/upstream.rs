@@ -122,16 +122,6 @@ pub fn protected_caching(
     ]
 }
 
-/// Rewrites a protected response's caching headers in place.
-pub fn protect_response_headers(headers: &mut Headers) {
-    for (name, value) in protected_caching(headers.get("Cache-Control"), headers.get("Vary")) {
-        headers.set(name, value);
-    }
-    for name in CDN_CACHE_HEADERS {
-        headers.remove(name);
-    }
-}
-
 /// The changes that turn header list `from` into `to`: names to delete, and names whose
 /// values to replace (with all their values in `to`). Lets the shell edit a runtime copy of
 /// the headers instead of rebuilding them one by one.
@@ -283,14 +273,11 @@ mod tests {
     }
 
     #[test]
-    fn protected_response_headers_are_rewritten() {
-        let mut h = Headers::from([
-            ("Cache-Control", "public, max-age=300"),
-            ("CDN-Cache-Control", "max-age=9999"),
-        ]);
-        protect_response_headers(&mut h);
-        assert_eq!(h.get("Cache-Control"), Some("private, max-age=300"));
-        assert_eq!(h.get("Vary"), Some("Cookie"));
-        assert_eq!(h.get("CDN-Cache-Control"), None);
+    fn protected_response_caching_is_private_and_varies_on_cookie() {
+        let edits = protected_caching(Some("public, max-age=300"), None);
+        let h: std::collections::HashMap<_, _> = edits.into_iter().collect();
+        assert_eq!(h["Cache-Control"], "private, max-age=300");
+        assert_eq!(h["Vary"], "Cookie");
+        assert!(CDN_CACHE_HEADERS.contains(&"CDN-Cache-Control"));
     }
 }

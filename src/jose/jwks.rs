@@ -12,12 +12,14 @@ pub struct PublicJwk {
     pub alg: Option<String>,
     kty: String,
     crv: Option<String>,
+    #[cfg(test)]
     jwk: JsonWebKey<'static>,
     /// The key as published, for platforms that import JWKs themselves (WebCrypto).
     pub json: serde_json::Value,
 }
 
 impl PublicJwk {
+    #[cfg(test)]
     pub fn jwk(&self) -> &JsonWebKey<'static> {
         &self.jwk
     }
@@ -93,6 +95,7 @@ impl JwkSet {
                     alg: meta.alg,
                     kty: meta.kty,
                     crv: meta.crv,
+                    #[cfg(test)]
                     jwk,
                     json: value,
                 })

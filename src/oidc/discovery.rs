@@ -3,32 +3,43 @@
 use serde::Deserialize;
 use url::Url;
 
-use crate::config::is_loopback_host;
 use crate::base::types::Issuer;
+use crate::http::is_loopback_host;
 
 pub const MIN_CACHE_TTL_SECS: u64 = 60;
 pub const MAX_CACHE_TTL_SECS: u64 = 86400;
 /// Lifetime when the provider sends no usable Cache-Control.
 pub const DEFAULT_CACHE_TTL_SECS: u64 = 3600;
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// A provider's metadata, checked: every endpoint parsed once into a URL.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProviderMetadata {
-    pub issuer: String,
-    pub authorization_endpoint: String,
-    pub token_endpoint: String,
-    pub jwks_uri: String,
-    #[serde(default)]
-    pub end_session_endpoint: Option<String>,
+    pub issuer: Issuer,
+    pub authorization_endpoint: Url,
+    pub token_endpoint: Url,
+    pub jwks_uri: Url,
+    pub end_session_endpoint: Option<Url>,
     /// RFC 7009 token revocation, used at logout for the refresh token.
-    #[serde(default)]
-    pub revocation_endpoint: Option<String>,
-    /// OpenID Connect Back-Channel Logout 1.0: the provider sends logout tokens.
-    #[serde(default)]
-    pub backchannel_logout_supported: bool,
-    #[serde(default)]
+    pub revocation_endpoint: Option<Url>,
     pub code_challenge_methods_supported: Option<Vec<String>>,
-    #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
+}
+
+/// The document as published (OpenID Connect Discovery 1.0 section 3).
+#[derive(Deserialize)]
+struct Document {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    jwks_uri: String,
+    #[serde(default)]
+    end_session_endpoint: Option<String>,
+    #[serde(default)]
+    revocation_endpoint: Option<String>,
+    #[serde(default)]
+    code_challenge_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,46 +68,51 @@ impl std::fmt::Display for DiscoveryError {
 impl ProviderMetadata {
     /// Parses and checks a discovery document against the configured issuer.
     pub fn parse(body: &[u8], expected: &Issuer) -> Result<Self, DiscoveryError> {
-        let m: Self =
+        let d: Document =
             serde_json::from_slice(body).map_err(|e| DiscoveryError::Unparsable(e.to_string()))?;
-        if m.issuer != expected.as_str() {
+        if d.issuer != expected.as_str() {
             return Err(DiscoveryError::IssuerMismatch);
         }
         // Endpoints on loopback may be http only when the issuer itself is (local development).
         let issuer_is_loopback = Url::parse(expected.as_str()).is_ok_and(|u| u.scheme() == "http");
-        let endpoint_ok = |url: &str| {
-            Url::parse(url).is_ok_and(|u| {
-                u.scheme() == "https"
-                    || (issuer_is_loopback
-                        && u.scheme() == "http"
-                        && is_loopback_host(u.host_str()))
-            })
+        let endpoint = |name: &'static str, url: &str| {
+            Url::parse(url)
+                .ok()
+                .filter(|u| {
+                    u.scheme() == "https"
+                        || (issuer_is_loopback
+                            && u.scheme() == "http"
+                            && is_loopback_host(u.host_str()))
+                })
+                .ok_or(DiscoveryError::InsecureEndpoint(name))
         };
-        for (name, url) in [
-            ("authorization_endpoint", m.authorization_endpoint.as_str()),
-            ("token_endpoint", m.token_endpoint.as_str()),
-            ("jwks_uri", m.jwks_uri.as_str()),
-        ] {
-            if !endpoint_ok(url) {
-                return Err(DiscoveryError::InsecureEndpoint(name));
-            }
-        }
-        for (name, url) in [
-            ("end_session_endpoint", &m.end_session_endpoint),
-            ("revocation_endpoint", &m.revocation_endpoint),
-        ] {
-            if url.as_deref().is_some_and(|u| !endpoint_ok(u)) {
-                return Err(DiscoveryError::InsecureEndpoint(name));
-            }
-        }
+        let optional =
+            |name: &'static str, url: Option<&str>| url.map(|u| endpoint(name, u)).transpose();
+        let authorization_endpoint = endpoint("authorization_endpoint", &d.authorization_endpoint)?;
+        let token_endpoint = endpoint("token_endpoint", &d.token_endpoint)?;
+        let jwks_uri = endpoint("jwks_uri", &d.jwks_uri)?;
+        let end_session_endpoint =
+            optional("end_session_endpoint", d.end_session_endpoint.as_deref())?;
+        let revocation_endpoint =
+            optional("revocation_endpoint", d.revocation_endpoint.as_deref())?;
         // Absent means "not advertised" (Entra ID), which still works; a list without S256 does not.
-        if m.code_challenge_methods_supported
+        if d.code_challenge_methods_supported
             .as_ref()
             .is_some_and(|l| !l.iter().any(|x| x == "S256"))
         {
             return Err(DiscoveryError::NoS256);
         }
-        Ok(m)
+        Ok(Self {
+            issuer: expected.clone(),
+            authorization_endpoint,
+            token_endpoint,
+            jwks_uri,
+            end_session_endpoint,
+            revocation_endpoint,
+            code_challenge_methods_supported: d.code_challenge_methods_supported,
+            authorization_response_iss_parameter_supported: d
+                .authorization_response_iss_parameter_supported,
+        })
     }
 }
 

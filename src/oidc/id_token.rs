@@ -5,14 +5,21 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
+use crate::base::time::UnixTime;
+use crate::jose::claims::{string_list, Claims, ClaimsError, Clock, Typ};
 use crate::jose::jws::{JwsAlg, VerifiedJws};
+use url::Url;
+
 use crate::base::types::{ClientId, Issuer, Nonce};
+use crate::config::Config;
+use crate::jose::jws::UnverifiedJws;
+use crate::oidc::provider::{ProviderCache, ProviderError, SignedTokenError};
+use crate::platform::Platform;
 
 /// Allowed clock difference between the provider and the edge.
-pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
+pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
 
 /// What the relying party expects of this ID token.
 pub struct Expectations<'a> {
@@ -21,9 +28,7 @@ pub struct Expectations<'a> {
     /// The login's nonce; `None` for a refreshed ID token (OIDC Core 12.2), which has no new
     /// nonce to match.
     pub nonce: Option<&'a Nonce>,
-    /// Audiences besides our client id that may appear in `aud` (normally none).
-    pub trusted_audiences: &'a [String],
-    pub now: i64,
+    pub now: UnixTime,
     /// The access token from the same response, to check `at_hash` when present.
     pub access_token: Option<&'a str>,
 }
@@ -72,60 +77,18 @@ impl std::fmt::Display for IdTokenError {
     }
 }
 
-#[derive(Debug, Deserialize, Clone, PartialEq)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    pub fn iter(&self) -> Box<dyn Iterator<Item = &str> + '_> {
-        match self {
-            Self::One(s) => Box::new(std::iter::once(s.as_str())),
-            Self::Many(v) => Box::new(v.iter().map(String::as_str)),
+impl From<ClaimsError> for IdTokenError {
+    fn from(e: ClaimsError) -> Self {
+        match e {
+            ClaimsError::Shape(why) => Self::Claims(why),
+            ClaimsError::MissingExpiry => Self::MissingExpiry,
+            ClaimsError::Expired => Self::Expired,
+            ClaimsError::NotYetValid => Self::NotYetValid,
+            ClaimsError::MissingIssuedAt => Self::MissingIssuedAt,
+            ClaimsError::IssuedInFuture => Self::IssuedInFuture,
+            ClaimsError::IssuedTooLongAgo => Self::IssuedTooLongAgo,
         }
     }
-}
-
-/// NumericDate: seconds since the epoch; fractions are allowed by RFC 7519 and dropped.
-fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    let v: Option<serde_json::Number> = Option::deserialize(d)?;
-    Ok(v.and_then(|n| {
-        n.as_i64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.is_finite())
-                .map(|f| f.floor() as i64)
-        })
-    }))
-}
-
-#[derive(Debug, Deserialize)]
-struct Claims {
-    iss: String,
-    #[serde(default)]
-    sub: Option<String>,
-    aud: OneOrMany,
-    #[serde(default, deserialize_with = "numeric_date")]
-    exp: Option<i64>,
-    #[serde(default, deserialize_with = "numeric_date")]
-    iat: Option<i64>,
-    #[serde(default, deserialize_with = "numeric_date")]
-    nbf: Option<i64>,
-    #[serde(default)]
-    nonce: Option<String>,
-    #[serde(default)]
-    azp: Option<String>,
-    #[serde(default)]
-    at_hash: Option<String>,
-    #[serde(default)]
-    email: Option<String>,
-    #[serde(default)]
-    email_verified: Option<serde_json::Value>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    preferred_username: Option<String>,
 }
 
 /// An ID token that passed every check. Only [`validate`] makes one: the private field keeps
@@ -139,10 +102,16 @@ pub struct VerifiedIdToken {
     /// `None` when the provider did not say.
     pub email_verified: Option<bool>,
     pub name: Option<String>,
-    pub expires_at: i64,
     /// Every claim, for the configurable ones (groups, roles).
     pub claims: serde_json::Value,
     _sealed: (),
+}
+
+impl VerifiedIdToken {
+    /// The strings at a configured claim path (groups, roles).
+    pub fn list(&self, path: &str) -> Vec<String> {
+        string_list(&self.claims, path)
+    }
 }
 
 /// Applies the claim rules to a signature-checked token.
@@ -151,68 +120,44 @@ pub fn validate(
     expect: &Expectations<'_>,
 ) -> Result<VerifiedIdToken, IdTokenError> {
     // An access token (RFC 9068 `at+jwt`) or logout token is not an ID token.
-    if let Some(typ) = &jws.header().typ {
-        let t = typ.to_ascii_lowercase();
-        if t != "jwt" && t != "application/jwt" {
-            return Err(IdTokenError::WrongType);
-        }
+    if !matches!(Typ::of(&jws), Typ::Absent | Typ::Jwt) {
+        return Err(IdTokenError::WrongType);
     }
-    let all: serde_json::Value =
-        serde_json::from_slice(jws.payload()).map_err(|e| IdTokenError::Claims(e.to_string()))?;
-    let c: Claims =
-        serde_json::from_value(all.clone()).map_err(|e| IdTokenError::Claims(e.to_string()))?;
-    if c.iss != expect.issuer.as_str() {
+    let c = Claims::parse(&jws)?;
+    let r = &c.registered;
+    if r.iss != expect.issuer.as_str() {
         return Err(IdTokenError::IssuerMismatch);
     }
-    if !c.aud.iter().any(|a| a == expect.client_id.as_str()) {
+    let client_id = expect.client_id.as_str();
+    if !r.aud.contains(client_id) {
         return Err(IdTokenError::AudienceMismatch);
     }
-    if c.aud
-        .iter()
-        .any(|a| a != expect.client_id.as_str() && !expect.trusted_audiences.iter().any(|t| t == a))
-    {
+    if r.aud.iter().any(|a| a != client_id) {
         return Err(IdTokenError::UntrustedAudience);
     }
-    if c.azp
-        .as_deref()
-        .is_some_and(|azp| azp != expect.client_id.as_str())
-    {
+    if c.has("azp") && c.str("azp") != Some(client_id) {
         return Err(IdTokenError::AzpMismatch);
     }
-    let now = expect.now;
-    let exp = c.exp.ok_or(IdTokenError::MissingExpiry)?;
-    if now >= exp.saturating_add(MAX_CLOCK_SKEW_SECS) {
-        return Err(IdTokenError::Expired);
-    }
-    let iat = c.iat.ok_or(IdTokenError::MissingIssuedAt)?;
-    if iat > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
-        return Err(IdTokenError::IssuedInFuture);
-    }
+    let clock = Clock {
+        now: expect.now,
+        leeway: MAX_CLOCK_SKEW_SECS,
+    };
+    clock.check_validity(r, true)?;
     // Minted at the token endpoint moments ago: an old iat means a token from somewhere else.
-    if iat < now.saturating_sub(MAX_CLOCK_SKEW_SECS) {
-        return Err(IdTokenError::IssuedTooLongAgo);
-    }
-    if c.nbf
-        .is_some_and(|nbf| nbf > now.saturating_add(MAX_CLOCK_SKEW_SECS))
-    {
-        return Err(IdTokenError::NotYetValid);
-    }
+    clock.check_issued(r, true, Some(0))?;
     if let Some(nonce) = expect.nonce {
-        if !c.nonce.as_deref().is_some_and(|n| nonce.matches(n)) {
+        if !c.str("nonce").is_some_and(|n| nonce.matches(n)) {
             return Err(IdTokenError::NonceMismatch);
         }
     }
-    let subject = c
-        .sub
-        .filter(|s| !s.is_empty())
-        .ok_or(IdTokenError::MissingSubject)?;
-    if let (Some(at_hash), Some(access_token)) = (&c.at_hash, expect.access_token) {
-        if *at_hash != access_token_hash(jws.header().alg, access_token) {
+    let subject = r.subject().ok_or(IdTokenError::MissingSubject)?.to_owned();
+    if let (Some(at_hash), Some(access_token)) = (c.str("at_hash"), expect.access_token) {
+        if at_hash != access_token_hash(jws.header().alg, access_token) {
             return Err(IdTokenError::AccessTokenHashMismatch);
         }
     }
-    let email_verified = match c.email_verified {
-        Some(serde_json::Value::Bool(b)) => Some(b),
+    let email_verified = match c.all.get("email_verified") {
+        Some(serde_json::Value::Bool(b)) => Some(*b),
         // Some providers send "true"/"false" strings.
         Some(serde_json::Value::String(s)) => Some(s.eq_ignore_ascii_case("true")),
         _ => None,
@@ -220,33 +165,15 @@ pub fn validate(
     Ok(VerifiedIdToken {
         issuer: expect.issuer.clone(),
         subject,
-        email: c.email,
+        email: c.str("email").map(str::to_owned),
         email_verified,
-        name: c.name.or(c.preferred_username),
-        expires_at: exp,
-        claims: all,
+        name: c
+            .str("name")
+            .or_else(|| c.str("preferred_username"))
+            .map(str::to_owned),
+        claims: c.all,
         _sealed: (),
     })
-}
-
-/// The strings at a claim path such as `groups` or `realm_access.roles`: an array of strings,
-/// or one space-separated string.
-pub fn string_list_claim(claims: &serde_json::Value, path: &str) -> Vec<String> {
-    let mut v = claims;
-    for part in path.split('.') {
-        match v.get(part) {
-            Some(next) => v = next,
-            None => return Vec::new(),
-        }
-    }
-    match v {
-        serde_json::Value::Array(items) => items
-            .iter()
-            .filter_map(|i| i.as_str().map(str::to_owned))
-            .collect(),
-        serde_json::Value::String(s) => s.split_whitespace().map(str::to_owned).collect(),
-        _ => Vec::new(),
-    }
 }
 
 /// `at_hash`: base64url of the left half of the hash of the access token, the hash being the
@@ -258,6 +185,54 @@ fn access_token_hash(alg: JwsAlg, token: &str) -> String {
         JwsAlg::Rs512 | JwsAlg::Ps512 | JwsAlg::EdDsa => Sha512::digest(token).to_vec(),
     };
     URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
+}
+
+/// An ID token from the token endpoint and what it must match.
+pub struct IdTokenCheck<'a> {
+    pub raw: &'a str,
+    pub jwks_uri: &'a Url,
+    /// `None` for refreshed tokens.
+    pub nonce: Option<&'a Nonce>,
+    /// The access token from the same answer, for `at_hash`.
+    pub access_token: Option<&'a str>,
+    pub now: UnixTime,
+}
+
+/// Why an ID token from the token endpoint was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdTokenFailure {
+    /// The provider's keys cannot be had: nothing was decided about the token.
+    Provider(ProviderError),
+    /// The token is not acceptable (malformed, no fitting key, bad signature, a claim rule).
+    Rejected(String),
+}
+
+/// Verifies an ID token from the token endpoint: signature with the provider's keys, then
+/// every claim rule.
+pub async fn verify<P: Platform>(
+    cfg: &Config,
+    cache: &ProviderCache,
+    platform: &P,
+    check: IdTokenCheck<'_>,
+) -> Result<VerifiedIdToken, IdTokenFailure> {
+    let reject = |why: String| IdTokenFailure::Rejected(why);
+    let jws = UnverifiedJws::parse(check.raw).map_err(|e| reject(e.to_string()))?;
+    let verified = cache
+        .verify(platform, check.jwks_uri, jws)
+        .await
+        .map_err(|e| match e {
+            SignedTokenError::Provider(p) => IdTokenFailure::Provider(p),
+            SignedTokenError::Key(k) => reject(format!("no signing key for the token ({k:?})")),
+            SignedTokenError::Signature(s) => reject(s.to_string()),
+        })?;
+    let expect = Expectations {
+        issuer: &cfg.issuer,
+        client_id: &cfg.client_id,
+        nonce: check.nonce,
+        now: check.now,
+        access_token: check.access_token,
+    };
+    validate(verified, &expect).map_err(|e| reject(e.to_string()))
 }
 
 #[cfg(test)]

@@ -1,15 +1,15 @@
 //! Logout tokens, OpenID Connect Back-Channel Logout 1.0 section 2.6: the claim rules, over a
 //! token whose signature the provider's keys already verified.
 
-use serde::Deserialize;
-
-use crate::oidc::id_token::{OneOrMany, MAX_CLOCK_SKEW_SECS};
-use crate::jose::jws::VerifiedJws;
+use crate::base::time::UnixTime;
 use crate::base::types::{ClientId, Issuer};
+use crate::jose::claims::{Claims, ClaimsError, Clock, Typ};
+use crate::jose::jws::VerifiedJws;
+use crate::oidc::id_token::MAX_CLOCK_SKEW_SECS;
 
 pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// A logout token older than this is refused (the provider sends it as the logout happens).
-pub const MAX_LOGOUT_TOKEN_AGE_SECS: i64 = 300;
+pub const MAX_LOGOUT_TOKEN_AGE_SECS: u64 = 300;
 
 /// Which sessions to end: the provider session `sid`, or every session of `sub`, or both.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,24 +20,40 @@ pub struct LogoutRequest {
     pub iat: i64,
 }
 
-#[derive(Debug, Deserialize)]
-struct Claims {
-    iss: String,
-    aud: OneOrMany,
-    #[serde(default)]
-    iat: Option<i64>,
-    #[serde(default)]
-    exp: Option<i64>,
-    #[serde(default)]
-    jti: Option<String>,
-    #[serde(default)]
-    sub: Option<String>,
-    #[serde(default)]
-    sid: Option<String>,
-    #[serde(default)]
-    events: Option<serde_json::Map<String, serde_json::Value>>,
-    #[serde(default)]
-    nonce: Option<serde_json::Value>,
+/// Why a logout token is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogoutTokenError {
+    WrongType,
+    Claims(ClaimsError),
+    IssuerMismatch,
+    AudienceMismatch,
+    TooOld,
+    NoLogoutEvent,
+    HasNonce,
+    NoSubjectOrSid,
+    NoJti,
+}
+
+impl std::fmt::Display for LogoutTokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::WrongType => "typ is not that of a logout token",
+            Self::Claims(ClaimsError::Shape(e)) => {
+                return write!(f, "claims are not those of a logout token: {e}")
+            }
+            Self::Claims(ClaimsError::MissingIssuedAt) => "the token has no iat",
+            Self::Claims(ClaimsError::IssuedInFuture) => "iat is in the future",
+            Self::Claims(ClaimsError::Expired) => "the token has expired",
+            Self::Claims(_) => "the token's times are not valid",
+            Self::IssuerMismatch => "iss is not the configured issuer",
+            Self::AudienceMismatch => "aud does not contain our client_id",
+            Self::TooOld => "the token is too old",
+            Self::NoLogoutEvent => "events has no back-channel logout event",
+            Self::HasNonce => "a logout token must not carry a nonce",
+            Self::NoSubjectOrSid => "the token names neither sub nor sid",
+            Self::NoJti => "the token has no jti",
+        })
+    }
 }
 
 /// Checks a signature-verified logout token: explicit type when typed, issuer, audience, age,
@@ -46,61 +62,62 @@ pub fn validate(
     jws: &VerifiedJws,
     issuer: &Issuer,
     client_id: &ClientId,
-    now: i64,
-) -> Result<LogoutRequest, String> {
-    if let Some(typ) = &jws.header().typ {
-        let t = typ.to_ascii_lowercase();
-        if t != "logout+jwt" && t != "application/logout+jwt" && t != "jwt" {
-            return Err(format!("typ {typ:?} is not that of a logout token"));
-        }
+    now: UnixTime,
+) -> Result<LogoutRequest, LogoutTokenError> {
+    if !matches!(Typ::of(jws), Typ::Absent | Typ::Jwt | Typ::LogoutToken) {
+        return Err(LogoutTokenError::WrongType);
     }
-    let c: Claims = serde_json::from_slice(jws.payload())
-        .map_err(|e| format!("claims are not those of a logout token: {e}"))?;
-    if c.iss != issuer.as_str() {
-        return Err("iss is not the configured issuer".into());
+    let c = Claims::parse(jws).map_err(LogoutTokenError::Claims)?;
+    let r = &c.registered;
+    if r.iss != issuer.as_str() {
+        return Err(LogoutTokenError::IssuerMismatch);
     }
-    if !c.aud.iter().any(|a| a == client_id.as_str()) {
-        return Err("aud does not contain our client_id".into());
+    if !r.aud.contains(client_id.as_str()) {
+        return Err(LogoutTokenError::AudienceMismatch);
     }
-    let iat = c.iat.ok_or("the token has no iat")?;
-    if iat > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
-        return Err("iat is in the future".into());
-    }
-    if iat < now.saturating_sub(MAX_LOGOUT_TOKEN_AGE_SECS + MAX_CLOCK_SKEW_SECS) {
-        return Err("the token is too old".into());
-    }
-    if c.exp
-        .is_some_and(|exp| now >= exp.saturating_add(MAX_CLOCK_SKEW_SECS))
-    {
-        return Err("the token has expired".into());
-    }
+    let clock = Clock {
+        now,
+        leeway: MAX_CLOCK_SKEW_SECS,
+    };
+    let iat = clock
+        .check_issued(r, true, Some(MAX_LOGOUT_TOKEN_AGE_SECS))
+        .map_err(|e| match e {
+            ClaimsError::IssuedTooLongAgo => LogoutTokenError::TooOld,
+            other => LogoutTokenError::Claims(other),
+        })?
+        .map_or(0, |d| d.secs());
+    clock
+        .check_validity(r, false)
+        .map_err(LogoutTokenError::Claims)?;
     let event_ok = c
-        .events
-        .as_ref()
+        .all
+        .get("events")
         .and_then(|e| e.get(BACKCHANNEL_LOGOUT_EVENT))
         .is_some_and(serde_json::Value::is_object);
     if !event_ok {
-        return Err("events has no back-channel logout event".into());
+        return Err(LogoutTokenError::NoLogoutEvent);
     }
-    if c.nonce.is_some() {
-        return Err("a logout token must not carry a nonce".into());
+    if c.has("nonce") {
+        return Err(LogoutTokenError::HasNonce);
     }
-    let sub = c.sub.filter(|s| !s.is_empty());
-    let sid = c.sid.filter(|s| !s.is_empty());
+    let sub = r.subject().map(str::to_owned);
+    let sid = c.str("sid").filter(|s| !s.is_empty()).map(str::to_owned);
     if sub.is_none() && sid.is_none() {
-        return Err("the token names neither sub nor sid".into());
+        return Err(LogoutTokenError::NoSubjectOrSid);
     }
-    let jti = c
+    let jti = r
         .jti
+        .clone()
         .filter(|j| !j.is_empty())
-        .ok_or("the token has no jti")?;
+        .ok_or(LogoutTokenError::NoJti)?;
     Ok(LogoutRequest { sub, sid, jti, iat })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jose::jws::{verify, RustVerifier, UnverifiedJws};
+    use crate::jose::jws::UnverifiedJws;
+    use crate::jose::verify::{verify, RustVerifier};
     use crate::testing::{block_on, jwks_json, TestKey};
     use serde_json::{json, Value};
 
@@ -114,7 +131,7 @@ mod tests {
         })
     }
 
-    fn check_typed(claims: &Value, typ: Option<&str>) -> Result<LogoutRequest, String> {
+    fn check_typed(claims: &Value, typ: Option<&str>) -> Result<LogoutRequest, LogoutTokenError> {
         let key = TestKey::es256(Some("k"));
         let mut header = key.header();
         match typ {
@@ -132,11 +149,11 @@ mod tests {
             &verified,
             &Issuer::new("https://idp"),
             &ClientId::new("client"),
-            NOW,
+            UnixTime::from_i64(NOW),
         )
     }
 
-    fn check(claims: &Value) -> Result<LogoutRequest, String> {
+    fn check(claims: &Value) -> Result<LogoutRequest, LogoutTokenError> {
         check_typed(claims, Some("logout+jwt"))
     }
 

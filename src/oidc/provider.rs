@@ -10,13 +10,16 @@ use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use url::Url;
 
-use crate::oidc::discovery::{cache_ttl, ProviderMetadata};
+use crate::base::time::UnixTime;
+use crate::base::types::Issuer;
 use crate::http::OutboundRequest;
 use crate::jose::jwks::{JwkSet, KeyError, PublicJwk};
-use crate::jose::jws::JoseHeader;
+use crate::jose::jws::{JoseHeader, UnverifiedJws, VerifiedJws};
+use crate::jose::verify::{self, SignatureError};
+use crate::oidc::discovery::{cache_ttl, ProviderMetadata};
 use crate::platform::Platform;
-use crate::base::types::Issuer;
 
 /// KV copies outlive their freshness so they can serve while the provider is down.
 const KV_RETENTION_SECS: u64 = 7 * 86400;
@@ -34,15 +37,45 @@ pub enum ProviderError {
     Invalid(String),
 }
 
+impl std::fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unavailable(why) | Self::Invalid(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Why a signed token from a provider could not be checked, or did not check out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyLookupError {
+pub enum SignedTokenError {
+    /// The provider's keys cannot be had (nothing cached, or unusable as published).
     Provider(ProviderError),
+    /// No published key fits the token.
     Key(KeyError),
+    Signature(SignatureError),
+}
+
+impl std::fmt::Display for SignedTokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Provider(e) => e.fmt(f),
+            Self::Key(k) => write!(f, "no signing key of the provider fits the token ({k:?})"),
+            Self::Signature(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Why one fetch of a document failed.
+enum Failure {
+    /// No answer, or an error status.
+    Unreachable(String),
+    /// An answer we must not use (not parsable, issuer mismatch).
+    Unusable(String),
 }
 
 struct Entry<T> {
     value: Rc<T>,
-    fresh_until: u64,
+    fresh_until: UnixTime,
 }
 
 /// Documents by URL: one per trusted issuer, a handful.
@@ -53,12 +86,12 @@ type Slots<T> = RefCell<HashMap<String, Entry<T>>>;
 pub struct ProviderCache {
     metadata: Slots<ProviderMetadata>,
     jwks: Slots<JwkSet>,
-    last_forced_jwks: RefCell<HashMap<String, u64>>,
+    last_forced_jwks: RefCell<HashMap<String, UnixTime>>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct KvRecord {
-    fresh_until: u64,
+    fresh_until: UnixTime,
     body: String,
 }
 
@@ -80,6 +113,8 @@ impl ProviderCache {
             "{}/.well-known/openid-configuration",
             issuer.as_str().trim_end_matches('/')
         );
+        let url = Url::parse(&url)
+            .map_err(|_| ProviderError::Invalid("the issuer is not a URL".into()))?;
         let parse = |body: &[u8]| ProviderMetadata::parse(body, issuer).map_err(|e| e.to_string());
         load(p, &self.metadata, "discovery", &url, false, parse).await
     }
@@ -87,43 +122,61 @@ impl ProviderCache {
     pub async fn jwks<P: Platform>(
         &self,
         p: &P,
-        jwks_uri: &str,
+        jwks_uri: &Url,
         force: bool,
     ) -> Result<Rc<JwkSet>, ProviderError> {
         load(p, &self.jwks, "jwks", jwks_uri, force, JwkSet::parse).await
     }
 
-    /// The key for a token's header, refetching the set once when the `kid` is unknown.
-    pub async fn key_for<P: Platform>(
+    /// Checks a token's signature with the keys at `jwks_uri`: the one sequence (pick the key,
+    /// refetching once for an unknown `kid`; verify) for ID, access and logout tokens.
+    pub async fn verify<P: Platform>(
         &self,
         p: &P,
-        jwks_uri: &str,
+        jwks_uri: &Url,
+        jws: UnverifiedJws<'_>,
+    ) -> Result<VerifiedJws, SignedTokenError> {
+        let key = self.key_for(p, jwks_uri, &jws.header).await?;
+        verify::verify(p.verifier(), jws, &key)
+            .await
+            .map_err(SignedTokenError::Signature)
+    }
+
+    /// The key for a token's header, refetching the set once when the `kid` is unknown.
+    async fn key_for<P: Platform>(
+        &self,
+        p: &P,
+        jwks_uri: &Url,
         header: &JoseHeader,
-    ) -> Result<PublicJwk, KeyLookupError> {
+    ) -> Result<PublicJwk, SignedTokenError> {
         let set = self
             .jwks(p, jwks_uri, false)
             .await
-            .map_err(KeyLookupError::Provider)?;
+            .map_err(SignedTokenError::Provider)?;
         match set.select(header) {
             Ok(k) => return Ok(k.clone()),
             Err(KeyError::UnknownKid | KeyError::NoMatchingKey) => {}
-            Err(e) => return Err(KeyLookupError::Key(e)),
+            Err(e) => return Err(SignedTokenError::Key(e)),
         }
         let now = p.now();
-        let last = self.last_forced_jwks.borrow().get(jwks_uri).copied();
-        if last.is_some_and(|t| now < t.saturating_add(FORCED_REFETCH_INTERVAL_SECS)) {
+        let last = self
+            .last_forced_jwks
+            .borrow()
+            .get(jwks_uri.as_str())
+            .copied();
+        if last.is_some_and(|t| now < t.plus(FORCED_REFETCH_INTERVAL_SECS)) {
             p.log(&json!({"level":"warn","event":"jwks_refetch_skipped","reason":"unknown kid, refetched less than a minute ago"}));
-            return set.select(header).cloned().map_err(KeyLookupError::Key);
+            return set.select(header).cloned().map_err(SignedTokenError::Key);
         }
         self.last_forced_jwks
             .borrow_mut()
-            .insert(jwks_uri.to_owned(), now);
+            .insert(jwks_uri.to_string(), now);
         p.log(&json!({"level":"info","event":"jwks_refetch","reason":"unknown kid"}));
         let set = self
             .jwks(p, jwks_uri, true)
             .await
-            .map_err(KeyLookupError::Provider)?;
-        set.select(header).cloned().map_err(KeyLookupError::Key)
+            .map_err(SignedTokenError::Provider)?;
+        set.select(header).cloned().map_err(SignedTokenError::Key)
     }
 }
 
@@ -132,9 +185,9 @@ fn read_kv_record(s: &str) -> Option<KvRecord> {
 }
 
 /// A KV record's freshness, never trusted beyond the longest lifetime we would have given it.
-fn kv_fresh_until(rec: &KvRecord, now: u64) -> u64 {
+fn kv_fresh_until(rec: &KvRecord, now: UnixTime) -> UnixTime {
     rec.fresh_until
-        .min(now.saturating_add(crate::oidc::discovery::MAX_CACHE_TTL_SECS))
+        .min(now.plus(crate::oidc::discovery::MAX_CACHE_TTL_SECS))
 }
 
 /// Memory, then KV, then the network; stale copies when the network fails.
@@ -142,21 +195,21 @@ async fn load<P: Platform, T>(
     p: &P,
     slots: &Slots<T>,
     kind: &str,
-    url: &str,
+    url: &Url,
     force: bool,
     parse: impl Fn(&[u8]) -> Result<T, String>,
 ) -> Result<Rc<T>, ProviderError> {
     let now = p.now();
     let in_memory = slots
         .borrow()
-        .get(url)
+        .get(url.as_str())
         .map(|e| (e.value.clone(), e.fresh_until));
     if let Some((value, fresh_until)) = &in_memory {
         if !force && now < *fresh_until {
             return Ok(value.clone());
         }
     }
-    let key = kv_key(kind, url);
+    let key = kv_key(kind, url.as_str());
     // A forced refetch, or a stale memory copy, goes to the network first; KV's copy is at
     // most as new as what this isolate already had.
     let kv_record = match (force, &in_memory) {
@@ -169,7 +222,7 @@ async fn load<P: Platform, T>(
             if let Ok(value) = parse(rec.body.as_bytes()) {
                 let value = Rc::new(value);
                 slots.borrow_mut().insert(
-                    url.to_owned(),
+                    url.to_string(),
                     Entry {
                         value: value.clone(),
                         fresh_until,
@@ -183,14 +236,14 @@ async fn load<P: Platform, T>(
     let fetched = fetch_document(p, url).await.and_then(|(body, ttl)| {
         parse(body.as_bytes())
             .map(|v| (v, body, ttl))
-            .map_err(|e| format!("unusable answer: {e}"))
+            .map_err(Failure::Unusable)
     });
     match fetched {
         Ok((value, body, ttl)) => {
             let value = Rc::new(value);
-            let fresh_until = now.saturating_add(ttl);
+            let fresh_until = now.plus(ttl);
             slots.borrow_mut().insert(
-                url.to_owned(),
+                url.to_string(),
                 Entry {
                     value: value.clone(),
                     fresh_until,
@@ -201,7 +254,11 @@ async fn load<P: Platform, T>(
             }
             Ok(value)
         }
-        Err(why) => {
+        Err(failure) => {
+            let why = match &failure {
+                Failure::Unreachable(why) => why.clone(),
+                Failure::Unusable(why) => format!("unusable answer: {why}"),
+            };
             let stale = match in_memory {
                 Some((value, _)) => Some(value),
                 None => {
@@ -216,9 +273,9 @@ async fn load<P: Platform, T>(
                 Some(value) => {
                     p.log(&json!({"level":"warn","event":"provider_unreachable","kind":kind,"serving":"stale cached copy","reason":why}));
                     // Back off: the stale copy serves for a minute before the next attempt.
-                    let retry_at = now.saturating_add(RETRY_AFTER_FAILURE_SECS);
+                    let retry_at = now.plus(RETRY_AFTER_FAILURE_SECS);
                     slots.borrow_mut().insert(
-                        url.to_owned(),
+                        url.to_string(),
                         Entry {
                             value: value.clone(),
                             fresh_until: retry_at,
@@ -226,26 +283,35 @@ async fn load<P: Platform, T>(
                     );
                     Ok(value)
                 }
-                None if why.starts_with("unusable answer") => Err(ProviderError::Invalid(why)),
-                None => Err(ProviderError::Unavailable(format!(
-                    "{kind} fetch failed: {why}"
-                ))),
+                None => Err(match failure {
+                    Failure::Unusable(_) => ProviderError::Invalid(why),
+                    Failure::Unreachable(_) => {
+                        ProviderError::Unavailable(format!("{kind} fetch failed: {why}"))
+                    }
+                }),
             }
         }
     }
 }
 
-async fn fetch_document<P: Platform>(p: &P, url: &str) -> Result<(String, u64), String> {
-    let resp = p.fetch(OutboundRequest::get(url)).await?;
+async fn fetch_document<P: Platform>(p: &P, url: &Url) -> Result<(String, u64), Failure> {
+    let resp = p
+        .fetch(OutboundRequest::get(url))
+        .await
+        .map_err(|e| Failure::Unreachable(e.0))?;
     if resp.status != 200 {
-        return Err(format!("{url} answered {}", resp.status));
+        return Err(Failure::Unreachable(format!(
+            "{url} answered {}",
+            resp.status
+        )));
     }
     if resp.body.len() > MAX_DOCUMENT_BYTES {
-        return Err(format!(
+        return Err(Failure::Unreachable(format!(
             "{url} answered more than {MAX_DOCUMENT_BYTES} bytes"
-        ));
+        )));
     }
     let ttl = cache_ttl(resp.headers.get("Cache-Control"));
-    let body = String::from_utf8(resp.body).map_err(|_| format!("{url} answered non-UTF-8"))?;
+    let body = String::from_utf8(resp.body)
+        .map_err(|_| Failure::Unreachable(format!("{url} answered non-UTF-8")))?;
     Ok((body, ttl))
 }

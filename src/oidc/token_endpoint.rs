@@ -1,9 +1,15 @@
-//! The token endpoint's answer (RFC 6749 5.1 / 5.2).
+//! The token endpoint: the one builder of client-authenticated requests (token, refresh,
+//! revocation) and its answers (RFC 6749 5.1 / 5.2).
 
 use serde::Deserialize;
 
-use crate::http::Response;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use url::Url;
+
 use crate::base::secret::secret_type;
+use crate::config::{Config, TokenAuthMethod};
+use crate::http::{OutboundRequest, Response};
 
 secret_type!(
     /// The raw ID token JWT as received.
@@ -146,6 +152,41 @@ impl RefreshResponse {
     }
 }
 
+/// A form POST from the confidential client to one of the provider's endpoints (token,
+/// revocation), authenticated as `OIDC_TOKEN_AUTH_METHOD` says.
+pub fn client_request(cfg: &Config, endpoint: &Url, params: &[(&str, &str)]) -> OutboundRequest {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.extend_pairs(params);
+    let mut req = OutboundRequest::get(endpoint);
+    req.method = "POST";
+    req.headers
+        .append("Content-Type", "application/x-www-form-urlencoded");
+    req.headers.append("Accept", "application/json");
+    match cfg.token_auth_method {
+        TokenAuthMethod::ClientSecretBasic => {
+            req.headers.append(
+                "Authorization",
+                basic_auth(cfg.client_id.as_str(), cfg.client_secret.secret()),
+            );
+        }
+        TokenAuthMethod::ClientSecretPost => {
+            form.append_pair("client_id", cfg.client_id.as_str())
+                .append_pair("client_secret", cfg.client_secret.secret());
+        }
+    }
+    req.body = Some(form.finish());
+    req
+}
+
+/// RFC 6749 2.3.1: both parts form-urlencoded before base64.
+fn basic_auth(id: &str, secret: &str) -> String {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
+    )
+}
+
 /// Provider-supplied text, cut short and stripped of control characters, for logs and pages.
 pub fn printable(s: &str, max: usize) -> String {
     s.chars().filter(|c| !c.is_control()).take(max).collect()
@@ -154,6 +195,14 @@ pub fn printable(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_auth_form_encodes_special_characters() {
+        assert_eq!(
+            basic_auth("a:b", "p@ss word"),
+            format!("Basic {}", STANDARD.encode("a%3Ab:p%40ss+word"))
+        );
+    }
 
     fn resp(status: u16, body: &str) -> Response {
         Response::new(status).with_body("application/json", body)

@@ -7,17 +7,16 @@
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::config::{Config, TokenAuthMethod};
-use crate::oidc::discovery::ProviderMetadata;
-use crate::http::OutboundRequest;
-use crate::oidc::pkce::PkceVerifier;
 use crate::base::random::RandomError;
-use crate::http::return_to::ReturnTo;
 use crate::base::secret::AuthorizationCode;
+use crate::base::time::UnixTime;
 use crate::base::types::{Issuer, Nonce, State};
-
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
+use crate::config::Config;
+use crate::http::return_to::ReturnTo;
+use crate::http::OutboundRequest;
+use crate::oidc::discovery::ProviderMetadata;
+use crate::oidc::pkce::PkceVerifier;
+use crate::oidc::token_endpoint::client_request;
 
 /// How long a sign-in may take, from redirect to callback.
 pub const TRANSACTION_TTL_SECS: u64 = 600;
@@ -40,7 +39,7 @@ pub struct LoginTransaction {
     #[serde(rename = "u")]
     redirect_uri: String,
     #[serde(rename = "t")]
-    created_at: u64,
+    created_at: UnixTime,
 }
 
 /// The parameters of a request to the callback.
@@ -107,7 +106,7 @@ impl LoginTransaction {
         meta: &ProviderMetadata,
         redirect_uri: &str,
         return_to: &ReturnTo,
-        now: u64,
+        now: UnixTime,
     ) -> Result<(Self, String), RandomError> {
         let tx = Self {
             state: State::generate()?,
@@ -123,10 +122,7 @@ impl LoginTransaction {
     }
 
     fn authorization_url(&self, cfg: &Config, meta: &ProviderMetadata) -> String {
-        // The endpoint was validated as a URL when the metadata was parsed.
-        let Ok(mut url) = Url::parse(&meta.authorization_endpoint) else {
-            return meta.authorization_endpoint.clone();
-        };
+        let mut url = meta.authorization_endpoint.clone();
         url.query_pairs_mut()
             .append_pair("response_type", "code")
             .append_pair("client_id", cfg.client_id.as_str())
@@ -143,13 +139,12 @@ impl LoginTransaction {
         &self.state
     }
 
-    pub fn created_at(&self) -> u64 {
+    pub fn created_at(&self) -> UnixTime {
         self.created_at
     }
 
-    pub fn is_expired(&self, now: u64) -> bool {
-        now >= self.created_at.saturating_add(TRANSACTION_TTL_SECS)
-            || self.created_at > now.saturating_add(60)
+    pub fn is_expired(&self, now: UnixTime) -> bool {
+        now >= self.created_at.plus(TRANSACTION_TTL_SECS) || self.created_at > now.plus(60)
     }
 
     /// Checks the callback against this transaction and moves on to the code exchange.
@@ -158,7 +153,7 @@ impl LoginTransaction {
         self,
         params: &CallbackParams,
         iss_required: bool,
-        now: u64,
+        now: UnixTime,
     ) -> Result<CodeExchange, CallbackError> {
         if self.is_expired(now) {
             return Err(CallbackError::Expired);
@@ -204,7 +199,7 @@ pub struct CodeExchange {
 
 impl CodeExchange {
     /// The token request (RFC 6749 4.1.3 with the PKCE verifier, RFC 7636 4.5).
-    pub fn token_request(&self, cfg: &Config, token_endpoint: &str) -> OutboundRequest {
+    pub fn token_request(&self, cfg: &Config, token_endpoint: &Url) -> OutboundRequest {
         client_request(
             cfg,
             token_endpoint,
@@ -218,55 +213,20 @@ impl CodeExchange {
     }
 }
 
-/// A form POST from the confidential client to one of the provider's endpoints (token,
-/// revocation), authenticated as `OIDC_TOKEN_AUTH_METHOD` says.
-pub fn client_request(cfg: &Config, endpoint: &str, params: &[(&str, &str)]) -> OutboundRequest {
-    let mut form = url::form_urlencoded::Serializer::new(String::new());
-    form.extend_pairs(params);
-    let mut req = OutboundRequest::get(endpoint);
-    req.method = "POST";
-    req.headers
-        .append("Content-Type", "application/x-www-form-urlencoded");
-    req.headers.append("Accept", "application/json");
-    match cfg.token_auth_method {
-        TokenAuthMethod::ClientSecretBasic => {
-            req.headers.append(
-                "Authorization",
-                basic_auth(cfg.client_id.as_str(), cfg.client_secret.secret()),
-            );
-        }
-        TokenAuthMethod::ClientSecretPost => {
-            form.append_pair("client_id", cfg.client_id.as_str())
-                .append_pair("client_secret", cfg.client_secret.secret());
-        }
-    }
-    req.body = Some(form.finish());
-    req
-}
-
-/// RFC 6749 2.3.1: both parts form-urlencoded before base64.
-fn basic_auth(id: &str, secret: &str) -> String {
-    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    format!(
-        "Basic {}",
-        STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::tests_support::test_config;
 
     fn meta(iss_param: bool) -> ProviderMetadata {
+        let url = |u: &str| Url::parse(u).unwrap();
         ProviderMetadata {
-            issuer: "https://idp.example.com".into(),
-            authorization_endpoint: "https://idp.example.com/authorize?tenant=x".into(),
-            token_endpoint: "https://idp.example.com/token".into(),
-            jwks_uri: "https://idp.example.com/jwks".into(),
+            issuer: Issuer::new("https://idp.example.com"),
+            authorization_endpoint: url("https://idp.example.com/authorize?tenant=x"),
+            token_endpoint: url("https://idp.example.com/token"),
+            jwks_uri: url("https://idp.example.com/jwks"),
             end_session_endpoint: None,
             revocation_endpoint: None,
-            backchannel_logout_supported: false,
             code_challenge_methods_supported: None,
             authorization_response_iss_parameter_supported: iss_param,
         }
@@ -279,7 +239,7 @@ mod tests {
             &meta(false),
             "https://app.example.com/auth/callback",
             &ReturnTo::parse(Some("/x"), "/auth"),
-            1000,
+            UnixTime::from_secs(1000),
         )
         .unwrap();
         (tx, Url::parse(&url).unwrap())
@@ -314,7 +274,7 @@ mod tests {
     fn matching_callback_moves_to_code_exchange() {
         let (tx, _) = begin();
         let p = params(&tx);
-        let ex = tx.complete(&p, true, 1001).unwrap();
+        let ex = tx.complete(&p, true, UnixTime::from_secs(1001)).unwrap();
         assert_eq!(ex.return_to, "/x");
     }
 
@@ -324,14 +284,16 @@ mod tests {
         let mut p = params(&tx);
         p.state = Some("other".into());
         assert_eq!(
-            tx.complete(&p, false, 1001).unwrap_err(),
+            tx.complete(&p, false, UnixTime::from_secs(1001))
+                .unwrap_err(),
             CallbackError::StateMismatch
         );
         let (tx, _) = begin();
         let mut p = params(&tx);
         p.state = None;
         assert_eq!(
-            tx.complete(&p, false, 1001).unwrap_err(),
+            tx.complete(&p, false, UnixTime::from_secs(1001))
+                .unwrap_err(),
             CallbackError::StateMismatch
         );
     }
@@ -342,21 +304,23 @@ mod tests {
         let mut p = params(&tx);
         p.iss = Some("https://evil.example.com".into());
         assert_eq!(
-            tx.complete(&p, false, 1001).unwrap_err(),
+            tx.complete(&p, false, UnixTime::from_secs(1001))
+                .unwrap_err(),
             CallbackError::IssuerMismatch
         );
         let (tx, _) = begin();
         let mut p = params(&tx);
         p.iss = None;
         assert_eq!(
-            tx.complete(&p, true, 1001).unwrap_err(),
+            tx.complete(&p, true, UnixTime::from_secs(1001))
+                .unwrap_err(),
             CallbackError::IssuerMissing
         );
         let (tx, _) = begin();
         let mut p = params(&tx);
         p.iss = None;
         assert!(
-            tx.complete(&p, false, 1001).is_ok(),
+            tx.complete(&p, false, UnixTime::from_secs(1001)).is_ok(),
             "absent iss is fine when not advertised (Entra)"
         );
     }
@@ -366,7 +330,7 @@ mod tests {
         let (tx, _) = begin();
         let p = params(&tx);
         assert_eq!(
-            tx.complete(&p, false, 1000 + TRANSACTION_TTL_SECS)
+            tx.complete(&p, false, UnixTime::from_secs(1000 + TRANSACTION_TTL_SECS))
                 .unwrap_err(),
             CallbackError::Expired
         );
@@ -378,7 +342,8 @@ mod tests {
         let mut p = params(&tx);
         p.code = Some(String::new());
         assert_eq!(
-            tx.complete(&p, false, 1001).unwrap_err(),
+            tx.complete(&p, false, UnixTime::from_secs(1001))
+                .unwrap_err(),
             CallbackError::MissingCode
         );
     }
@@ -388,9 +353,12 @@ mod tests {
         let (tx, _) = begin();
         let verifier = tx.verifier.secret().to_owned();
         let p = params(&tx);
-        let ex = tx.complete(&p, false, 1001).unwrap();
+        let ex = tx.complete(&p, false, UnixTime::from_secs(1001)).unwrap();
 
-        let basic = ex.token_request(&test_config(&[]), "https://idp.example.com/token");
+        let basic = ex.token_request(
+            &test_config(&[]),
+            &Url::parse("https://idp.example.com/token").unwrap(),
+        );
         assert_eq!(basic.method, "POST");
         let body: std::collections::HashMap<_, _> =
             url::form_urlencoded::parse(basic.body.as_deref().unwrap().as_bytes())
@@ -412,7 +380,7 @@ mod tests {
 
         let post = ex.token_request(
             &test_config(&[("OIDC_TOKEN_AUTH_METHOD", "client_secret_post")]),
-            "https://idp.example.com/token",
+            &Url::parse("https://idp.example.com/token").unwrap(),
         );
         let body: std::collections::HashMap<_, _> =
             url::form_urlencoded::parse(post.body.as_deref().unwrap().as_bytes())
@@ -421,14 +389,6 @@ mod tests {
         assert_eq!(body["client_id"], "client");
         assert_eq!(body["client_secret"], "s3cret-value");
         assert_eq!(post.headers.get("Authorization"), None);
-    }
-
-    #[test]
-    fn basic_auth_form_encodes_special_characters() {
-        assert_eq!(
-            basic_auth("a:b", "p@ss word"),
-            format!("Basic {}", STANDARD.encode("a%3Ab:p%40ss+word"))
-        );
     }
 
     #[test]

@@ -6,8 +6,8 @@ use worker::{
     durable_object, js_sys, wasm_bindgen, DurableObject, Env, Request, Response, Result, State,
 };
 
-use crate::session::durable_object::{handle, Storage, StoreCall};
 use crate::runtime::shell::{isolate, WorkerPlatform};
+use crate::session::durable_object::{handle, Storage, StoreCall, StoreError};
 
 #[durable_object]
 pub struct SessionObject {
@@ -17,29 +17,29 @@ pub struct SessionObject {
 
 struct ObjectStorage(worker::Storage);
 
+fn store_error(e: worker::Error) -> StoreError {
+    StoreError(e.to_string())
+}
+
 impl Storage for ObjectStorage {
-    async fn get(&self, key: &str) -> std::result::Result<Option<String>, String> {
-        self.0.get::<String>(key).await.map_err(|e| e.to_string())
+    async fn get(&self, key: &str) -> std::result::Result<Option<String>, StoreError> {
+        self.0.get::<String>(key).await.map_err(store_error)
     }
 
-    async fn put(&self, key: &str, value: String) -> std::result::Result<(), String> {
-        self.0.put(key, value).await.map_err(|e| e.to_string())
+    async fn put(&self, key: &str, value: String) -> std::result::Result<(), StoreError> {
+        self.0.put(key, value).await.map_err(store_error)
     }
 
-    async fn delete(&self, key: &str) -> std::result::Result<(), String> {
-        self.0
-            .delete(key)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+    async fn delete(&self, key: &str) -> std::result::Result<(), StoreError> {
+        self.0.delete(key).await.map(|_| ()).map_err(store_error)
     }
 
-    async fn keys(&self, prefix: &str) -> std::result::Result<Vec<String>, String> {
+    async fn keys(&self, prefix: &str) -> std::result::Result<Vec<String>, StoreError> {
         let map = self
             .0
             .list_with_options(worker::ListOptions::new().prefix(prefix))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(store_error)?;
         Ok(js_sys::Array::from(&map.keys().into())
             .iter()
             .filter_map(|k| k.as_string())
@@ -64,7 +64,8 @@ async fn run(
         &ObjectStorage(storage),
         call,
     )
-    .await?;
+    .await
+    .map_err(|e| e.0)?;
     serde_json::to_string(&answer).map_err(|e| e.to_string())
 }
 

@@ -10,17 +10,20 @@ use worker::{
     Response as WorkerResponse, Result,
 };
 
-use crate::config::{Config, Upstream};
+use crate::access::token_cache::TokenCache;
+use crate::base::time::UnixTime;
+use crate::config::{Config, Upstream, DEFAULT_AUTH_PREFIX};
 use crate::gate::error::GateError;
 use crate::gate::{Gate, GateRequest, Outcome};
-use crate::http::{Headers, Method, OutboundRequest, Response};
-use crate::platform::Platform;
-use crate::oidc::provider::ProviderCache;
-use crate::session::refresh::RefreshCoalescer;
-use crate::session::durable_object::{StoreAnswer, StoreCall};
-use crate::access::token_cache::TokenCache;
 use crate::http::upstream::{header_changes, protected_caching, CDN_CACHE_HEADERS};
+use crate::http::{Headers, Method, OutboundRequest, Response};
+use crate::oidc::provider::ProviderCache;
+use crate::platform::NetworkError;
+use crate::platform::Platform;
 use crate::runtime::webcrypto::WebCryptoVerifier;
+use crate::session::coalescer::RefreshCoalescer;
+use crate::session::durable_object::{ObjectName, StoreAnswer, StoreCall, StoreError};
+use crate::session::store::SessionObjects;
 
 const KV_BINDING: &str = "JWKS_CACHE";
 const ASSETS_BINDING: &str = "ASSETS";
@@ -76,11 +79,11 @@ impl Platform for WorkerPlatform<'_> {
         self.verifier
     }
 
-    fn now(&self) -> u64 {
-        Date::now().as_millis() / 1000
+    fn now(&self) -> UnixTime {
+        UnixTime::from_secs(Date::now().as_millis() / 1000)
     }
 
-    async fn fetch(&self, req: OutboundRequest) -> std::result::Result<Response, String> {
+    async fn fetch(&self, req: OutboundRequest) -> std::result::Result<Response, NetworkError> {
         let attempt = async {
             let headers = to_worker_headers(&req.headers)?;
             headers.set("User-Agent", "portcullis")?;
@@ -102,7 +105,7 @@ impl Platform for WorkerPlatform<'_> {
                 body,
             })
         };
-        attempt.await.map_err(|e| e.to_string())
+        attempt.await.map_err(|e| NetworkError(e.to_string()))
     }
 
     async fn kv_get(&self, key: &str) -> Option<String> {
@@ -129,16 +132,26 @@ impl Platform for WorkerPlatform<'_> {
         }
     }
 
-    async fn session_store(
+    async fn sleep_ms(&self, ms: u64) {
+        worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+    }
+
+    fn log(&self, line: &serde_json::Value) {
+        console_log!("{}", line);
+    }
+}
+
+impl SessionObjects for WorkerPlatform<'_> {
+    async fn call(
         &self,
-        object: &str,
+        object: &ObjectName,
         call: StoreCall,
-    ) -> std::result::Result<StoreAnswer, String> {
+    ) -> std::result::Result<StoreAnswer, StoreError> {
         let attempt = async {
             let stub = self
                 .env
                 .durable_object(SESSIONS_BINDING)?
-                .id_from_name(object)?
+                .id_from_name(object.as_str())?
                 .get_stub()?;
             let body = serde_json::to_string(&call)?;
             let mut init = RequestInit::new();
@@ -156,16 +169,10 @@ impl Platform for WorkerPlatform<'_> {
             Ok(serde_json::from_str::<StoreAnswer>(&text)?)
         };
         attempt.await.map_err(|e: worker::Error| {
-            format!("session store ({SESSIONS_BINDING} Durable Object binding): {e}")
+            StoreError(format!(
+                "session store ({SESSIONS_BINDING} Durable Object binding): {e}"
+            ))
         })
-    }
-
-    async fn sleep_ms(&self, ms: u64) {
-        worker::Delay::from(std::time::Duration::from_millis(ms)).await;
-    }
-
-    fn log(&self, line: &serde_json::Value) {
-        console_log!("{}", line);
     }
 }
 
@@ -184,11 +191,13 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<WorkerRespon
                 "{}",
                 serde_json::json!({"level":"error","event":"configuration_error","detail":e.log_detail()})
             );
-            return to_worker_response(e.to_response(wants_html, "/"));
+            return to_worker_response(e.to_response(wants_html, DEFAULT_AUTH_PREFIX));
         }
     };
     let Ok(url) = req.url() else {
-        return to_worker_response(GateError::MissingParameter("url").to_response(wants_html, "/"));
+        return to_worker_response(
+            GateError::MissingParameter("url").to_response(wants_html, &isolate.config.auth_prefix),
+        );
     };
     let method = Method::parse(req.inner().method().as_str());
     // Only the back-channel logout route takes a body; everything else streams through.
@@ -245,7 +254,10 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<WorkerRespon
             Ok(resp) => Ok(resp),
             Err(e) => {
                 platform.log(&serde_json::json!({"level":"error","event":"upstream_failed","path":gate_req.url.path(),"detail":e.to_string()}));
-                to_worker_response(GateError::UpstreamUnavailable.to_response(wants_html, "/"))
+                to_worker_response(
+                    GateError::UpstreamUnavailable
+                        .to_response(wants_html, &isolate.config.auth_prefix),
+                )
             }
         },
     }

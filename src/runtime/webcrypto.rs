@@ -1,9 +1,6 @@
 //! Signature checks through WebCrypto (SubtleCrypto.verify) inside workerd. Imported
 //! CryptoKeys are kept per isolate, keyed by algorithm and key material.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use js_sys::{Array, Object, Reflect};
@@ -12,16 +9,26 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{CryptoKey, SubtleCrypto};
 
+use crate::base::cache::BoundedCache;
+use crate::base::time::UnixTime;
 use crate::jose::jwks::PublicJwk;
-use crate::jose::jws::{JwsAlg, SignatureError, SignatureVerifier};
+use crate::jose::jws::JwsAlg;
+use crate::jose::verify::{SignatureError, SignatureVerifier};
 
 /// Imported keys kept per isolate; providers publish a handful.
 const MAX_KEYS: usize = 64;
 const MIN_RSA_MODULUS_BYTES: usize = 256;
 
-#[derive(Default)]
 pub struct WebCryptoVerifier {
-    keys: RefCell<HashMap<String, CryptoKey>>,
+    keys: BoundedCache<String, CryptoKey>,
+}
+
+impl Default for WebCryptoVerifier {
+    fn default() -> Self {
+        Self {
+            keys: BoundedCache::new(MAX_KEYS),
+        }
+    }
 }
 
 fn platform(e: JsValue) -> SignatureError {
@@ -120,8 +127,9 @@ impl WebCryptoVerifier {
         jwk: &Value,
     ) -> Result<CryptoKey, SignatureError> {
         let cache_key = format!("{}|{}", alg.name(), jwk);
-        if let Some(k) = self.keys.borrow().get(&cache_key) {
-            return Ok(k.clone());
+        // Imported keys do not expire: a rotated-out key just stops being asked for.
+        if let Some(k) = self.keys.get(&cache_key, UnixTime::EPOCH) {
+            return Ok(k);
         }
         let usages = Array::of1(&JsValue::from_str("verify"));
         let promise = subtle
@@ -134,11 +142,7 @@ impl WebCryptoVerifier {
             })?
             .dyn_into()
             .map_err(|_| SignatureError::Platform("importKey did not give a CryptoKey".into()))?;
-        let mut keys = self.keys.borrow_mut();
-        if keys.len() >= MAX_KEYS {
-            keys.clear();
-        }
-        keys.insert(cache_key, key.clone());
+        self.keys.insert(cache_key, key.clone(), UnixTime::NEVER);
         Ok(key)
     }
 }

@@ -3,19 +3,21 @@
 //! object runs one call at a time, so refreshes never race, and a session it deletes is gone
 //! for good (logout, back-channel logout, a refused refresh).
 //!
-//! This is the object's logic over a small storage trait; `durable.rs` binds it to workerd.
+//! This is the object's logic over a small storage trait; `runtime/durable.rs` binds it to
+//! workerd, and [`super::store`] calls it.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::base::time::UnixTime;
+use crate::base::types::Issuer;
 use crate::config::Config;
-use crate::platform::Platform;
 use crate::oidc::provider::ProviderCache;
+use crate::platform::Platform;
 use crate::session::refresh::refresh_session;
 use crate::session::Session;
-use crate::base::types::Issuer;
 
 /// A request to one session object.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -32,7 +34,7 @@ pub enum StoreCall {
     /// Delete this person's sessions: all, or those of one provider session (`sid`).
     EndMatching { sid: Option<String> },
     /// In a provider-session index object: remember which person object holds it.
-    Link { user: String },
+    Link { user: ObjectName },
     /// In a provider-session index object: the person object, if known.
     Resolve,
 }
@@ -42,7 +44,7 @@ pub enum StoreCall {
 pub enum StoreAnswer {
     Session(Option<Box<Session>>),
     Ended(usize),
-    User(Option<String>),
+    User(Option<ObjectName>),
     Done,
 }
 
@@ -50,18 +52,39 @@ pub enum StoreAnswer {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct StoreRef {
     #[serde(rename = "o")]
-    pub object: String,
+    pub object: ObjectName,
     pub id: String,
 }
 
-/// The object holding one person's sessions.
-pub fn user_object(iss: &Issuer, sub: &str) -> String {
-    format!("user:{}", digest(iss, sub))
+/// The name of one session object (what `idFromName` is given): a digest, revealing nobody.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct ObjectName(String);
+
+impl ObjectName {
+    /// The object holding one person's sessions.
+    pub fn user(iss: &Issuer, sub: &str) -> Self {
+        Self(format!("user:{}", digest(iss, sub)))
+    }
+
+    /// The index object for one provider session id.
+    pub fn sid(iss: &Issuer, sid: &str) -> Self {
+        Self(format!("sid:{}", digest(iss, sid)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
-/// The index object for one provider session id.
-pub fn sid_object(iss: &Issuer, sid: &str) -> String {
-    format!("sid:{}", digest(iss, sid))
+/// A session object or its storage failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 fn digest(iss: &Issuer, value: &str) -> String {
@@ -72,10 +95,10 @@ fn digest(iss: &Issuer, value: &str) -> String {
 /// An object's durable storage (string values, JSON).
 #[allow(async_fn_in_trait)] // single-threaded wasm
 pub trait Storage {
-    async fn get(&self, key: &str) -> Result<Option<String>, String>;
-    async fn put(&self, key: &str, value: String) -> Result<(), String>;
-    async fn delete(&self, key: &str) -> Result<(), String>;
-    async fn keys(&self, prefix: &str) -> Result<Vec<String>, String>;
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
+    async fn put(&self, key: &str, value: String) -> Result<(), StoreError>;
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
 }
 
 const SESSION_PREFIX: &str = "s:";
@@ -88,7 +111,7 @@ pub async fn handle<S: Storage, P: Platform>(
     platform: &P,
     storage: &S,
     call: StoreCall,
-) -> Result<StoreAnswer, String> {
+) -> Result<StoreAnswer, StoreError> {
     let now = platform.now();
     match call {
         StoreCall::Create { id, session } => {
@@ -149,10 +172,12 @@ pub async fn handle<S: Storage, P: Platform>(
             Ok(StoreAnswer::Ended(ended))
         }
         StoreCall::Link { user } => {
-            storage.put(USER_KEY, user).await?;
+            storage.put(USER_KEY, user.0).await?;
             Ok(StoreAnswer::Done)
         }
-        StoreCall::Resolve => Ok(StoreAnswer::User(storage.get(USER_KEY).await?)),
+        StoreCall::Resolve => Ok(StoreAnswer::User(
+            storage.get(USER_KEY).await?.map(ObjectName),
+        )),
     }
 }
 
@@ -160,15 +185,15 @@ fn key(id: &str) -> String {
     format!("{SESSION_PREFIX}{id}")
 }
 
-async fn read<S: Storage>(storage: &S, key: &str) -> Result<Option<Session>, String> {
+async fn read<S: Storage>(storage: &S, key: &str) -> Result<Option<Session>, StoreError> {
     Ok(storage
         .get(key)
         .await?
         .and_then(|v| serde_json::from_str(&v).ok()))
 }
 
-async fn write<S: Storage>(storage: &S, id: &str, session: &Session) -> Result<(), String> {
-    let json = serde_json::to_string(session).map_err(|e| e.to_string())?;
+async fn write<S: Storage>(storage: &S, id: &str, session: &Session) -> Result<(), StoreError> {
+    let json = serde_json::to_string(session).map_err(|e| StoreError(e.to_string()))?;
     storage.put(&key(id), json).await
 }
 
@@ -178,8 +203,8 @@ async fn live<S: Storage>(
     cfg: &Config,
     storage: &S,
     id: &str,
-    now: u64,
-) -> Result<Option<Session>, String> {
+    now: UnixTime,
+) -> Result<Option<Session>, StoreError> {
     let Some(mut session) = read(storage, &key(id)).await? else {
         return Ok(None);
     };
@@ -203,18 +228,18 @@ pub struct MemoryStorage(pub std::cell::RefCell<std::collections::BTreeMap<Strin
 
 #[cfg(test)]
 impl Storage for MemoryStorage {
-    async fn get(&self, key: &str) -> Result<Option<String>, String> {
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self.0.borrow().get(key).cloned())
     }
-    async fn put(&self, key: &str, value: String) -> Result<(), String> {
+    async fn put(&self, key: &str, value: String) -> Result<(), StoreError> {
         self.0.borrow_mut().insert(key.to_owned(), value);
         Ok(())
     }
-    async fn delete(&self, key: &str) -> Result<(), String> {
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.0.borrow_mut().remove(key);
         Ok(())
     }
-    async fn keys(&self, prefix: &str) -> Result<Vec<String>, String> {
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         Ok(self
             .0
             .borrow()
@@ -232,11 +257,11 @@ mod tests {
     #[test]
     fn object_names_are_per_person_and_per_provider_session_and_reveal_neither() {
         let iss = Issuer::new("https://idp");
-        let a = user_object(&iss, "alice");
-        assert_ne!(a, user_object(&iss, "bob"));
-        assert_ne!(a, user_object(&Issuer::new("https://other"), "alice"));
-        assert!(!a.contains("alice") && a.starts_with("user:"));
-        assert!(sid_object(&iss, "s1").starts_with("sid:"));
+        let a = ObjectName::user(&iss, "alice");
+        assert_ne!(a, ObjectName::user(&iss, "bob"));
+        assert_ne!(a, ObjectName::user(&Issuer::new("https://other"), "alice"));
+        assert!(!a.as_str().contains("alice") && a.as_str().starts_with("user:"));
+        assert!(ObjectName::sid(&iss, "s1").as_str().starts_with("sid:"));
         let call = StoreCall::EndMatching {
             sid: Some("s1".into()),
         };

@@ -1,15 +1,18 @@
 //! The signed-in session: who the person is and until when, sealed in a cookie.
 
+pub mod coalescer;
 pub mod durable_object;
 pub mod refresh;
-pub mod seal;
+pub mod store;
 
 use serde::{Deserialize, Serialize};
 
-use crate::http::cookies::{read_chunked, CookieJar};
-use crate::oidc::id_token::{string_list_claim, VerifiedIdToken};
-use crate::session::seal::{Purpose, SealError, Sealer};
+use crate::base::seal::{Purpose, SealError, Sealer};
+use crate::base::time::UnixTime;
 use crate::base::types::{ClientId, Issuer};
+use crate::http::cookies::{read_chunked, CookieJar};
+use crate::jose::claims::ListClaims;
+use crate::oidc::id_token::VerifiedIdToken;
 
 pub use crate::http::cookies::MAX_COOKIE_VALUE;
 
@@ -59,12 +62,12 @@ pub struct Session {
     #[serde(flatten)]
     pub tokens: SessionTokens,
     /// When the session began (sign-in).
-    pub iat: u64,
+    pub iat: UnixTime,
     /// When it ends whatever happens (`SESSION_TTL` after sign-in).
-    pub exp: u64,
+    pub exp: UnixTime,
     /// Last activity, for `SESSION_IDLE_TTL`; moved only when it has moved enough.
     #[serde(default)]
-    pub seen: u64,
+    pub seen: UnixTime,
 }
 
 /// Only what is needed is kept: the access token when it goes to the origin
@@ -77,30 +80,24 @@ pub struct SessionTokens {
     /// When the access token expires (seconds since the epoch), kept even when the token
     /// itself is not: refreshing is timed by it.
     #[serde(default, rename = "ate", skip_serializing_if = "Option::is_none")]
-    pub access_expires_at: Option<u64>,
+    pub access_expires_at: Option<UnixTime>,
     #[serde(default, rename = "rt", skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<StoredSecret>,
     #[serde(default, rename = "idt", skip_serializing_if = "Option::is_none")]
     pub id_token: Option<StoredSecret>,
 }
 
-/// Claim names for groups and roles (dotted paths allowed: `realm_access.roles`).
-pub struct ClaimNames<'a> {
-    pub groups: &'a str,
-    pub roles: &'a str,
-}
-
 impl Session {
     pub fn from_id_token(
         t: VerifiedIdToken,
-        names: &ClaimNames<'_>,
+        names: &ListClaims,
         tokens: SessionTokens,
-        now: u64,
+        now: UnixTime,
         ttl_secs: u64,
     ) -> Self {
         Self {
-            groups: string_list_claim(&t.claims, names.groups),
-            roles: string_list_claim(&t.claims, names.roles),
+            groups: t.list(&names.groups),
+            roles: t.list(&names.roles),
             provider_sid: t
                 .claims
                 .get("sid")
@@ -115,16 +112,16 @@ impl Session {
             groups_omitted: false,
             tokens,
             iat: now,
-            exp: now.saturating_add(ttl_secs),
+            exp: now.plus(ttl_secs),
             seen: now,
         }
     }
 
     /// The identity claims of a refreshed ID token replace the old ones (groups may have
     /// changed); the session's lifetimes stay.
-    pub fn update_identity(&mut self, t: VerifiedIdToken, names: &ClaimNames<'_>) {
-        self.groups = string_list_claim(&t.claims, names.groups);
-        self.roles = string_list_claim(&t.claims, names.roles);
+    pub fn update_identity(&mut self, t: VerifiedIdToken, names: &ListClaims) {
+        self.groups = t.list(&names.groups);
+        self.roles = t.list(&names.roles);
         self.groups_omitted = false;
         self.email = t.email;
         self.email_verified = t.email_verified;
@@ -160,31 +157,18 @@ impl Session {
         }
     }
 
-    pub fn subject(&self) -> crate::access::assertion::Subject<'_> {
-        crate::access::assertion::Subject {
-            idp: self.iss.as_str(),
-            sub: &self.sub,
-            email: self.email.as_deref(),
-            name: self.name.as_deref(),
-            groups: &self.groups,
-            roles: &self.roles,
-            since: self.iat,
-            until: self.exp,
-        }
-    }
-
     /// Whether the session is still good at `now`: not past its absolute end, not idle for
     /// longer than `idle_secs`, and from the configured issuer.
     pub fn check(
         &self,
-        now: u64,
+        now: UnixTime,
         issuer: &Issuer,
         idle_secs: Option<u64>,
     ) -> Result<(), NoSession> {
-        if &self.iss != issuer || now >= self.exp || self.iat > now.saturating_add(60) {
+        if &self.iss != issuer || now >= self.exp || self.iat > now.plus(60) {
             return Err(NoSession::Expired);
         }
-        if idle_secs.is_some_and(|idle| now >= self.seen.max(self.iat).saturating_add(idle)) {
+        if idle_secs.is_some_and(|idle| now >= self.seen.max(self.iat).plus(idle)) {
             return Err(NoSession::Idle);
         }
         Ok(())
@@ -192,12 +176,12 @@ impl Session {
 
     /// Moves the idle timer when it has moved enough (a tenth of the idle lifetime), so the
     /// cookie is not rewritten on every request. True when it moved.
-    pub fn touch(&mut self, now: u64, idle_secs: Option<u64>) -> bool {
+    pub fn touch(&mut self, now: UnixTime, idle_secs: Option<u64>) -> bool {
         let Some(idle) = idle_secs else {
             return false;
         };
         let step = (idle / 10).max(1);
-        if now.saturating_sub(self.seen.max(self.iat)) >= step {
+        if now.since(self.seen.max(self.iat)) >= step {
             self.seen = now;
             return true;
         }
@@ -206,16 +190,16 @@ impl Session {
 
     /// A refresh is due: there is a refresh token and the access token is gone or within
     /// `margin` seconds of expiry. Without a known expiry the session is never refreshed.
-    pub fn needs_refresh(&self, now: u64, margin: u64) -> bool {
+    pub fn needs_refresh(&self, now: UnixTime, margin: u64) -> bool {
         self.tokens.refresh_token.is_some()
             && self
                 .tokens
                 .access_expires_at
-                .is_some_and(|e| now.saturating_add(margin) >= e)
+                .is_some_and(|e| now.plus(margin) >= e)
     }
 
     /// The access token for the origin, while it is valid.
-    pub fn live_access_token(&self, now: u64) -> Option<&str> {
+    pub fn live_access_token(&self, now: UnixTime) -> Option<&str> {
         let token = self.tokens.access_token.as_ref()?;
         self.tokens
             .access_expires_at
@@ -309,24 +293,28 @@ pub fn open_session(
         .map_err(|_| NoSession::Unreadable)
 }
 
-/// Reads and checks the session from the request's `Cookie` header.
-pub fn read_session(
-    sealer: &Sealer,
-    jar: &CookieJar,
-    cookie_header: Option<&str>,
-    issuer: &Issuer,
-    client_id: &ClientId,
-    now: u64,
-) -> Result<Session, NoSession> {
-    let cookie = SessionCookie::from_header(jar, cookie_header);
-    let session = open_session(sealer, jar, &cookie, client_id)?;
-    session.check(now, issuer, None)?;
-    Ok(session)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads and checks the session from a `Cookie` header, as a request would.
+    fn read_session(
+        sealer: &Sealer,
+        jar: &CookieJar,
+        cookie_header: Option<&str>,
+        issuer: &Issuer,
+        client_id: &ClientId,
+        now: u64,
+    ) -> Result<Session, NoSession> {
+        let cookie = SessionCookie::from_header(jar, cookie_header);
+        let session = open_session(sealer, jar, &cookie, client_id)?;
+        session.check(UnixTime::from_secs(now), issuer, None)?;
+        Ok(session)
+    }
+
+    fn t(secs: u64) -> UnixTime {
+        UnixTime::from_secs(secs)
+    }
 
     fn client() -> ClientId {
         ClientId::new("client")
@@ -350,9 +338,9 @@ mod tests {
             groups_omitted: false,
             provider_sid: None,
             tokens: SessionTokens::default(),
-            iat: 100,
-            exp: 1000,
-            seen: 100,
+            iat: UnixTime::from_secs(100),
+            exp: UnixTime::from_secs(1000),
+            seen: UnixTime::from_secs(100),
         }
     }
 
@@ -506,7 +494,7 @@ mod tests {
         let mut s = session(40);
         s.tokens = SessionTokens {
             access_token: Some(StoredSecret::new("a".repeat(5000))),
-            access_expires_at: Some(900),
+            access_expires_at: Some(UnixTime::from_secs(900)),
             refresh_token: Some(StoredSecret::new("r".repeat(1500))),
             id_token: Some(StoredSecret::new("i".repeat(4000))),
         };
@@ -557,33 +545,36 @@ mod tests {
         let iss = Issuer::new("https://idp");
         let mut s = session(0);
         let idle = Some(100);
-        assert_eq!(s.check(150, &iss, idle), Ok(()));
-        assert_eq!(s.check(200, &iss, idle), Err(NoSession::Idle));
-        assert_eq!(s.check(200, &iss, None), Ok(()));
-        assert!(!s.touch(105, idle), "moved less than a tenth: no rewrite");
-        assert!(s.touch(110, idle));
-        assert_eq!(s.seen, 110);
-        assert_eq!(s.check(200, &iss, idle), Ok(()));
-        assert!(!s.touch(500, None));
-        assert_eq!(s.check(1000, &iss, idle), Err(NoSession::Expired));
+        assert_eq!(s.check(t(150), &iss, idle), Ok(()));
+        assert_eq!(s.check(t(200), &iss, idle), Err(NoSession::Idle));
+        assert_eq!(s.check(t(200), &iss, None), Ok(()));
+        assert!(
+            !s.touch(t(105), idle),
+            "moved less than a tenth: no rewrite"
+        );
+        assert!(s.touch(t(110), idle));
+        assert_eq!(s.seen, t(110));
+        assert_eq!(s.check(t(200), &iss, idle), Ok(()));
+        assert!(!s.touch(t(500), None));
+        assert_eq!(s.check(t(1000), &iss, idle), Err(NoSession::Expired));
     }
 
     #[test]
     fn refresh_is_due_near_expiry_only_with_a_refresh_token() {
         let mut s = session(0);
-        s.tokens.access_expires_at = Some(400);
-        assert!(!s.needs_refresh(390, 60), "no refresh token");
+        s.tokens.access_expires_at = Some(t(400));
+        assert!(!s.needs_refresh(t(390), 60), "no refresh token");
         s.tokens.refresh_token = Some(StoredSecret::new("rt"));
-        assert!(!s.needs_refresh(300, 60));
-        assert!(s.needs_refresh(340, 60));
-        assert!(s.needs_refresh(500, 0));
+        assert!(!s.needs_refresh(t(300), 60));
+        assert!(s.needs_refresh(t(340), 60));
+        assert!(s.needs_refresh(t(500), 0));
         s.tokens.access_expires_at = None;
-        assert!(!s.needs_refresh(500, 60));
+        assert!(!s.needs_refresh(t(500), 60));
         s.tokens.access_token = Some(StoredSecret::new("at"));
-        assert_eq!(s.live_access_token(500), Some("at"));
-        s.tokens.access_expires_at = Some(400);
-        assert_eq!(s.live_access_token(399), Some("at"));
-        assert_eq!(s.live_access_token(400), None);
+        assert_eq!(s.live_access_token(t(500)), Some("at"));
+        s.tokens.access_expires_at = Some(t(400));
+        assert_eq!(s.live_access_token(t(399)), Some("at"));
+        assert_eq!(s.live_access_token(t(400)), None);
         assert_eq!(
             format!("{:?}", s.tokens.access_token),
             "Some(StoredSecret([redacted]))"

@@ -1,0 +1,108 @@
+//! One bounded cache for everything an isolate remembers (verified tokens, refreshes in
+//! flight, signed assertions, imported WebCrypto keys): entries expire at their own time and,
+//! when full, the oldest go first. Single-threaded (wasm), so interior mutability suffices.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+
+use crate::base::time::UnixTime;
+
+pub struct BoundedCache<K, V> {
+    capacity: usize,
+    entries: RefCell<HashMap<K, (V, UnixTime)>>,
+    /// Insertion order, for eviction; may hold keys already gone from `entries`.
+    order: RefCell<VecDeque<K>>,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> BoundedCache<K, V> {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            entries: RefCell::default(),
+            order: RefCell::default(),
+        }
+    }
+
+    /// The value, while `now` is before its expiry; an expired entry is dropped.
+    pub fn get(&self, key: &K, now: UnixTime) -> Option<V> {
+        let mut entries = self.entries.borrow_mut();
+        match entries.get(key) {
+            Some((value, until)) if now < *until => Some(value.clone()),
+            Some(_) => {
+                entries.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Keeps `value` until `until` (exclusive), evicting the oldest entries beyond capacity.
+    pub fn insert(&self, key: K, value: V, until: UnixTime) {
+        let mut entries = self.entries.borrow_mut();
+        let mut order = self.order.borrow_mut();
+        if entries.insert(key.clone(), (value, until)).is_none() {
+            order.push_back(key);
+        }
+        while entries.len() > self.capacity {
+            match order.pop_front() {
+                Some(old) => {
+                    entries.remove(&old);
+                }
+                None => break,
+            }
+        }
+        // Keys removed on expiry stay in the queue; keep it from growing without bound.
+        if order.len() > self.capacity.saturating_mul(2) {
+            order.retain(|k| entries.contains_key(k));
+        }
+    }
+
+    pub fn remove(&self, key: &K) {
+        self.entries.borrow_mut().remove(key);
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.entries.borrow().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: UnixTime = UnixTime::from_secs(1000);
+
+    #[test]
+    fn entries_live_until_their_expiry() {
+        let c = BoundedCache::new(10);
+        c.insert("a", 1, T0.plus(100));
+        assert_eq!(c.get(&"a", T0.plus(99)), Some(1));
+        assert_eq!(c.get(&"a", T0.plus(100)), None, "never past expiry");
+        assert_eq!(c.len(), 0, "expired entries are dropped");
+        assert_eq!(c.get(&"b", T0), None);
+        c.insert("a", 2, UnixTime::NEVER);
+        c.remove(&"a");
+        assert_eq!(c.get(&"a", T0), None);
+    }
+
+    #[test]
+    fn capacity_evicts_the_oldest_and_the_queue_stays_bounded() {
+        let c = BoundedCache::new(3);
+        for k in ["a", "b", "c", "d"] {
+            c.insert(k.to_owned(), 0, UnixTime::NEVER);
+        }
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.get(&"a".to_owned(), T0), None);
+        assert_eq!(c.get(&"d".to_owned(), T0), Some(0));
+        for i in 0..1000 {
+            c.insert(format!("x{i}"), i, UnixTime::NEVER);
+        }
+        assert_eq!(c.len(), 3);
+        assert!(c.order.borrow().len() <= 6);
+        // Re-inserting a key replaces its value without a second queue slot.
+        c.insert("x999".to_owned(), 7, UnixTime::NEVER);
+        assert_eq!(c.get(&"x999".to_owned(), T0), Some(7));
+    }
+}

@@ -1,0 +1,82 @@
+//! `/auth/backchannel-logout`: OpenID Connect Back-Channel Logout 1.0. The provider POSTs a
+//! logout token; the sessions it names end. Needs server-side sessions: a cookie cannot be
+//! reached from here.
+
+use serde_json::json;
+
+use crate::config::SessionStore;
+use crate::gate::error::GateError;
+use crate::gate::{Gate, GateRequest};
+use crate::http::{Method, Response};
+use crate::jose::jws::UnverifiedJws;
+use crate::oidc::logout_token;
+use crate::oidc::provider::SignedTokenError;
+use crate::platform::Platform;
+use crate::session::store::SessionObjects;
+
+const KEYS_UNAVAILABLE: &str = "The provider's keys cannot be fetched.";
+
+impl<P: Platform + SessionObjects> Gate<'_, P> {
+    pub(super) async fn backchannel_logout(
+        &self,
+        req: &GateRequest,
+    ) -> Result<Response, GateError> {
+        if req.method != Method::Post {
+            return Err(GateError::BackchannelMethod);
+        }
+        if self.cfg.session_store != SessionStore::DurableObject {
+            return Err(GateError::BackchannelUnsupported);
+        }
+        let refuse = GateError::LogoutTokenRefused;
+        let token = req
+            .body
+            .as_deref()
+            .and_then(|b| {
+                url::form_urlencoded::parse(b.as_bytes())
+                    .find(|(k, _)| k == "logout_token")
+                    .map(|(_, v)| v.into_owned())
+            })
+            .ok_or_else(|| refuse("no logout_token in the form body".into()))?;
+        let jws = UnverifiedJws::parse(&token).map_err(|e| refuse(format!("logout_token: {e}")))?;
+        let meta = self
+            .metadata()
+            .await
+            .map_err(|e| GateError::BackchannelUnavailable {
+                public: KEYS_UNAVAILABLE,
+                log: e.log_detail(),
+            })?;
+        let verified = self
+            .cache
+            .verify(self.platform, &meta.jwks_uri, jws)
+            .await
+            .map_err(|e| match e {
+                SignedTokenError::Provider(p) => GateError::BackchannelUnavailable {
+                    public: KEYS_UNAVAILABLE,
+                    log: format!("{p:?}"),
+                },
+                SignedTokenError::Key(k) => {
+                    refuse(format!("no provider key fits the logout token ({k:?})"))
+                }
+                SignedTokenError::Signature(e) => refuse(format!("logout_token signature: {e}")),
+            })?;
+        let logout = logout_token::validate(
+            &verified,
+            &self.cfg.issuer,
+            &self.cfg.client_id,
+            self.platform.now(),
+        )
+        .map_err(|why| refuse(format!("logout_token: {why}")))?;
+        let ended = self
+            .sessions(req, &crate::http::cookies::CookieJar::new(true))
+            .end_matching(logout.sub.as_deref(), logout.sid.as_deref())
+            .await
+            .map_err(|e| GateError::BackchannelUnavailable {
+                public: "Sessions could not be ended; try again.",
+                log: e.0,
+            })?;
+        self.platform.log(&json!({"level":"info","event":"backchannel_logout","sub":logout.sub,"sid":logout.sid,"sessions_ended":ended}));
+        let mut r = Response::new(200);
+        r.headers.set("Cache-Control", "no-store");
+        Ok(r)
+    }
+}

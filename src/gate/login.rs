@@ -1,0 +1,83 @@
+//! `/auth/login`: a new login transaction sealed in its own cookie, and the redirect to the
+//! provider.
+
+use crate::base::seal::Purpose;
+use crate::base::time::UnixTime;
+use crate::gate::error::GateError;
+use crate::gate::{Gate, GateRequest};
+use crate::http::cookies::{parse_cookie_header, CookieJar};
+use crate::http::return_to::ReturnTo;
+use crate::http::{Method, Response};
+use crate::oidc::transaction::{LoginTransaction, MAX_LIVE_TRANSACTIONS, TRANSACTION_TTL_SECS};
+use crate::platform::Platform;
+use crate::session::store::SessionObjects;
+
+impl<P: Platform + SessionObjects> Gate<'_, P> {
+    pub(super) async fn login(
+        &self,
+        req: &GateRequest,
+        jar: &CookieJar,
+    ) -> Result<Response, GateError> {
+        if !matches!(req.method, Method::Get | Method::Head) {
+            return Err(GateError::MethodNotAllowed);
+        }
+        let meta = self.metadata().await?;
+        let return_to = ReturnTo::parse(req.query("return_to").as_deref(), &self.cfg.auth_prefix);
+        let now = self.platform.now();
+        let (tx, authorize_url) =
+            LoginTransaction::begin(self.cfg, &meta, &self.redirect_uri(req), &return_to, now)
+                .map_err(|e| GateError::Internal(e.to_string()))?;
+        let name = jar.transaction_name(tx.state());
+        let sealed = self
+            .cfg
+            .sealer
+            .seal_json(Purpose::LoginTransaction, &name, &tx)
+            .map_err(|e| GateError::Internal(format!("sealing the login transaction: {e:?}")))?;
+        let mut resp = Response::redirect(&authorize_url);
+        for stale in self.transactions_to_drop(req, jar, now) {
+            resp.headers.append("Set-Cookie", jar.delete(&stale));
+        }
+        resp.headers
+            .append("Set-Cookie", jar.set(&name, &sealed, TRANSACTION_TTL_SECS));
+        Ok(resp)
+    }
+
+    fn redirect_uri(&self, req: &GateRequest) -> String {
+        match &self.cfg.redirect_uri {
+            Some(u) => u.to_string(),
+            None => format!("{}{}", req.origin(), self.cfg.auth_path("callback")),
+        }
+    }
+
+    /// Transaction cookies to delete before adding one: unreadable or expired ones, and the
+    /// oldest live ones beyond the cap.
+    fn transactions_to_drop(
+        &self,
+        req: &GateRequest,
+        jar: &CookieJar,
+        now: UnixTime,
+    ) -> Vec<String> {
+        let Some(header) = req.cookie_header() else {
+            return Vec::new();
+        };
+        let mut drop = Vec::new();
+        let mut live: Vec<(UnixTime, String)> = Vec::new();
+        for (name, value) in parse_cookie_header(header) {
+            if !jar.is_transaction_name(name) {
+                continue;
+            }
+            match self.cfg.sealer.open_json::<LoginTransaction>(
+                Purpose::LoginTransaction,
+                name,
+                value,
+            ) {
+                Ok(tx) if !tx.is_expired(now) => live.push((tx.created_at(), name.to_owned())),
+                _ => drop.push(name.to_owned()),
+            }
+        }
+        live.sort();
+        let excess = (live.len() + 1).saturating_sub(MAX_LIVE_TRANSACTIONS);
+        drop.extend(live.into_iter().take(excess).map(|(_, n)| n));
+        drop
+    }
+}

@@ -1,0 +1,115 @@
+//! Who a request is: a live session or a verified access token, made once per request. The
+//! policy's view, the identity headers and the signed assertion are all derived from it.
+
+use sha2::{Digest, Sha256};
+
+use crate::access::access_token::VerifiedAccessToken;
+use crate::access::assertion::Subject;
+use crate::access::policy::Identity;
+use crate::access::token_cache::TokenDigest;
+use crate::session::Session;
+
+pub enum Principal<'a> {
+    Session(&'a Session),
+    /// A Bearer token, with the digest of the token itself.
+    Token(&'a VerifiedAccessToken, TokenDigest),
+}
+
+impl Principal<'_> {
+    /// `sub`: unique only within its issuer.
+    pub fn sub(&self) -> &str {
+        match self {
+            Self::Session(s) => &s.sub,
+            Self::Token(t, _) => &t.subject,
+        }
+    }
+
+    pub fn email(&self) -> Option<&str> {
+        match self {
+            Self::Session(s) => s.email.as_deref(),
+            Self::Token(t, _) => t.email.as_deref(),
+        }
+    }
+
+    pub fn groups(&self) -> &[String] {
+        match self {
+            Self::Session(s) => &s.groups,
+            Self::Token(t, _) => &t.groups,
+        }
+    }
+
+    /// What the policy judges.
+    pub fn identity(&self) -> Identity<'_> {
+        match self {
+            Self::Session(s) => Identity {
+                email: s.email.as_deref(),
+                email_verified: s.email_verified,
+                groups: &s.groups,
+                roles: &s.roles,
+            },
+            Self::Token(t, _) => Identity {
+                email: t.email.as_deref(),
+                email_verified: None,
+                groups: &t.groups,
+                roles: &t.roles,
+            },
+        }
+    }
+
+    /// What the signed assertion says, keyed by the credential that was presented.
+    pub fn subject(&self) -> Subject<'_> {
+        match self {
+            Self::Session(s) => Subject {
+                idp: s.iss.as_str(),
+                sub: &s.sub,
+                email: s.email.as_deref(),
+                name: s.name.as_deref(),
+                groups: &s.groups,
+                roles: &s.roles,
+                credential: session_digest(s),
+                until: s.exp,
+            },
+            Self::Token(t, digest) => Subject {
+                idp: t.issuer.as_str(),
+                sub: &t.subject,
+                email: t.email.as_deref(),
+                name: None,
+                groups: &t.groups,
+                roles: &t.roles,
+                credential: token_digest(t, digest),
+                until: t.expires_at,
+            },
+        }
+    }
+}
+
+/// A session's identity as the assertion states it: a refresh that changes the groups, or
+/// another session of the same person, is another credential.
+fn session_digest(s: &Session) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"session\0");
+    h.update(s.iss.as_str().as_bytes());
+    for part in [Some(s.sub.as_str()), s.email.as_deref(), s.name.as_deref()] {
+        h.update([0]);
+        h.update(part.unwrap_or("").as_bytes());
+    }
+    for list in [&s.groups, &s.roles] {
+        h.update([1]);
+        for item in list {
+            h.update(item.as_bytes());
+            h.update([0]);
+        }
+    }
+    h.update(s.iat.as_secs().to_be_bytes());
+    h.update(s.exp.as_secs().to_be_bytes());
+    h.finalize().into()
+}
+
+/// The token itself, and the issuer that vouched for it.
+fn token_digest(t: &VerifiedAccessToken, token: &TokenDigest) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"token\0");
+    h.update(token);
+    h.update(t.issuer.as_str().as_bytes());
+    h.finalize().into()
+}

@@ -1,0 +1,357 @@
+//! The protected path: authenticate (a Bearer token when APIs are configured, else the
+//! session), make one `Principal`, authorize it against the path's rule or API route, and
+//! forward with the identity the origin may trust.
+
+use serde_json::json;
+
+use crate::access::access_token::{self, AccessExpectations, VerifiedAccessToken};
+use crate::access::api::ApiRoute;
+use crate::access::policy::{Decision, Rule};
+use crate::access::token_cache;
+use crate::base::time::UnixTime;
+use crate::config::{AccessLog, PassAccessToken};
+use crate::gate::error::GateError;
+use crate::gate::principal::Principal;
+use crate::gate::{with_cookies, Gate, GateRequest, Outcome};
+use crate::http::cookies::CookieJar;
+use crate::http::path::RequestPath;
+use crate::http::upstream::{header_value, request_headers_for_origin};
+use crate::http::{Headers, Response};
+use crate::jose::jws::UnverifiedJws;
+use crate::oidc::provider::SignedTokenError;
+use crate::platform::Platform;
+use crate::session::store::{Loaded, SessionObjects, Unloaded};
+use crate::session::NoSession;
+
+/// What the access log line says of a decision.
+#[derive(Clone, Copy)]
+enum Verdict {
+    Allow,
+    Deny,
+}
+
+impl Verdict {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+enum Credential<'r> {
+    None,
+    Bearer(&'r str),
+    Malformed,
+}
+
+/// `Authorization: Bearer <token>` (RFC 6750 2.1). Tokens in the query string or body are
+/// never read.
+fn bearer_credential(headers: &Headers) -> Credential<'_> {
+    let Some(value) = headers.get("Authorization") else {
+        return Credential::None;
+    };
+    let mut parts = value.trim().splitn(2, ' ');
+    match (parts.next(), parts.next().map(str::trim)) {
+        (Some(scheme), Some(token))
+            if scheme.eq_ignore_ascii_case("bearer")
+                && !token.is_empty()
+                && !token.contains(' ') =>
+        {
+            Credential::Bearer(token)
+        }
+        (Some(scheme), _) if scheme.eq_ignore_ascii_case("bearer") => Credential::Malformed,
+        // Basic and other schemes belong to the origin; they are not our business.
+        _ => Credential::None,
+    }
+}
+
+impl<P: Platform + SessionObjects> Gate<'_, P> {
+    pub(super) async fn protect(
+        &self,
+        req: &GateRequest,
+        jar: &CookieJar,
+        path: &RequestPath,
+    ) -> Outcome {
+        let rule = self.cfg.policy.rule_for(path);
+        if rule.is_public() {
+            return self.forward(path, self.stripped_headers(req, jar), false, Vec::new());
+        }
+        if let Some(api) = &self.cfg.api {
+            let route = api.route_for(req.method.as_str(), path);
+            match bearer_credential(&req.headers) {
+                Credential::Bearer(token) => {
+                    return match self.bearer(req, jar, path, rule, route, token).await {
+                        Ok(outcome) => outcome,
+                        Err(e) => Outcome::Respond(self.fail(req, e)),
+                    }
+                }
+                Credential::Malformed => {
+                    return Outcome::Respond(self.fail(req, GateError::BearerMalformed))
+                }
+                Credential::None if route.is_some() => {
+                    return Outcome::Respond(self.fail(req, GateError::BearerMissing))
+                }
+                Credential::None => {}
+            }
+        }
+        match self.sessions(req, jar).load(true).await {
+            Ok(Loaded {
+                session,
+                set_cookies,
+            }) => {
+                let who = Principal::Session(&session);
+                if let Verdict::Deny = self.decide(path, rule, &who) {
+                    let shown = session
+                        .email
+                        .clone()
+                        .or_else(|| session.name.clone())
+                        .unwrap_or_else(|| session.sub.clone());
+                    let forbidden = GateError::Forbidden {
+                        who: shown,
+                        sub: session.sub.clone(),
+                    };
+                    let resp = forbidden.to_response(req.wants_html(), &self.cfg.auth_prefix);
+                    return Outcome::Respond(with_cookies(resp, set_cookies));
+                }
+                let mut headers = self.origin_headers(req, jar, &who);
+                let live_token = session.live_access_token(self.platform.now());
+                if let (Some(how), Some(token)) = (self.cfg.pass_access_token, live_token) {
+                    match how {
+                        PassAccessToken::Authorization => {
+                            headers.set("Authorization", format!("Bearer {token}"))
+                        }
+                        PassAccessToken::XForwardedAccessToken => {
+                            headers.set("X-Forwarded-Access-Token", token)
+                        }
+                    }
+                }
+                self.forward(path, headers, true, set_cookies)
+            }
+            Err(Unloaded {
+                why: NoSession::StoreUnavailable,
+                ..
+            }) => Outcome::Respond(self.fail(
+                req,
+                GateError::SessionStoreUnavailable("see the session_store_failed line".into()),
+            )),
+            Err(gone) => Outcome::Respond(self.unauthenticated(req, gone)),
+        }
+    }
+
+    fn forward(
+        &self,
+        path: &RequestPath,
+        headers: Headers,
+        protected: bool,
+        set_cookies: Vec<String>,
+    ) -> Outcome {
+        Outcome::Forward {
+            path: path.as_str().to_owned(),
+            headers,
+            protected,
+            set_cookies,
+        }
+    }
+
+    /// No live session: browsers navigating go to sign-in; programs get a 401.
+    pub(super) fn unauthenticated(&self, req: &GateRequest, gone: Unloaded) -> Response {
+        let Unloaded { why, set_cookies } = gone;
+        if why != NoSession::NoCookie {
+            self.platform.log(&json!({"level":"info","event":"session_rejected","path":req.url.path(),"reason":format!("{why:?}")}));
+        }
+        let resp = if req.is_navigation() {
+            let mut here = req.url.path().to_owned();
+            if let Some(q) = req.url.query() {
+                here.push('?');
+                here.push_str(q);
+            }
+            Response::redirect(&self.login_href(Some(&here)))
+        } else {
+            let e = GateError::SignInRequired {
+                description: "Sign in first.",
+                login_url: self.login_href(None),
+            };
+            e.to_response(false, &self.cfg.auth_prefix)
+        };
+        with_cookies(resp, set_cookies)
+    }
+
+    /// Judges and writes the one log line every decision gets.
+    fn decide(&self, path: &RequestPath, rule: &Rule, who: &Principal<'_>) -> Verdict {
+        let (verdict, reason) = match self.cfg.policy.judge(rule, &who.identity()) {
+            Decision::Allow { reason } => (Verdict::Allow, reason),
+            Decision::Deny { reason } => (Verdict::Deny, reason),
+        };
+        self.log_access(path, who.sub(), &rule.name, verdict, &reason);
+        verdict
+    }
+
+    fn log_access(
+        &self,
+        path: &RequestPath,
+        sub: &str,
+        rule: &str,
+        verdict: Verdict,
+        reason: &str,
+    ) {
+        let wanted = match self.cfg.access_log {
+            AccessLog::All => true,
+            AccessLog::Deny => matches!(verdict, Verdict::Deny),
+            AccessLog::None => false,
+        };
+        if !wanted {
+            return;
+        }
+        self.platform.log(&json!({
+            "event": "access", "time": self.platform.now(), "path": path.as_str().chars().take(200).collect::<String>(),
+            "sub": sub, "rule": rule, "outcome": verdict.as_str(), "reason": reason,
+        }));
+    }
+
+    /// The request headers for the origin: inbound identity stripped, the real one set.
+    fn origin_headers(&self, req: &GateRequest, jar: &CookieJar, who: &Principal<'_>) -> Headers {
+        let mut headers = self.stripped_headers(req, jar);
+        let ids = &self.cfg.identity_headers;
+        if let Some(h) = &ids.user {
+            headers.set(h, header_value(who.sub()));
+        }
+        if let (Some(h), Some(email)) = (&ids.email, who.email()) {
+            headers.set(h, header_value(email));
+        }
+        if let Some(h) = ids.groups.as_ref().filter(|_| !who.groups().is_empty()) {
+            let groups: Vec<String> = who
+                .groups()
+                .iter()
+                .map(|g| header_value(g).replace(',', "%2C"))
+                .collect();
+            headers.set(h, groups.join(","));
+        }
+        if let Some(signer) = &self.cfg.assertion {
+            headers.set(
+                &signer.header,
+                signer.assertion(&req.origin(), &who.subject(), self.platform.now()),
+            );
+        }
+        headers
+    }
+
+    /// The request headers without anything the origin could take for identity from us.
+    pub(super) fn stripped_headers(&self, req: &GateRequest, jar: &CookieJar) -> Headers {
+        let ids = &self.cfg.identity_headers;
+        let configured: Vec<&str> = [
+            ids.user.as_deref(),
+            ids.email.as_deref(),
+            ids.groups.as_deref(),
+            self.cfg.assertion.as_ref().map(|a| a.header.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut headers = request_headers_for_origin(&req.headers, jar, &configured);
+        // With Bearer tokens accepted, Authorization is the client's API credential.
+        if self.cfg.pass_access_token == Some(PassAccessToken::Authorization)
+            && self.cfg.api.is_none()
+        {
+            // The origin treats Authorization as coming from us: never pass the client's own.
+            headers.remove("Authorization");
+        }
+        headers
+    }
+
+    /// A request carrying `Authorization: Bearer`: the token decides, never a cookie.
+    async fn bearer(
+        &self,
+        req: &GateRequest,
+        jar: &CookieJar,
+        path: &RequestPath,
+        rule: &Rule,
+        route: Option<&ApiRoute>,
+        token: &str,
+    ) -> Result<Outcome, GateError> {
+        let now = self.platform.now();
+        let digest = token_cache::digest(token);
+        let verified = match self.tokens.get(&digest, now) {
+            Some(t) => t,
+            None => {
+                let t = self.verify_access_token(token, now).await?;
+                self.tokens.insert(digest, t)
+            }
+        };
+        let who = Principal::Token(&verified, digest);
+        match route {
+            Some(route) => match route.judge(&verified) {
+                Ok(reason) => {
+                    self.log_access(path, who.sub(), &route.name, Verdict::Allow, &reason)
+                }
+                Err(wanted) => {
+                    let why = "insufficient scope";
+                    self.log_access(path, who.sub(), &route.name, Verdict::Deny, why);
+                    return Ok(Outcome::Respond(
+                        GateError::InsufficientScope(wanted.0).to_response(false, ""),
+                    ));
+                }
+            },
+            None => {
+                if let Verdict::Deny = self.decide(path, rule, &who) {
+                    return Ok(Outcome::Respond(
+                        GateError::TokenForbidden.to_response(false, ""),
+                    ));
+                }
+            }
+        }
+        let headers = self.origin_headers(req, jar, &who);
+        Ok(self.forward(path, headers, true, Vec::new()))
+    }
+
+    async fn verify_access_token(
+        &self,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<VerifiedAccessToken, GateError> {
+        let invalid = |public: &'static str| GateError::TokenRejected {
+            public,
+            log: public.to_owned(),
+        };
+        let api = self
+            .cfg
+            .api
+            .as_ref()
+            .ok_or_else(|| invalid("Bearer tokens are not accepted here"))?;
+        let jws = UnverifiedJws::parse(token).map_err(|e| GateError::TokenRejected {
+            public: "The token is malformed or uses a refused algorithm.",
+            log: e.to_string(),
+        })?;
+        // Only trusted issuers' keys are ever fetched: the issuer is checked before any I/O.
+        let iss = jws
+            .unverified_issuer()
+            .ok_or_else(|| invalid("the token has no issuer"))?;
+        let issuer = api
+            .issuers
+            .iter()
+            .find(|i| i.as_str() == iss)
+            .ok_or_else(|| invalid("the token's issuer is not trusted"))?;
+        let meta = self
+            .cache
+            .metadata(self.platform, issuer)
+            .await
+            .map_err(|e| GateError::TokenKeysUnavailable(format!("{e:?}")))?;
+        let verified = self
+            .cache
+            .verify(self.platform, &meta.jwks_uri, jws)
+            .await
+            .map_err(|e| match e {
+                SignedTokenError::Provider(p) => GateError::TokenKeysUnavailable(format!("{p:?}")),
+                SignedTokenError::Key(_) => invalid("no signing key of the issuer fits the token"),
+                SignedTokenError::Signature(_) => invalid("the signature does not verify"),
+            })?;
+        let expect = AccessExpectations {
+            issuers: &api.issuers,
+            audiences: &api.audiences,
+            typ: api.typ,
+            now,
+        };
+        access_token::validate(&verified, &expect, &self.cfg.list_claims)
+            .map_err(|e| invalid(e.as_str()))
+    }
+}

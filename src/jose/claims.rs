@@ -1,0 +1,357 @@
+//! The one claims verifier: what ID tokens, access tokens and logout tokens share. The `typ`
+//! header normalized once, NumericDate parsed one way, the registered claims (RFC 7519 4.1)
+//! read once, and the time rules with their leeway. Each token kind adds its own rules.
+
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use crate::base::time::UnixTime;
+use crate::jose::jws::VerifiedJws;
+
+/// A JWT `typ` header, lower-cased and without the `application/` prefix (RFC 7515 4.1.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Typ {
+    /// No `typ` header.
+    Absent,
+    /// `JWT`.
+    Jwt,
+    /// `at+jwt` (RFC 9068).
+    AccessToken,
+    /// `logout+jwt` (Back-Channel Logout 1.0).
+    LogoutToken,
+    Other,
+}
+
+impl Typ {
+    pub fn of(jws: &VerifiedJws) -> Self {
+        let Some(typ) = jws.header().typ.as_deref() else {
+            return Self::Absent;
+        };
+        let t = typ.to_ascii_lowercase();
+        match t.strip_prefix("application/").unwrap_or(&t) {
+            "jwt" => Self::Jwt,
+            "at+jwt" => Self::AccessToken,
+            "logout+jwt" => Self::LogoutToken,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// RFC 7519 NumericDate: seconds since the epoch; fractions are allowed and dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NumericDate(i64);
+
+impl NumericDate {
+    pub fn secs(self) -> i64 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for NumericDate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = serde_json::Number::deserialize(d)?;
+        n.as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f.floor() as i64)
+            })
+            .map(Self)
+            .ok_or_else(|| serde::de::Error::custom("not a NumericDate"))
+    }
+}
+
+/// `aud`: one string or an array of them.
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(untagged)]
+pub enum Audiences {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audiences {
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let (one, many): (Option<&str>, &[String]) = match self {
+            Self::One(s) => (Some(s.as_str()), &[]),
+            Self::Many(v) => (None, v.as_slice()),
+        };
+        one.into_iter().chain(many.iter().map(String::as_str))
+    }
+
+    pub fn contains(&self, audience: &str) -> bool {
+        self.iter().any(|a| a == audience)
+    }
+}
+
+/// The registered claims every token kind has, parsed once.
+#[derive(Debug, Deserialize)]
+pub struct Registered {
+    pub iss: String,
+    #[serde(default)]
+    pub sub: Option<String>,
+    pub aud: Audiences,
+    #[serde(default)]
+    pub exp: Option<NumericDate>,
+    #[serde(default)]
+    pub nbf: Option<NumericDate>,
+    #[serde(default)]
+    pub iat: Option<NumericDate>,
+    #[serde(default)]
+    pub jti: Option<String>,
+}
+
+impl Registered {
+    /// `sub`, when present and not empty.
+    pub fn subject(&self) -> Option<&str> {
+        self.sub.as_deref().filter(|s| !s.is_empty())
+    }
+}
+
+/// A token's claims: the registered ones typed, and all of them for the kind's own rules.
+pub struct Claims {
+    pub registered: Registered,
+    pub all: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimsError {
+    /// The payload is not a JSON object with the registered claims' types.
+    Shape(String),
+    MissingExpiry,
+    Expired,
+    NotYetValid,
+    MissingIssuedAt,
+    IssuedInFuture,
+    IssuedTooLongAgo,
+}
+
+impl Claims {
+    pub fn parse(jws: &VerifiedJws) -> Result<Self, ClaimsError> {
+        let all: Value =
+            serde_json::from_slice(jws.payload()).map_err(|e| ClaimsError::Shape(e.to_string()))?;
+        let registered =
+            Registered::deserialize(&all).map_err(|e| ClaimsError::Shape(e.to_string()))?;
+        Ok(Self { registered, all })
+    }
+
+    /// A string claim, when present and a string.
+    pub fn str(&self, name: &str) -> Option<&str> {
+        self.all.get(name).and_then(Value::as_str)
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.all.get(name).is_some_and(|v| !v.is_null())
+    }
+
+    /// The strings at a claim path such as `groups` or `realm_access.roles`: an array of
+    /// strings, or one space-separated string.
+    pub fn string_list(&self, path: &str) -> Vec<String> {
+        string_list(&self.all, path)
+    }
+}
+
+/// The time rules, with `leeway` seconds of clock difference allowed each way.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub now: UnixTime,
+    pub leeway: u64,
+}
+
+impl Clock {
+    fn now(self) -> i64 {
+        self.now.as_i64()
+    }
+
+    fn leeway(self) -> i64 {
+        i64::try_from(self.leeway).unwrap_or(i64::MAX)
+    }
+
+    /// `exp` (required or not) is not past; `nbf`, when present, is not ahead.
+    pub fn check_validity(self, c: &Registered, exp_required: bool) -> Result<(), ClaimsError> {
+        match c.exp {
+            Some(exp) if self.now() >= exp.secs().saturating_add(self.leeway()) => {
+                return Err(ClaimsError::Expired)
+            }
+            None if exp_required => return Err(ClaimsError::MissingExpiry),
+            _ => {}
+        }
+        if c.nbf
+            .is_some_and(|nbf| nbf.secs() > self.now().saturating_add(self.leeway()))
+        {
+            return Err(ClaimsError::NotYetValid);
+        }
+        Ok(())
+    }
+
+    /// `iat` is not ahead, and, with `max_age`, not older than that (plus leeway).
+    /// `Ok(None)` when absent and not required.
+    pub fn check_issued(
+        self,
+        c: &Registered,
+        required: bool,
+        max_age: Option<u64>,
+    ) -> Result<Option<NumericDate>, ClaimsError> {
+        let Some(iat) = c.iat else {
+            return if required {
+                Err(ClaimsError::MissingIssuedAt)
+            } else {
+                Ok(None)
+            };
+        };
+        if iat.secs() > self.now().saturating_add(self.leeway()) {
+            return Err(ClaimsError::IssuedInFuture);
+        }
+        if let Some(max_age) = max_age {
+            let oldest = self
+                .now()
+                .saturating_sub(i64::try_from(max_age).unwrap_or(i64::MAX))
+                .saturating_sub(self.leeway());
+            if iat.secs() < oldest {
+                return Err(ClaimsError::IssuedTooLongAgo);
+            }
+        }
+        Ok(Some(iat))
+    }
+}
+
+/// The strings at a claim path such as `groups` or `realm_access.roles`: an array of strings,
+/// or one space-separated string.
+pub fn string_list(claims: &Value, path: &str) -> Vec<String> {
+    let mut v = claims;
+    for part in path.split('.') {
+        match v.get(part) {
+            Some(next) => v = next,
+            None => return Vec::new(),
+        }
+    }
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_owned))
+            .collect(),
+        Value::String(s) => s.split_whitespace().map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Which claims hold a person's groups and roles (`GROUPS_CLAIM`, `ROLES_CLAIM`; dotted paths
+/// allowed), for sessions and access tokens alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListClaims {
+    pub groups: String,
+    pub roles: String,
+}
+
+impl Default for ListClaims {
+    fn default() -> Self {
+        Self {
+            groups: "groups".into(),
+            roles: "roles".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::jose::jws::{JoseHeader, JwsAlg};
+
+    fn jws(typ: Option<&str>, claims: Value) -> VerifiedJws {
+        VerifiedJws::assume_verified(
+            JoseHeader {
+                alg: JwsAlg::Es256,
+                kid: None,
+                typ: typ.map(str::to_owned),
+            },
+            claims.to_string().into_bytes(),
+        )
+    }
+
+    #[test]
+    fn typ_is_normalized_once() {
+        for (typ, want) in [
+            (None, Typ::Absent),
+            (Some("JWT"), Typ::Jwt),
+            (Some("application/jwt"), Typ::Jwt),
+            (Some("AT+JWT"), Typ::AccessToken),
+            (Some("application/at+jwt"), Typ::AccessToken),
+            (Some("logout+jwt"), Typ::LogoutToken),
+            (Some("secevent+jwt"), Typ::Other),
+        ] {
+            assert_eq!(Typ::of(&jws(typ, json!({}))), want, "{typ:?}");
+        }
+    }
+
+    #[test]
+    fn numeric_dates_allow_fractions_and_refuse_other_types() {
+        let c = Claims::parse(&jws(None, json!({"iss":"i","aud":"a","exp":10.9,"iat":5}))).unwrap();
+        assert_eq!(c.registered.exp, Some(NumericDate(10)));
+        assert_eq!(c.registered.iat, Some(NumericDate(5)));
+        assert!(Claims::parse(&jws(None, json!({"iss":"i","aud":"a","exp":"10"}))).is_err());
+        assert!(Claims::parse(&jws(None, json!({"iss":"i","aud":7}))).is_err());
+        assert!(Claims::parse(&jws(None, json!([1]))).is_err());
+    }
+
+    #[test]
+    fn time_rules_apply_the_leeway_both_ways() {
+        let clock = Clock {
+            now: UnixTime::from_secs(1000),
+            leeway: 60,
+        };
+        let reg = |v: Value| Claims::parse(&jws(None, v)).unwrap().registered;
+        let base = json!({"iss":"i","aud":"a"});
+        let with = |k: &str, v: i64| {
+            let mut b = base.clone();
+            b[k] = v.into();
+            reg(b)
+        };
+        assert_eq!(
+            clock.check_validity(&reg(base.clone()), true),
+            Err(ClaimsError::MissingExpiry)
+        );
+        assert_eq!(clock.check_validity(&reg(base.clone()), false), Ok(()));
+        assert_eq!(clock.check_validity(&with("exp", 941), true), Ok(()));
+        assert_eq!(
+            clock.check_validity(&with("exp", 940), true),
+            Err(ClaimsError::Expired)
+        );
+        assert_eq!(
+            clock.check_validity(&with("nbf", 1061), false),
+            Err(ClaimsError::NotYetValid)
+        );
+        assert_eq!(
+            clock.check_issued(&with("iat", 1061), true, None),
+            Err(ClaimsError::IssuedInFuture)
+        );
+        assert_eq!(
+            clock.check_issued(&with("iat", 839), true, Some(100)),
+            Err(ClaimsError::IssuedTooLongAgo)
+        );
+        assert_eq!(
+            clock.check_issued(&with("iat", 840), true, Some(100)),
+            Ok(Some(NumericDate(840)))
+        );
+        assert_eq!(
+            clock.check_issued(&reg(base.clone()), true, None),
+            Err(ClaimsError::MissingIssuedAt)
+        );
+        assert_eq!(clock.check_issued(&reg(base), false, None), Ok(None));
+    }
+
+    #[test]
+    fn list_claims_follow_dotted_paths_and_split_strings() {
+        let v = json!({"realm_access":{"roles":["a","b"]},"scp":"x y","n":5});
+        assert_eq!(string_list(&v, "realm_access.roles"), vec!["a", "b"]);
+        assert_eq!(string_list(&v, "scp"), vec!["x", "y"]);
+        assert!(string_list(&v, "n").is_empty());
+        assert!(string_list(&v, "missing.path").is_empty());
+        let aud = Audiences::Many(vec!["a".into(), "b".into()]);
+        assert!(aud.contains("b") && !aud.contains("c"));
+        assert_eq!(
+            Audiences::One("a".into()).iter().collect::<Vec<_>>(),
+            vec!["a"]
+        );
+    }
+}

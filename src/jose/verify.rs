@@ -1,0 +1,122 @@
+//! Signature verification: one trait with a platform implementation (WebCrypto in the
+//! worker) and a pure-Rust one for host tests, and the one step that releases a payload.
+
+use crate::jose::jwks::PublicJwk;
+use crate::jose::jws::{JwsAlg, UnverifiedJws, VerifiedJws};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureError {
+    /// The key cannot be used with this algorithm (wrong type, weak RSA modulus, bad point).
+    UnusableKey(String),
+    BadSignature,
+    /// The platform's crypto failed (WebCrypto rejected the call).
+    Platform(String),
+}
+
+impl std::fmt::Display for SignatureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UnusableKey(why) => write!(f, "the key cannot verify this token: {why}"),
+            Self::BadSignature => f.write_str("signature does not verify"),
+            Self::Platform(why) => write!(f, "crypto failed: {why}"),
+        }
+    }
+}
+
+/// Checks a signature with a public key. One implementation per platform.
+#[allow(async_fn_in_trait)] // single-threaded wasm: futures need not be Send
+pub trait SignatureVerifier {
+    async fn verify(
+        &self,
+        alg: JwsAlg,
+        key: &PublicJwk,
+        signing_input: &[u8],
+        signature: &[u8],
+    ) -> Result<(), SignatureError>;
+}
+
+/// Checks `jws` with `key` and releases the payload.
+pub async fn verify<V: SignatureVerifier>(
+    verifier: &V,
+    jws: UnverifiedJws<'_>,
+    key: &PublicJwk,
+) -> Result<VerifiedJws, SignatureError> {
+    verifier
+        .verify(jws.header.alg, key, jws.signing_input(), jws.signature())
+        .await?;
+    Ok(VerifiedJws::checked(jws))
+}
+
+/// Pure-Rust verification through jwt-compact (RSA keys under 2048 bits refused), for host
+/// tests; the worker checks signatures with WebCrypto.
+#[cfg(test)]
+pub struct RustVerifier;
+
+#[cfg(test)]
+impl SignatureVerifier for RustVerifier {
+    async fn verify(
+        &self,
+        alg: JwsAlg,
+        key: &PublicJwk,
+        signing_input: &[u8],
+        signature: &[u8],
+    ) -> Result<(), SignatureError> {
+        verify_rust(alg, key, signing_input, signature)
+    }
+}
+
+#[cfg(test)]
+pub fn verify_rust(
+    alg: JwsAlg,
+    key: &PublicJwk,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), SignatureError> {
+    use jwt_compact::alg::{Ed25519, Es256, Rsa, RsaPublicKey, StrongKey};
+    use jwt_compact::{Algorithm, AlgorithmSignature};
+
+    fn check<A: Algorithm>(
+        alg: &A,
+        key: &A::VerifyingKey,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), SignatureError> {
+        if let Some(len) = <A::Signature as AlgorithmSignature>::LENGTH {
+            if signature.len() != len.get() {
+                return Err(SignatureError::BadSignature);
+            }
+        }
+        let sig = <A::Signature as AlgorithmSignature>::try_from_slice(signature)
+            .map_err(|_| SignatureError::BadSignature)?;
+        if alg.verify_signature(&sig, key, message) {
+            Ok(())
+        } else {
+            Err(SignatureError::BadSignature)
+        }
+    }
+    let unusable = |e: &dyn std::fmt::Display| SignatureError::UnusableKey(e.to_string());
+    let jwk = key.jwk();
+    match alg {
+        JwsAlg::Rs256
+        | JwsAlg::Rs384
+        | JwsAlg::Rs512
+        | JwsAlg::Ps256
+        | JwsAlg::Ps384
+        | JwsAlg::Ps512 => {
+            let public = RsaPublicKey::try_from(jwk).map_err(|e| unusable(&e))?;
+            let strong = StrongKey::try_from(public).map_err(|e| unusable(&e))?;
+            let rsa: Rsa = alg.name().parse().map_err(|e| unusable(&e))?;
+            check(&rsa, strong.as_ref(), message, signature)
+        }
+        JwsAlg::Es256 => {
+            let public =
+                <Es256 as Algorithm>::VerifyingKey::try_from(jwk).map_err(|e| unusable(&e))?;
+            check(&Es256, &public, message, signature)
+        }
+        JwsAlg::EdDsa => {
+            let public =
+                <Ed25519 as Algorithm>::VerifyingKey::try_from(jwk).map_err(|e| unusable(&e))?;
+            check(&Ed25519, &public, message, signature)
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! The one session interface the gate uses: load a request's session (checked, refreshed when
+//! due), start one after sign-in, end one at logout. Two backends sit behind it, chosen by
+//! `SESSION_STORE`: everything sealed in the browser's cookies, or a Durable Object per person
+//! with only a sealed reference in the cookie. No caller branches on which is configured.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::json;
+
+use crate::base::random::random_bytes;
+use crate::base::seal::Purpose;
+use crate::base::time::UnixTime;
+use crate::config::{Config, SessionStore};
+use crate::http::cookies::CookieJar;
+use crate::oidc::provider::ProviderCache;
+use crate::platform::Platform;
+use crate::session::coalescer::RefreshCoalescer;
+use crate::session::durable_object::{ObjectName, StoreAnswer, StoreCall, StoreError, StoreRef};
+use crate::session::refresh::refresh_session;
+use crate::session::{binding, open_session, NoSession, Session, SessionCookie, SessionSealError};
+
+/// Calls to session objects (Durable Objects), made by the runtime.
+#[allow(async_fn_in_trait)] // single-threaded wasm
+pub trait SessionObjects {
+    async fn call(&self, object: &ObjectName, call: StoreCall) -> Result<StoreAnswer, StoreError>;
+}
+
+/// A live session, and the `Set-Cookie` values that go with the answer.
+pub struct Loaded {
+    pub session: Session,
+    pub set_cookies: Vec<String>,
+}
+
+/// No session, and the `Set-Cookie` values that clear what is left of one.
+pub struct Unloaded {
+    pub why: NoSession,
+    pub set_cookies: Vec<String>,
+}
+
+impl Unloaded {
+    /// An unreadable cookie is deleted; no cookie, nothing to delete.
+    fn clearing(why: NoSession, jar: &CookieJar, cookie: &SessionCookie) -> Self {
+        let set_cookies = if why == NoSession::NoCookie {
+            Vec::new()
+        } else {
+            cookie.delete(jar)
+        };
+        Self { why, set_cookies }
+    }
+
+    fn quiet(why: NoSession) -> Self {
+        Self {
+            why,
+            set_cookies: Vec::new(),
+        }
+    }
+}
+
+/// Why a session could not be started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartError {
+    /// It does not fit in its cookies, or sealing failed.
+    Seal(String),
+    /// The session object could not be reached.
+    Store(StoreError),
+}
+
+/// The request's sessions: its cookies, the configuration and the isolate's helpers.
+pub struct Sessions<'a, P> {
+    pub cfg: &'a Config,
+    pub cache: &'a ProviderCache,
+    pub refreshes: &'a RefreshCoalescer,
+    pub platform: &'a P,
+    pub jar: &'a CookieJar,
+    /// The request's `Cookie` header.
+    pub cookie_header: Option<&'a str>,
+}
+
+impl<P: Platform + SessionObjects> Sessions<'_, P> {
+    fn cookie(&self) -> SessionCookie {
+        SessionCookie::from_header(self.jar, self.cookie_header)
+    }
+
+    /// The request's session: opened from its cookie (or fetched from its object), checked
+    /// against both lifetimes, and refreshed when `refresh` allows and it is due.
+    pub async fn load(&self, refresh: bool) -> Result<Loaded, Unloaded> {
+        let cookie = self.cookie();
+        match self.cfg.session_store {
+            SessionStore::Cookie => self.load_from_cookie(cookie, refresh).await,
+            SessionStore::DurableObject => self.load_from_object(cookie, refresh).await,
+        }
+    }
+
+    /// Starts a new session after sign-in: the cookies that hold it (or refer to it).
+    pub async fn start(
+        &self,
+        session: Session,
+        now: UnixTime,
+    ) -> Result<(Session, Vec<String>), StartError> {
+        let present = self.cookie().chunks;
+        if self.cfg.session_store == SessionStore::Cookie {
+            return self.write_cookie(session, &present, now);
+        }
+        let id = URL_SAFE_NO_PAD
+            .encode(random_bytes::<32>().map_err(|e| StartError::Seal(format!("random: {e}")))?);
+        let object = ObjectName::user(&session.iss, &session.sub);
+        let create = StoreCall::Create {
+            id: id.clone(),
+            session: Box::new(session.clone()),
+        };
+        self.call(&object, create)
+            .await
+            .map_err(StartError::Store)?;
+        if let Some(sid) = &session.provider_sid {
+            let link = StoreCall::Link {
+                user: object.clone(),
+            };
+            self.call(&ObjectName::sid(&session.iss, sid), link)
+                .await
+                .map_err(StartError::Store)?;
+        }
+        let name = self.jar.session_name();
+        let sealed = self
+            .cfg
+            .sealer
+            .seal_json(
+                Purpose::Session,
+                &binding(&name, &self.cfg.client_id),
+                &StoreRef { object, id },
+            )
+            .map_err(|e| StartError::Seal(format!("sealing the session reference: {e:?}")))?;
+        let cookies = self
+            .jar
+            .set_chunked(&name, &sealed, session.exp.since(now), &present)
+            .ok_or_else(|| StartError::Seal("the session reference does not fit".into()))?;
+        Ok((session, cookies))
+    }
+
+    /// Ends the request's session here: the session it was (for revocation and
+    /// `id_token_hint`), and the cookies that clear it in the browser.
+    pub async fn end(&self) -> (Option<Session>, Vec<String>) {
+        let cookie = self.cookie();
+        let ended = match self.cfg.session_store {
+            SessionStore::Cookie => {
+                open_session(&self.cfg.sealer, self.jar, &cookie, &self.cfg.client_id).ok()
+            }
+            SessionStore::DurableObject => match self.open_ref(&cookie) {
+                Ok(r) => self
+                    .call(&r.object, StoreCall::End { id: r.id })
+                    .await
+                    .and_then(session_answer)
+                    .unwrap_or_else(|e| {
+                        self.store_failed(&e);
+                        None
+                    }),
+                Err(_) => None,
+            },
+        };
+        (ended, cookie.delete(self.jar))
+    }
+
+    /// Ends the sessions a back-channel logout token names: all of `sub`'s, or those of
+    /// the provider session `sid`. How many ended.
+    pub async fn end_matching(
+        &self,
+        sub: Option<&str>,
+        sid: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let issuer = &self.cfg.issuer;
+        let object = match (sub, sid) {
+            (Some(sub), _) => Some(ObjectName::user(issuer, sub)),
+            (None, Some(sid)) => match self
+                .call(&ObjectName::sid(issuer, sid), StoreCall::Resolve)
+                .await?
+            {
+                StoreAnswer::User(u) => u,
+                other => return Err(unexpected(&other)),
+            },
+            (None, None) => None,
+        };
+        let Some(object) = object else {
+            return Ok(0);
+        };
+        let call = StoreCall::EndMatching {
+            sid: sid.map(str::to_owned),
+        };
+        match self.call(&object, call).await? {
+            StoreAnswer::Ended(n) => Ok(n),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn call(&self, object: &ObjectName, call: StoreCall) -> Result<StoreAnswer, StoreError> {
+        self.platform.call(object, call).await
+    }
+
+    fn store_failed(&self, e: &StoreError) {
+        self.platform
+            .log(&json!({"level":"error","event":"session_store_failed","detail":e.0}));
+    }
+
+    fn open_ref(&self, cookie: &SessionCookie) -> Result<StoreRef, NoSession> {
+        let value = cookie.sealed.as_deref().ok_or(NoSession::NoCookie)?;
+        self.cfg
+            .sealer
+            .open_json(
+                Purpose::Session,
+                &binding(&self.jar.session_name(), &self.cfg.client_id),
+                value,
+            )
+            .map_err(|_| NoSession::Unreadable)
+    }
+
+    /// A plain read first; only a due refresh goes through the object's one-at-a-time path
+    /// (which reads again, so a refresh another request just did is not redone).
+    async fn load_from_object(
+        &self,
+        cookie: SessionCookie,
+        refresh: bool,
+    ) -> Result<Loaded, Unloaded> {
+        let jar = self.jar;
+        let now = self.platform.now();
+        let store_ref = self
+            .open_ref(&cookie)
+            .map_err(|why| Unloaded::clearing(why, jar, &cookie))?;
+        let read = |call| async {
+            self.call(&store_ref.object, call)
+                .await
+                .and_then(session_answer)
+        };
+        let mut answer = read(StoreCall::Load {
+            id: store_ref.id.clone(),
+        })
+        .await;
+        if let Ok(Some(s)) = &answer {
+            if refresh && s.needs_refresh(now, self.cfg.refresh_margin_secs) {
+                answer = read(StoreCall::Refresh {
+                    id: store_ref.id.clone(),
+                })
+                .await;
+            }
+        }
+        let gone = |why| Unloaded {
+            why,
+            set_cookies: cookie.delete(jar),
+        };
+        match answer {
+            Ok(Some(session)) => match session.check(now, &self.cfg.issuer, None) {
+                Ok(()) => Ok(Loaded {
+                    session,
+                    set_cookies: Vec::new(),
+                }),
+                Err(why) => Err(gone(why)),
+            },
+            Ok(None) => Err(gone(NoSession::Ended)),
+            Err(e) => {
+                self.store_failed(&e);
+                Err(Unloaded::quiet(NoSession::StoreUnavailable))
+            }
+        }
+    }
+
+    /// Concurrent refreshes of one cookie session share one provider call.
+    async fn load_from_cookie(
+        &self,
+        cookie: SessionCookie,
+        refresh: bool,
+    ) -> Result<Loaded, Unloaded> {
+        let (cfg, jar, platform) = (self.cfg, self.jar, self.platform);
+        let now = platform.now();
+        let mut session = open_session(&cfg.sealer, jar, &cookie, &cfg.client_id)
+            .map_err(|why| Unloaded::clearing(why, jar, &cookie))?;
+        if let Err(why) = session.check(now, &cfg.issuer, cfg.session_idle_secs) {
+            return Err(Unloaded {
+                why,
+                set_cookies: cookie.delete(jar),
+            });
+        }
+        let mut changed = false;
+        if refresh && session.needs_refresh(now, cfg.refresh_margin_secs) {
+            let spent = session
+                .tokens
+                .refresh_token
+                .as_ref()
+                .map(|t| t.secret().to_owned())
+                .unwrap_or_default();
+            let current = session.clone();
+            let result = self
+                .refreshes
+                .run(platform, &spent, now, || {
+                    refresh_session(cfg, self.cache, platform, &current)
+                })
+                .await;
+            match result {
+                Ok(next) => {
+                    platform
+                        .log(&json!({"level":"info","event":"session_refreshed","sub":next.sub}));
+                    session = next;
+                    changed = true;
+                }
+                Err(e) if e.ends_session() => {
+                    // Another isolate may have spent this refresh token for a request that
+                    // raced this one; while the access token lasts, this request goes on.
+                    if session.tokens.access_expires_at.is_some_and(|e| e > now) {
+                        platform.log(&json!({"level":"warn","event":"refresh_refused_session_kept","sub":session.sub,"detail":e.detail()}));
+                    } else {
+                        platform.log(&json!({"level":"info","event":"session_ended","sub":session.sub,"reason":"refresh refused","detail":e.detail()}));
+                        return Err(Unloaded {
+                            why: NoSession::Ended,
+                            set_cookies: cookie.delete(jar),
+                        });
+                    }
+                }
+                Err(e) => {
+                    platform.log(&json!({"level":"warn","event":"refresh_unavailable","sub":session.sub,"detail":e.detail()}));
+                }
+            }
+        }
+        changed |= session.touch(now, cfg.session_idle_secs);
+        if !changed {
+            return Ok(Loaded {
+                session,
+                set_cookies: Vec::new(),
+            });
+        }
+        match self.write_cookie(session.clone(), &cookie.chunks, now) {
+            Ok((session, set_cookies)) => Ok(Loaded {
+                session,
+                set_cookies,
+            }),
+            Err(e) => {
+                // The session still holds for this request; a later one tries again.
+                platform.log(&json!({"level":"error","event":"session_rewrite_failed","detail":format!("{e:?}")}));
+                Ok(Loaded {
+                    session,
+                    set_cookies: Vec::new(),
+                })
+            }
+        }
+    }
+
+    /// Seals a session into its cookies (chunked when large), deleting stale chunks.
+    fn write_cookie(
+        &self,
+        session: Session,
+        present_chunks: &[usize],
+        now: UnixTime,
+    ) -> Result<(Session, Vec<String>), StartError> {
+        let name = self.jar.session_name();
+        let too_large = || StartError::Seal("the session does not fit in its cookies".into());
+        let (session, sealed) = session
+            .seal(&self.cfg.sealer, &name, &self.cfg.client_id)
+            .map_err(|e| match e {
+                SessionSealError::TooLarge => too_large(),
+                SessionSealError::Seal(e) => {
+                    StartError::Seal(format!("sealing the session: {e:?}"))
+                }
+            })?;
+        let cookies = self
+            .jar
+            .set_chunked(&name, &sealed, session.exp.since(now), present_chunks)
+            .ok_or_else(too_large)?;
+        Ok((session, cookies))
+    }
+}
+
+/// The one place an object's answer is matched against the call that was made.
+fn session_answer(answer: StoreAnswer) -> Result<Option<Session>, StoreError> {
+    match answer {
+        StoreAnswer::Session(s) => Ok(s.map(|s| *s)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn unexpected(answer: &StoreAnswer) -> StoreError {
+    StoreError(format!("unexpected answer {answer:?}"))
+}
