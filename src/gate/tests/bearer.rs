@@ -1,0 +1,251 @@
+//! The Bearer path through the gate (`API_AUDIENCES`): token checks, RFC 6750 answers, the
+//! verified-token cache, and the identity the origin receives for a token.
+
+use super::*;
+
+const OTHER_ISSUER: &str = "https://other.example.com";
+const OTHER_DISCOVERY: &str = "https://other.example.com/.well-known/openid-configuration";
+const OTHER_JWKS: &str = "https://other.example.com/jwks";
+const API_AUD: &str = "api://portcullis";
+
+/// An API with two trusted issuers (ours and another), routes, and the signed assertion.
+fn api_harness(extra: &[(&str, &str)]) -> (Harness, TestKey) {
+    let assertion_keys = assertion_key_json("a1");
+    let mut vars = vec![
+        ("API_AUDIENCES", API_AUD),
+        (
+            "API_ISSUERS",
+            "https://idp.example.com https://other.example.com",
+        ),
+        (
+            "API_ROUTES",
+            "GET /api/data/* scope:data.read; POST /api/data/* scope:data.write",
+        ),
+        ("ASSERTION_AUDIENCE", "origin-app"),
+        ("ASSERTION_SIGNING_KEYS", assertion_keys.as_str()),
+    ];
+    vars.extend_from_slice(extra);
+    let h = Harness::with_config(&vars);
+    let other = TestKey::rsa(Some("other-1"));
+    h.idp.serve(
+        OTHER_DISCOVERY,
+        cacheable_json(
+            json!({
+                "issuer": OTHER_ISSUER,
+                "authorization_endpoint": "https://other.example.com/authorize",
+                "token_endpoint": "https://other.example.com/token",
+                "jwks_uri": OTHER_JWKS,
+            })
+            .to_string(),
+        ),
+    );
+    h.idp.serve(OTHER_JWKS, jwks_answer(&[&other]));
+    (h, other)
+}
+
+/// An RFC 9068 access token from `iss`, signed by `key`, with `edit` applied to its claims.
+fn access_token(key: &TestKey, iss: &str, edit: impl FnOnce(&mut Value)) -> String {
+    let now = NOW;
+    let mut claims = json!({
+        "iss": iss, "sub": "alice", "aud": API_AUD, "exp": now + 600, "iat": now,
+        "client_id": "spa", "scope": "data.read", "jti": "j1",
+    });
+    edit(&mut claims);
+    let mut header = key.header();
+    header["typ"] = "at+jwt".into();
+    key.sign_raw(&header, &claims)
+}
+
+fn with_bearer(method: Method, url: &str, token: &str) -> GateRequest {
+    let auth = format!("Bearer {token}");
+    request(
+        method,
+        url,
+        &[("Accept", "application/json"), ("Authorization", &auth)],
+    )
+}
+
+fn assertion_claims(headers: &Headers) -> Value {
+    let jwt = headers
+        .get("X-Portcullis-Assertion")
+        .expect("assertion header");
+    let payload = jwt.split('.').nth(1).expect("payload");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("json")
+}
+
+fn challenge(resp: &Response) -> &str {
+    resp.headers.get("WWW-Authenticate").expect("a challenge")
+}
+
+#[test]
+fn a_valid_token_is_forwarded_with_its_identity_and_no_cookie_is_consulted() {
+    let (h, _) = api_harness(&[]);
+    let token = access_token(&h.key, ISSUER, |c| c["groups"] = json!(["staff"]));
+    let (headers, protected, user) =
+        h.forward(&with_bearer(Method::Get, &app("/api/data/1"), &token));
+    assert!(protected);
+    assert_eq!(user.as_deref(), Some("alice"));
+    assert_eq!(headers.get("X-Auth-Request-Groups"), Some("staff"));
+    let claims = assertion_claims(&headers);
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["idp"], ISSUER);
+    let access = h.idp.logged("access");
+    assert_eq!(access.last().expect("an access line")["outcome"], "allow");
+}
+
+#[test]
+fn two_tokens_with_the_same_sub_from_two_issuers_get_their_own_assertions() {
+    let (h, other) = api_harness(&[]);
+    let ours = access_token(&h.key, ISSUER, |c| {
+        c["groups"] = json!(["admins"]);
+        c["roles"] = json!(["Data.Admin"]);
+    });
+    let theirs = access_token(&other, OTHER_ISSUER, |_| {});
+    let (first, ..) = h.forward(&with_bearer(Method::Get, &app("/api/data/1"), &ours));
+    let (second, ..) = h.forward(&with_bearer(Method::Get, &app("/api/data/1"), &theirs));
+    let (a, b) = (assertion_claims(&first), assertion_claims(&second));
+    assert_eq!(a["idp"], ISSUER);
+    assert_eq!(a["groups"], json!(["admins"]));
+    assert_eq!(b["sub"], "alice");
+    assert_eq!(b["idp"], OTHER_ISSUER, "not the first token's issuer");
+    assert!(b.get("groups").is_none(), "not the first token's groups");
+    assert!(b.get("roles").is_none(), "not the first token's roles");
+}
+
+#[test]
+fn the_same_person_with_fewer_roles_gets_an_assertion_with_fewer_roles() {
+    let (h, _) = api_harness(&[]);
+    let admin = access_token(&h.key, ISSUER, |c| c["roles"] = json!(["Data.Admin"]));
+    let reader = access_token(&h.key, ISSUER, |c| c["jti"] = "j2".into());
+    let (first, ..) = h.forward(&with_bearer(Method::Get, &app("/api/data/1"), &admin));
+    let (second, ..) = h.forward(&with_bearer(Method::Get, &app("/api/data/1"), &reader));
+    assert_eq!(assertion_claims(&first)["roles"], json!(["Data.Admin"]));
+    assert!(assertion_claims(&second).get("roles").is_none());
+    // The same token again reuses its own assertion.
+    let (again, ..) = h.forward(&with_bearer(Method::Get, &app("/api/data/1"), &admin));
+    assert_eq!(
+        again.get("X-Portcullis-Assertion"),
+        first.get("X-Portcullis-Assertion")
+    );
+}
+
+#[test]
+fn a_verified_token_is_checked_once_per_isolate() {
+    let (h, _) = api_harness(&[]);
+    let token = access_token(&h.key, ISSUER, |_| {});
+    for _ in 0..3 {
+        h.forward(&with_bearer(Method::Get, &app("/api/data/1"), &token));
+    }
+    assert_eq!(h.idp.fetches_of(JWKS_URL), 1);
+    assert_eq!(h.idp.fetches_of(DISCOVERY_URL), 1);
+}
+
+#[test]
+fn api_routes_answer_rfc6750_for_missing_malformed_and_insufficient_tokens() {
+    let (h, _) = api_harness(&[]);
+    let missing = h.respond(&api_get(&app("/api/data/1"), None));
+    assert_eq!(missing.status, 401);
+    assert_eq!(challenge(&missing), "Bearer realm=\"portcullis\"");
+    assert_eq!(json_body(&missing)["error"], "unauthenticated");
+
+    let malformed = h.respond(&request(
+        Method::Get,
+        &app("/api/data/1"),
+        &[("Authorization", "Bearer two parts")],
+    ));
+    assert_eq!(malformed.status, 400);
+    assert!(challenge(&malformed).contains("error=\"invalid_request\""));
+
+    let reader = access_token(&h.key, ISSUER, |_| {});
+    let write = h.respond(&with_bearer(Method::Post, &app("/api/data/1"), &reader));
+    assert_eq!(write.status, 403);
+    assert!(challenge(&write).contains("error=\"insufficient_scope\""));
+    assert!(challenge(&write).contains("scope=\"data.write\""));
+    assert_eq!(json_body(&write)["scope"], "data.write");
+    let denied = h.idp.logged("access");
+    assert_eq!(denied.last().expect("an access line")["outcome"], "deny");
+}
+
+#[test]
+fn every_bad_token_is_a_401_invalid_token_and_a_log_line() {
+    let (h, _) = api_harness(&[]);
+    let stranger = TestKey::es256(Some("k1"));
+    let cases: Vec<(&str, String)> = vec![
+        ("garbage", "not-a-jwt".into()),
+        (
+            "untrusted issuer",
+            access_token(&h.key, "https://evil.example.com", |_| {}),
+        ),
+        ("forged signature", access_token(&stranger, ISSUER, |_| {})),
+        (
+            "expired",
+            access_token(&h.key, ISSUER, |c| c["exp"] = (NOW - 3600).into()),
+        ),
+        (
+            "other audience",
+            access_token(&h.key, ISSUER, |c| c["aud"] = "api://other".into()),
+        ),
+        (
+            "an ID token",
+            access_token(&h.key, ISSUER, |c| c["nonce"] = "n".into()),
+        ),
+    ];
+    for (what, token) in cases {
+        let before = h.idp.logged("bearer_rejected").len();
+        let resp = h.respond(&with_bearer(Method::Get, &app("/api/data/1"), &token));
+        assert_eq!(resp.status, 401, "{what}: {}", resp.body_text());
+        assert!(
+            challenge(&resp).contains("error=\"invalid_token\""),
+            "{what}"
+        );
+        assert_eq!(h.idp.logged("bearer_rejected").len(), before + 1, "{what}");
+    }
+    assert_eq!(
+        h.idp
+            .fetches_of("https://evil.example.com/.well-known/openid-configuration"),
+        0,
+        "an untrusted issuer's keys are never fetched"
+    );
+}
+
+#[test]
+fn an_issuer_whose_keys_cannot_be_had_is_a_503() {
+    let (h, _) = api_harness(&[]);
+    h.idp.set_network_down(true);
+    let token = access_token(&h.key, ISSUER, |_| {});
+    let resp = h.respond(&with_bearer(Method::Get, &app("/api/data/1"), &token));
+    assert_eq!(resp.status, 503);
+    assert!(challenge(&resp).contains("temporarily_unavailable"));
+}
+
+#[test]
+fn off_api_routes_the_access_policy_judges_the_token() {
+    let (h, _) = api_harness(&[("ACCESS_RULES", "/admin/* group:admins")]);
+    let staff = access_token(&h.key, ISSUER, |c| c["groups"] = json!(["staff"]));
+    let resp = h.respond(&with_bearer(Method::Get, &app("/admin/x"), &staff));
+    assert_eq!(resp.status, 403);
+    assert_eq!(json_body(&resp)["error"], "forbidden");
+    let admin = access_token(&h.key, ISSUER, |c| c["groups"] = json!(["admins"]));
+    let (_, protected, user) = h.forward(&with_bearer(Method::Get, &app("/admin/x"), &admin));
+    assert!(protected);
+    assert_eq!(user.as_deref(), Some("alice"));
+}
+
+#[test]
+fn a_client_cannot_pose_as_another_identity_with_headers_beside_its_token() {
+    let (h, _) = api_harness(&[]);
+    let token = access_token(&h.key, ISSUER, |_| {});
+    let auth = format!("Bearer {token}");
+    let req = request(
+        Method::Get,
+        &app("/api/data/1"),
+        &[
+            ("Authorization", &auth),
+            ("X-Auth-Request-User", "mallory"),
+            ("X-Portcullis-Assertion", "forged"),
+        ],
+    );
+    let (headers, _, user) = h.forward(&req);
+    assert_eq!(user.as_deref(), Some("alice"));
+    assert_ne!(headers.get("X-Portcullis-Assertion"), Some("forged"));
+}

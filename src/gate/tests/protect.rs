@@ -1,0 +1,217 @@
+//! The protected path without a session, public paths, path checks and transport.
+
+use super::*;
+
+// ----- sessions and routing --------------------------------------------------------------------
+
+#[test]
+fn program_without_session_gets_401_json_with_www_authenticate() {
+    let h = Harness::new();
+    let resp = h.respond(&api_get(&app("/api/items"), None));
+    assert_eq!(resp.status, 401);
+    assert_eq!(
+        resp.headers.get("WWW-Authenticate"),
+        Some("Bearer realm=\"portcullis\"")
+    );
+    let body = json_body(&resp);
+    assert_eq!(body["error"], "unauthenticated");
+    assert_eq!(body["login_url"], "/auth/login");
+    assert!(set_cookies(&resp).is_empty());
+}
+
+#[test]
+fn browser_post_without_session_gets_401_not_a_redirect() {
+    let h = Harness::new();
+    let resp = h.respond(&request(
+        Method::Post,
+        &app("/api/items"),
+        &[("Accept", HTML)],
+    ));
+    assert_eq!(resp.status, 401);
+}
+
+#[test]
+fn tampered_garbage_or_truncated_session_cookies_are_no_session() {
+    let h = Harness::new();
+    let good = h.sign_in();
+    let value = good
+        .split_once('=')
+        .map(|(_, v)| v.to_owned())
+        .expect("session pair");
+    let mid = value.len() / 2;
+    let flipped = if &value[mid..=mid] == "A" { "B" } else { "A" };
+    let tampered = format!("{}{flipped}{}", &value[..mid], &value[mid + 1..]);
+    for bad in [
+        tampered.as_str(),
+        &value[..mid],
+        &value[..value.len() - 1],
+        "garbage",
+        "",
+        "%%%",
+        &"A".repeat(10_000),
+    ] {
+        let cookie = format!("{SESSION_COOKIE}={bad}");
+        let resp = h.respond(&navigate(&app("/private"), Some(&cookie)));
+        assert_eq!(resp.status, 302, "{bad:.20}");
+        assert!(location(&resp).starts_with("/auth/login"), "{bad:.20}");
+        assert!(cookie_deleted(&resp, SESSION_COOKIE), "{bad:.20}");
+
+        let resp = h.respond(&api_get(&app("/api/items"), Some(&cookie)));
+        assert_eq!(resp.status, 401, "{bad:.20}");
+        assert!(cookie_deleted(&resp, SESSION_COOKIE), "{bad:.20}");
+    }
+    // The untouched cookie still works.
+    let (_, protected, session) = h.forward(&navigate(&app("/private"), Some(&good)));
+    assert!(protected && session.is_some());
+}
+
+#[test]
+fn a_transaction_cookie_value_is_not_a_session() {
+    let h = Harness::new();
+    let login = h.start_login();
+    let cookie = format!("{SESSION_COOKIE}={}", login.tx_cookie.value);
+    let resp = h.respond(&navigate(&app("/private"), Some(&cookie)));
+    assert_eq!(resp.status, 302);
+    assert!(location(&resp).starts_with("/auth/login"));
+}
+
+#[test]
+fn expired_session_redirects_to_login() {
+    let h = Harness::new();
+    let session = h.sign_in();
+    h.idp.advance(h.cfg.session_ttl_secs - 1);
+    let (_, protected, s) = h.forward(&navigate(&app("/private"), Some(&session)));
+    assert!(
+        protected && s.is_some(),
+        "still valid a second before expiry"
+    );
+
+    h.idp.advance(1);
+    let resp = h.respond(&navigate(&app("/private?x=1"), Some(&session)));
+    assert_eq!(resp.status, 302);
+    let to_login = Url::parse(APP)
+        .and_then(|a| a.join(location(&resp)))
+        .expect("login URL");
+    assert_eq!(to_login.path(), "/auth/login");
+    assert_eq!(
+        query_param(&to_login, "return_to").as_deref(),
+        Some("/private?x=1")
+    );
+    assert!(cookie_deleted(&resp, SESSION_COOKIE));
+    let rejected = h.idp.logged("session_rejected");
+    assert_eq!(
+        rejected.last().map(|l| l["reason"].clone()),
+        Some(json!("Expired"))
+    );
+}
+
+#[test]
+fn public_paths_pass_without_session_and_are_not_protected() {
+    let h = Harness::with_config(&[("PUBLIC_PATHS", "/public/*")]);
+    for path in ["/public", "/public/logo.png", "/public/a/b.css"] {
+        let (_, protected, session) = h.forward(&navigate(&app(path), None));
+        assert!(!protected, "{path}");
+        assert!(session.is_none(), "{path}");
+    }
+    let resp = h.respond(&navigate(&app("/publicity"), None));
+    assert_eq!(
+        resp.status, 302,
+        "a prefix match is on segment boundaries only"
+    );
+    assert!(
+        h.idp.requests.borrow().is_empty(),
+        "public paths never reach the provider"
+    );
+}
+
+#[test]
+fn encoded_slash_in_path_is_a_400() {
+    let h = Harness::new();
+    for path in ["/a%2Fb", "/a%5cb", "/auth%2Flogin", "/a%zz"] {
+        let resp = h.respond(&navigate(&app(path), None));
+        assert_eq!(resp.status, 400, "{path}");
+        assert_eq!(
+            h.idp.last_failure_reason().as_deref(),
+            Some("ambiguous_path"),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn unknown_auth_route_is_404_and_login_refuses_post() {
+    let h = Harness::new();
+    let resp = h.respond(&navigate(&app("/auth/nope"), None));
+    assert_eq!(resp.status, 404);
+    let resp = h.respond(&request(
+        Method::Post,
+        &app("/auth/login"),
+        &[("Origin", APP)],
+    ));
+    assert_eq!(resp.status, 405);
+    assert!(h.idp.requests.borrow().is_empty());
+}
+
+#[test]
+fn userinfo_without_session_is_401() {
+    let h = Harness::new();
+    let resp = h.respond(&api_get(&app("/auth/userinfo"), None));
+    assert_eq!(resp.status, 401);
+    assert_eq!(json_body(&resp)["error"], "unauthenticated");
+    assert!(resp.headers.get("WWW-Authenticate").is_some());
+}
+
+// ----- transport -------------------------------------------------------------------------------
+
+#[test]
+fn plain_http_navigation_on_a_public_host_is_redirected_to_https() {
+    let h = Harness::new();
+    let resp = h.respond(&navigate("http://app.example.com/private?x=1", None));
+    assert_eq!(resp.status, 308);
+    assert_eq!(location(&resp), "https://app.example.com/private?x=1");
+    assert!(set_cookies(&resp).is_empty());
+
+    let resp = h.respond(&request(
+        Method::Post,
+        "http://app.example.com/auth/logout",
+        &[("Accept", HTML)],
+    ));
+    assert_eq!(resp.status, 400);
+    assert_eq!(
+        h.idp.last_failure_reason().as_deref(),
+        Some("https_required")
+    );
+    let resp = h.respond(&api_get("http://app.example.com/api", None));
+    assert_eq!(resp.status, 400);
+}
+
+#[test]
+fn loopback_http_signs_in_with_plain_cookie_names_without_secure() {
+    let h = Harness::new();
+    let login = h.start_login_at(LOOPBACK_APP, Some("/private"), None);
+    assert_eq!(
+        login.param("redirect_uri"),
+        "http://127.0.0.1:8787/auth/callback"
+    );
+    assert!(
+        login.tx_cookie.name.starts_with("portcullis-tx-"),
+        "{}",
+        login.tx_cookie.name
+    );
+    assert!(!login.tx_cookie.has("Secure"));
+    assert!(login.tx_cookie.has("HttpOnly"));
+
+    let resp = h.finish_sign_in(&login);
+    assert_eq!(resp.status, 302, "{}", resp.body_text());
+    assert_eq!(location(&resp), "/private");
+    let session = cookie_set(&resp, "portcullis").expect("plain session cookie on loopback");
+    assert!(!session.has("Secure") && session.has("HttpOnly") && session.has("SameSite=Lax"));
+    assert!(cookie_deleted(&resp, &login.tx_cookie.name));
+
+    let (_, protected, s) = h.forward(&navigate(
+        &format!("{LOOPBACK_APP}/private"),
+        Some(&session.pair()),
+    ));
+    assert!(protected);
+    assert_eq!(s.as_deref(), Some("alice"));
+}
