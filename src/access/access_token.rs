@@ -84,11 +84,10 @@ pub fn validate(
     expect: &AccessExpectations<'_>,
     lists: &ListClaims,
 ) -> Result<VerifiedAccessToken, AccessTokenError> {
-    let typ_ok = match (expect.typ, Typ::of(jws)) {
-        (_, Typ::AccessToken) => true,
-        (TypPolicy::AtJwtOrJwt, Typ::Absent | Typ::Jwt) => true,
-        _ => false,
-    };
+    let typ_ok = matches!(
+        (expect.typ, Typ::of(jws)),
+        (_, Typ::AccessToken) | (TypPolicy::AtJwtOrJwt, Typ::Absent | Typ::Jwt)
+    );
     if !typ_ok {
         return Err(AccessTokenError::WrongType);
     }

@@ -1,5 +1,7 @@
 //! Test helpers: real signing keys made in the test, tokens signed with them, a tiny executor.
 
+mod layout;
+
 use std::future::Future;
 use std::sync::OnceLock;
 use std::task::{Context, Poll, Waker};

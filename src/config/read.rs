@@ -1,0 +1,173 @@
+//! The one reader of wrangler vars and secrets: trimmed values, required ones, choices among
+//! fixed words, durations in range, and the value parsers (URLs, issuers, cookie secrets).
+//! Every error names the variable, never its value.
+
+use std::ops::RangeInclusive;
+
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine;
+use url::Url;
+
+use crate::base::seal::Sealer;
+use crate::base::types::Issuer;
+use crate::config::ConfigError;
+use crate::http::is_loopback_host;
+
+const MIN_SECRET_BYTES: usize = 32;
+
+pub(super) fn err(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
+}
+
+/// The variables, as the runtime hands them over.
+pub(super) struct Vars<F>(pub F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    /// The value, trimmed; empty counts as unset.
+    pub fn get(&self, name: &'static str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.get(name).ok_or_else(|| err(name, "is not set"))
+    }
+
+    /// One of fixed words (`default` when unset); the error lists them in the order given.
+    pub fn choice<T: Copy>(
+        &self,
+        name: &'static str,
+        default: T,
+        options: &[(&str, T)],
+    ) -> Result<T, ConfigError> {
+        self.choice_in(name, default, options, false)
+    }
+
+    /// [`Self::choice`], ignoring ASCII case.
+    pub fn choice_any_case<T: Copy>(
+        &self,
+        name: &'static str,
+        default: T,
+        options: &[(&str, T)],
+    ) -> Result<T, ConfigError> {
+        self.choice_in(name, default, options, true)
+    }
+
+    fn choice_in<T: Copy>(
+        &self,
+        name: &'static str,
+        default: T,
+        options: &[(&str, T)],
+        any_case: bool,
+    ) -> Result<T, ConfigError> {
+        let Some(v) = self.get(name) else {
+            return Ok(default);
+        };
+        let v = if any_case { v.to_ascii_lowercase() } else { v };
+        if let Some((_, t)) = options.iter().find(|(word, _)| *word == v) {
+            return Ok(*t);
+        }
+        let words: Vec<&str> = options.iter().map(|(w, _)| *w).collect();
+        let listed = match words.split_last() {
+            Some((last, [])) => (*last).to_owned(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        Err(err(name, format!("must be {listed}")))
+    }
+
+    /// A duration in seconds within `range` (`None` when unset); `problem` says what is
+    /// wanted.
+    pub fn duration(
+        &self,
+        name: &'static str,
+        range: RangeInclusive<u64>,
+        problem: &str,
+    ) -> Result<Option<u64>, ConfigError> {
+        self.get(name)
+            .map(|v| {
+                parse_duration(&v)
+                    .filter(|s| range.contains(s))
+                    .ok_or_else(|| err(name, problem))
+            })
+            .transpose()
+    }
+}
+
+pub(super) fn is_header_name(v: &str) -> bool {
+    !v.is_empty()
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+pub(super) fn parse_issuer(v: &str) -> Result<Issuer, ConfigError> {
+    let url = Url::parse(v).map_err(|_| err("OIDC_ISSUER", "is not a URL"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(url.host_str()) => {}
+        _ => {
+            return Err(err(
+                "OIDC_ISSUER",
+                "must be an https URL (http only for localhost or 127.0.0.1)",
+            ))
+        }
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(err("OIDC_ISSUER", "must not have a query or fragment"));
+    }
+    // Kept exactly as written: issuers compare as strings (a trailing slash matters).
+    Ok(Issuer::new(v))
+}
+
+pub(super) fn parse_http_url(name: &'static str, v: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(v).map_err(|_| err(name, "is not a URL"))?;
+    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+        return Err(err(name, "must be an http(s) URL"));
+    }
+    Ok(url)
+}
+
+/// One or more base64 secrets (standard or url-safe, padded or not), newest first, separated
+/// by commas or whitespace; each at least 32 bytes.
+pub(super) fn parse_cookie_secret(v: &str) -> Result<Sealer, ConfigError> {
+    let secrets = v
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD]
+                .iter()
+                .find_map(|engine| engine.decode(s).ok())
+                .ok_or_else(|| err("COOKIE_SECRET", "is not base64 (generate one with: openssl rand -base64 32)"))
+                .and_then(|bytes| {
+                    if bytes.len() >= MIN_SECRET_BYTES {
+                        Ok(bytes)
+                    } else {
+                        Err(err("COOKIE_SECRET", "must decode to at least 32 bytes (generate one with: openssl rand -base64 32)"))
+                    }
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Sealer::new(&secrets).ok_or_else(|| err("COOKIE_SECRET", "is not set"))
+}
+
+/// `90`, `90s`, `15m`, `8h`, `1d`: seconds.
+pub fn parse_duration(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let (digits, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => v.split_at(i),
+        None => (v, "s"),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
