@@ -16,6 +16,10 @@ pub enum ApiRequirement {
     AnyToken,
 }
 
+/// What is wrong with an `API_ROUTES` entry (never its value beyond the entry's number).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteError(pub String);
+
 /// The scopes and roles a route wants (space-separated), for `insufficient_scope`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Wanted(pub String);
@@ -42,7 +46,7 @@ impl ApiConfig {
         audiences: Vec<String>,
         typ: TypPolicy,
         routes: Option<&str>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, RouteError> {
         let mut parsed = Vec::new();
         let entries = routes
             .unwrap_or("")
@@ -50,7 +54,7 @@ impl ApiConfig {
             .map(str::trim)
             .filter(|e| !e.is_empty() && !e.starts_with('#'));
         for (i, entry) in entries.enumerate() {
-            let bad = |why: &str| format!("route {}: {why}", i + 1);
+            let bad = |why: &str| RouteError(format!("route {}: {why}", i + 1));
             let mut tokens = entry.split_whitespace();
             let methods = match tokens.next() {
                 Some("*") => None,

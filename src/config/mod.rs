@@ -309,7 +309,7 @@ impl Config {
                 )?;
                 Some(
                     ApiConfig::new(issuers, audiences, typ, var("API_ROUTES").as_deref())
-                        .map_err(|p| err("API_ROUTES", p))?,
+                        .map_err(|p| err("API_ROUTES", p.0))?,
                 )
             }
         };

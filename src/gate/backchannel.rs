@@ -12,7 +12,7 @@ use crate::jose::jws::UnverifiedJws;
 use crate::oidc::logout_token;
 use crate::oidc::provider::SignedTokenError;
 use crate::platform::Platform;
-use crate::session::store::SessionObjects;
+use crate::session::store::{self, SessionObjects};
 
 const KEYS_UNAVAILABLE: &str = "The provider's keys cannot be fetched.";
 
@@ -66,9 +66,8 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             self.platform.now(),
         )
         .map_err(|why| refuse(format!("logout_token: {why}")))?;
-        let ended = self
-            .sessions(req, &crate::http::cookies::CookieJar::new(true))
-            .end_matching(logout.sub.as_deref(), logout.sid.as_deref())
+        let (sub, sid) = (logout.sub.as_deref(), logout.sid.as_deref());
+        let ended = store::end_matching(self.platform, &self.cfg.issuer, sub, sid)
             .await
             .map_err(|e| GateError::BackchannelUnavailable {
                 public: "Sessions could not be ended; try again.",

@@ -7,7 +7,7 @@ use crate::gate::error::GateError;
 use crate::gate::{Gate, GateRequest};
 use crate::http::cookies::{parse_cookie_header, CookieJar};
 use crate::http::return_to::ReturnTo;
-use crate::http::{Method, Response};
+use crate::http::Response;
 use crate::oidc::transaction::{LoginTransaction, MAX_LIVE_TRANSACTIONS, TRANSACTION_TTL_SECS};
 use crate::platform::Platform;
 use crate::session::store::SessionObjects;
@@ -18,9 +18,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         req: &GateRequest,
         jar: &CookieJar,
     ) -> Result<Response, GateError> {
-        if !matches!(req.method, Method::Get | Method::Head) {
-            return Err(GateError::MethodNotAllowed);
-        }
+        req.read_only()?;
         let meta = self.metadata().await?;
         let return_to = ReturnTo::parse(req.query("return_to").as_deref(), &self.cfg.auth_prefix);
         let now = self.platform.now();

@@ -188,9 +188,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         req: &GateRequest,
         jar: &CookieJar,
     ) -> Result<Response, GateError> {
-        if !matches!(req.method, Method::Get | Method::Head) {
-            return Err(GateError::MethodNotAllowed);
-        }
+        req.read_only()?;
         let name = jar.logout_name();
         let sent = req.cookie_header().and_then(|h| {
             parse_cookie_header(h)

@@ -70,6 +70,14 @@ impl GateRequest {
             .is_some_and(|a| a.contains("text/html"))
     }
 
+    /// Routes that only show something take GET and HEAD.
+    fn read_only(&self) -> Result<(), GateError> {
+        match self.method {
+            Method::Get | Method::Head => Ok(()),
+            _ => Err(GateError::MethodNotAllowed),
+        }
+    }
+
     fn is_navigation(&self) -> bool {
         matches!(self.method, Method::Get | Method::Head) && self.wants_html()
     }

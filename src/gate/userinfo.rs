@@ -3,7 +3,7 @@
 use crate::gate::error::GateError;
 use crate::gate::{with_cookies, Gate, GateRequest};
 use crate::http::cookies::CookieJar;
-use crate::http::{Method, Response};
+use crate::http::Response;
 use crate::platform::Platform;
 use crate::session::store::{SessionObjects, Unloaded};
 use crate::session::NoSession;
@@ -14,9 +14,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         req: &GateRequest,
         jar: &CookieJar,
     ) -> Result<Response, GateError> {
-        if !matches!(req.method, Method::Get | Method::Head) {
-            return Err(GateError::MethodNotAllowed);
-        }
+        req.read_only()?;
         match self.sessions(req, jar).load(true).await {
             Ok(l) => {
                 let mut resp = Response::json(200, &l.session.userinfo());

@@ -37,6 +37,16 @@ impl PublicJwk {
     }
 }
 
+/// A key set document that is not one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksError(pub String);
+
+impl std::fmt::Display for JwksError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct JwkSet {
     pub keys: Vec<PublicJwk>,
@@ -73,9 +83,9 @@ struct RawMeta {
 impl JwkSet {
     /// Parses a JWKS document. Keys we cannot use (encryption keys, symmetric keys, unknown
     /// types, private parts) are skipped, not fatal: providers publish mixed sets.
-    pub fn parse(body: &[u8]) -> Result<Self, String> {
-        let raw: RawSet =
-            serde_json::from_slice(body).map_err(|e| format!("JWKS is not valid JSON: {e}"))?;
+    pub fn parse(body: &[u8]) -> Result<Self, JwksError> {
+        let raw: RawSet = serde_json::from_slice(body)
+            .map_err(|e| JwksError(format!("JWKS is not valid JSON: {e}")))?;
         let keys = raw
             .keys
             .into_iter()

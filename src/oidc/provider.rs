@@ -125,7 +125,10 @@ impl ProviderCache {
         jwks_uri: &Url,
         force: bool,
     ) -> Result<Rc<JwkSet>, ProviderError> {
-        load(p, &self.jwks, "jwks", jwks_uri, force, JwkSet::parse).await
+        load(p, &self.jwks, "jwks", jwks_uri, force, |b| {
+            JwkSet::parse(b).map_err(|e| e.0)
+        })
+        .await
     }
 
     /// Checks a token's signature with the keys at `jwks_uri`: the one sequence (pick the key,

@@ -8,6 +8,7 @@ pub mod store;
 use serde::{Deserialize, Serialize};
 
 use crate::base::seal::{Purpose, SealError, Sealer};
+use crate::base::secret::secret_type;
 use crate::base::time::UnixTime;
 use crate::base::types::{ClientId, Issuer};
 use crate::http::cookies::{read_chunked, CookieJar};
@@ -16,27 +17,13 @@ use crate::oidc::id_token::VerifiedIdToken;
 
 pub use crate::http::cookies::MAX_COOKIE_VALUE;
 
-/// A token kept in the session: sealed in the cookie or held by the session store, never
-/// printed.
-#[derive(Serialize, Deserialize, Clone, PartialEq)]
-#[serde(transparent)]
-pub struct StoredSecret(String);
-
-impl StoredSecret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn secret(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for StoredSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StoredSecret([redacted])")
-    }
-}
+secret_type!(
+    /// A token kept in the session: sealed in the cookie or held by the session store, never
+    /// printed.
+    #[derive(Serialize, Deserialize, Clone, PartialEq)]
+    #[serde(transparent)]
+    StoredSecret(String)
+);
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Session {
@@ -204,7 +191,7 @@ impl Session {
         self.tokens
             .access_expires_at
             .is_none_or(|e| e > now)
-            .then(|| token.secret())
+            .then(|| token.secret().as_str())
     }
 
     pub fn userinfo(&self) -> serde_json::Value {
@@ -564,13 +551,13 @@ mod tests {
         let mut s = session(0);
         s.tokens.access_expires_at = Some(t(400));
         assert!(!s.needs_refresh(t(390), 60), "no refresh token");
-        s.tokens.refresh_token = Some(StoredSecret::new("rt"));
+        s.tokens.refresh_token = Some(StoredSecret::new("rt".into()));
         assert!(!s.needs_refresh(t(300), 60));
         assert!(s.needs_refresh(t(340), 60));
         assert!(s.needs_refresh(t(500), 0));
         s.tokens.access_expires_at = None;
         assert!(!s.needs_refresh(t(500), 60));
-        s.tokens.access_token = Some(StoredSecret::new("at"));
+        s.tokens.access_token = Some(StoredSecret::new("at".into()));
         assert_eq!(s.live_access_token(t(500)), Some("at"));
         s.tokens.access_expires_at = Some(t(400));
         assert_eq!(s.live_access_token(t(399)), Some("at"));

@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::base::random::random_bytes;
 use crate::base::seal::Purpose;
 use crate::base::time::UnixTime;
+use crate::base::types::Issuer;
 use crate::config::{Config, SessionStore};
 use crate::http::cookies::CookieJar;
 use crate::oidc::provider::ProviderCache;
@@ -157,37 +158,6 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
             },
         };
         (ended, cookie.delete(self.jar))
-    }
-
-    /// Ends the sessions a back-channel logout token names: all of `sub`'s, or those of
-    /// the provider session `sid`. How many ended.
-    pub async fn end_matching(
-        &self,
-        sub: Option<&str>,
-        sid: Option<&str>,
-    ) -> Result<usize, StoreError> {
-        let issuer = &self.cfg.issuer;
-        let object = match (sub, sid) {
-            (Some(sub), _) => Some(ObjectName::user(issuer, sub)),
-            (None, Some(sid)) => match self
-                .call(&ObjectName::sid(issuer, sid), StoreCall::Resolve)
-                .await?
-            {
-                StoreAnswer::User(u) => u,
-                other => return Err(unexpected(&other)),
-            },
-            (None, None) => None,
-        };
-        let Some(object) = object else {
-            return Ok(0);
-        };
-        let call = StoreCall::EndMatching {
-            sid: sid.map(str::to_owned),
-        };
-        match self.call(&object, call).await? {
-            StoreAnswer::Ended(n) => Ok(n),
-            other => Err(unexpected(&other)),
-        }
     }
 
     async fn call(&self, object: &ObjectName, call: StoreCall) -> Result<StoreAnswer, StoreError> {
@@ -374,4 +344,35 @@ fn session_answer(answer: StoreAnswer) -> Result<Option<Session>, StoreError> {
 
 fn unexpected(answer: &StoreAnswer) -> StoreError {
     StoreError(format!("unexpected answer {answer:?}"))
+}
+
+/// Ends the sessions a back-channel logout token names: all of `sub`'s, or those of the
+/// provider session `sid`. How many ended.
+pub async fn end_matching<O: SessionObjects>(
+    objects: &O,
+    issuer: &Issuer,
+    sub: Option<&str>,
+    sid: Option<&str>,
+) -> Result<usize, StoreError> {
+    let object = match (sub, sid) {
+        (Some(sub), _) => Some(ObjectName::user(issuer, sub)),
+        (None, Some(sid)) => match objects
+            .call(&ObjectName::sid(issuer, sid), StoreCall::Resolve)
+            .await?
+        {
+            StoreAnswer::User(u) => u,
+            other => return Err(unexpected(&other)),
+        },
+        (None, None) => None,
+    };
+    let Some(object) = object else {
+        return Ok(0);
+    };
+    let call = StoreCall::EndMatching {
+        sid: sid.map(str::to_owned),
+    };
+    match objects.call(&object, call).await? {
+        StoreAnswer::Ended(n) => Ok(n),
+        other => Err(unexpected(&other)),
+    }
 }
