@@ -96,38 +96,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             }
         }
         match self.sessions(req, jar).load(true).await {
-            Ok(Loaded {
-                session,
-                set_cookies,
-            }) => {
-                let who = Principal::Session(&session);
-                if let Verdict::Deny = self.decide(path, rule, &who) {
-                    let shown = session
-                        .email
-                        .clone()
-                        .or_else(|| session.name.clone())
-                        .unwrap_or_else(|| session.sub.clone());
-                    let forbidden = GateError::Forbidden {
-                        who: shown,
-                        sub: session.sub.clone(),
-                    };
-                    let resp = forbidden.to_response(req.wants_html(), &self.cfg.auth_prefix);
-                    return Outcome::Respond(with_cookies(resp, set_cookies));
-                }
-                let mut headers = self.origin_headers(req, jar, &who);
-                let live_token = session.live_access_token(self.platform.now());
-                if let (Some(how), Some(token)) = (self.cfg.pass_access_token, live_token) {
-                    match how {
-                        PassAccessToken::Authorization => {
-                            headers.set("Authorization", format!("Bearer {token}"))
-                        }
-                        PassAccessToken::XForwardedAccessToken => {
-                            headers.set("X-Forwarded-Access-Token", token)
-                        }
-                    }
-                }
-                self.forward(path, headers, true, set_cookies)
-            }
+            Ok(loaded) => self.authorize_session(req, jar, path, rule, loaded),
             Err(Unloaded {
                 why: NoSession::StoreUnavailable,
                 ..
@@ -137,6 +106,44 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             )),
             Err(gone) => Outcome::Respond(self.unauthenticated(req, gone)),
         }
+    }
+
+    /// A signed-in person: the path's rule decides; forwarded with identity (and the access
+    /// token, when `PASS_ACCESS_TOKEN` says), or a 403.
+    fn authorize_session(
+        &self,
+        req: &GateRequest,
+        jar: &CookieJar,
+        path: &RequestPath,
+        rule: &Rule,
+        loaded: Loaded,
+    ) -> Outcome {
+        let Loaded {
+            session,
+            set_cookies,
+        } = loaded;
+        let who = Principal::Session(&session);
+        if let Verdict::Deny = self.decide(path, rule, &who) {
+            let forbidden = GateError::Forbidden {
+                who: session.shown_as().to_owned(),
+                sub: session.sub.clone(),
+            };
+            let resp = forbidden.to_response(req.wants_html(), &self.cfg.auth_prefix);
+            return Outcome::Respond(with_cookies(resp, set_cookies));
+        }
+        let mut headers = self.origin_headers(req, jar, &who);
+        let live_token = session.live_access_token(self.platform.now());
+        if let (Some(how), Some(token)) = (self.cfg.pass_access_token, live_token) {
+            match how {
+                PassAccessToken::Authorization => {
+                    headers.set("Authorization", format!("Bearer {token}"))
+                }
+                PassAccessToken::XForwardedAccessToken => {
+                    headers.set("X-Forwarded-Access-Token", token)
+                }
+            }
+        }
+        self.forward(path, headers, true, set_cookies)
     }
 
     fn forward(

@@ -144,6 +144,14 @@ impl Session {
         }
     }
 
+    /// How the person is named on pages: email, else name, else `sub`.
+    pub fn shown_as(&self) -> &str {
+        self.email
+            .as_deref()
+            .or(self.name.as_deref())
+            .unwrap_or(&self.sub)
+    }
+
     /// Whether the session is still good at `now`: not past its absolute end, not idle for
     /// longer than `idle_secs`, and from the configured issuer.
     pub fn check(
