@@ -118,9 +118,11 @@ pub fn validate(
     // Scopes: `scp` (Entra: space-separated string; Okta: array) or `scope` (RFC 9068).
     let mut scopes = c.string_list("scp");
     scopes.extend(c.string_list("scope"));
-    let client = ["client_id", "azp", "appid"]
-        .into_iter()
-        .find_map(|name| c.str(name))
+    let string = |name| c.string(name).map_err(|_| AccessTokenError::Claims);
+    let (client_id, azp, email) = (string("client_id")?, string("azp")?, string("email")?);
+    let client = client_id
+        .or(azp)
+        .or_else(|| c.str("appid"))
         .map(str::to_owned);
     let subject = r
         .subject()
@@ -131,7 +133,7 @@ pub fn validate(
         subject,
         issuer: Issuer::new(r.iss.clone()),
         client,
-        email: c.str("email").map(str::to_owned).or_else(|| {
+        email: email.map(str::to_owned).or_else(|| {
             c.str("preferred_username")
                 .filter(|u| u.contains('@'))
                 .map(str::to_owned)

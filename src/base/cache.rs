@@ -10,9 +10,17 @@ use crate::base::time::UnixTime;
 
 pub struct BoundedCache<K, V> {
     capacity: usize,
-    entries: RefCell<HashMap<K, (V, UnixTime)>>,
-    /// Insertion order, for eviction; may hold keys already gone from `entries`.
-    order: RefCell<VecDeque<K>>,
+    entries: RefCell<HashMap<K, Entry<V>>>,
+    /// Insertion order, for eviction: a key with the insertion it stands for. A queued
+    /// insertion that was since removed, expired or replaced is skipped.
+    order: RefCell<VecDeque<(K, u64)>>,
+    inserted: std::cell::Cell<u64>,
+}
+
+struct Entry<V> {
+    value: V,
+    until: UnixTime,
+    insertion: u64,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> BoundedCache<K, V> {
@@ -21,6 +29,7 @@ impl<K: Eq + Hash + Clone, V: Clone> BoundedCache<K, V> {
             capacity: capacity.max(1),
             entries: RefCell::default(),
             order: RefCell::default(),
+            inserted: std::cell::Cell::new(0),
         }
     }
 
@@ -28,7 +37,7 @@ impl<K: Eq + Hash + Clone, V: Clone> BoundedCache<K, V> {
     pub fn get(&self, key: &K, now: UnixTime) -> Option<V> {
         let mut entries = self.entries.borrow_mut();
         match entries.get(key) {
-            Some((value, until)) if now < *until => Some(value.clone()),
+            Some(e) if now < e.until => Some(e.value.clone()),
             Some(_) => {
                 entries.remove(key);
                 None
@@ -39,25 +48,38 @@ impl<K: Eq + Hash + Clone, V: Clone> BoundedCache<K, V> {
 
     /// Keeps `value` until `until` (exclusive), evicting the oldest entries beyond capacity.
     pub fn insert(&self, key: K, value: V, until: UnixTime) {
+        let insertion = self.inserted.get().wrapping_add(1);
+        self.inserted.set(insertion);
         let mut entries = self.entries.borrow_mut();
         let mut order = self.order.borrow_mut();
-        if entries.insert(key.clone(), (value, until)).is_none() {
-            order.push_back(key);
-        }
+        entries.insert(
+            key.clone(),
+            Entry {
+                value,
+                until,
+                insertion,
+            },
+        );
+        order.push_back((key, insertion));
+        let current = |entries: &HashMap<K, Entry<V>>, k: &K, n: u64| {
+            entries.get(k).is_some_and(|e| e.insertion == n)
+        };
         while entries.len() > self.capacity {
             match order.pop_front() {
-                Some(old) => {
+                Some((old, n)) if current(&entries, &old, n) => {
                     entries.remove(&old);
                 }
+                Some(_) => {}
                 None => break,
             }
         }
-        // Keys removed on expiry stay in the queue; keep it from growing without bound.
+        // Insertions since removed or replaced stay queued; keep the queue bounded.
         if order.len() > self.capacity.saturating_mul(2) {
-            order.retain(|k| entries.contains_key(k));
+            order.retain(|(k, n)| current(&entries, k, *n));
         }
     }
 
+    #[cfg(test)]
     pub fn remove(&self, key: &K) {
         self.entries.borrow_mut().remove(key);
     }
@@ -101,8 +123,22 @@ mod tests {
         }
         assert_eq!(c.len(), 3);
         assert!(c.order.borrow().len() <= 6);
-        // Re-inserting a key replaces its value without a second queue slot.
+        // Re-inserting a key replaces its value.
         c.insert("x999".to_owned(), 7, UnixTime::NEVER);
         assert_eq!(c.get(&"x999".to_owned(), T0), Some(7));
+    }
+
+    #[test]
+    fn a_key_inserted_again_is_not_evicted_for_its_earlier_insertion() {
+        let c = BoundedCache::new(2);
+        c.insert("a", 1, UnixTime::NEVER);
+        c.remove(&"a");
+        c.insert("b", 2, UnixTime::NEVER);
+        c.insert("a", 3, UnixTime::NEVER);
+        c.insert("c", 4, UnixTime::NEVER);
+        // "b" is the oldest live entry; the stale first "a" must not take the new one.
+        assert_eq!(c.get(&"a", T0), Some(3));
+        assert_eq!(c.get(&"b", T0), None);
+        assert_eq!(c.get(&"c", T0), Some(4));
     }
 }

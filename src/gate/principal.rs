@@ -84,24 +84,23 @@ impl Principal<'_> {
 }
 
 /// A session's identity as the assertion states it: a refresh that changes the groups, or
-/// another session of the same person, is another credential.
+/// another session of the same person, is another credential. Serialized as JSON, so no two
+/// different identities hash alike.
 fn session_digest(s: &Session) -> [u8; 32] {
+    let identity = (
+        s.iss.as_str(),
+        &s.sub,
+        &s.email,
+        &s.name,
+        &s.groups,
+        &s.roles,
+        s.iat,
+        s.exp,
+    );
+    let bytes = serde_json::to_vec(&identity).unwrap_or_default();
     let mut h = Sha256::new();
     h.update(b"session\0");
-    h.update(s.iss.as_str().as_bytes());
-    for part in [Some(s.sub.as_str()), s.email.as_deref(), s.name.as_deref()] {
-        h.update([0]);
-        h.update(part.unwrap_or("").as_bytes());
-    }
-    for list in [&s.groups, &s.roles] {
-        h.update([1]);
-        for item in list {
-            h.update(item.as_bytes());
-            h.update([0]);
-        }
-    }
-    h.update(s.iat.as_secs().to_be_bytes());
-    h.update(s.exp.as_secs().to_be_bytes());
+    h.update(bytes);
     h.finalize().into()
 }
 

@@ -96,8 +96,6 @@ pub struct Registered {
     pub nbf: Option<NumericDate>,
     #[serde(default)]
     pub iat: Option<NumericDate>,
-    #[serde(default)]
-    pub jti: Option<String>,
 }
 
 impl Registered {
@@ -134,9 +132,19 @@ impl Claims {
         Ok(Self { registered, all })
     }
 
-    /// A string claim, when present and a string.
+    /// A string claim, when present and a string (anything else reads as absent).
     pub fn str(&self, name: &str) -> Option<&str> {
         self.all.get(name).and_then(Value::as_str)
+    }
+
+    /// A string claim the token kind defines: absent or null is `None`; any other type makes
+    /// the claims invalid rather than silently skipped.
+    pub fn string(&self, name: &str) -> Result<Option<&str>, ClaimsError> {
+        match self.all.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(ClaimsError::Shape(format!("{name} is not a string"))),
+        }
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -292,6 +300,14 @@ mod tests {
         assert!(Claims::parse(&jws(None, json!({"iss":"i","aud":"a","exp":"10"}))).is_err());
         assert!(Claims::parse(&jws(None, json!({"iss":"i","aud":7}))).is_err());
         assert!(Claims::parse(&jws(None, json!([1]))).is_err());
+        let c = Claims::parse(&jws(
+            None,
+            json!({"iss":"i","aud":"a","sid":5,"nonce":null,"n":"x"}),
+        ))
+        .unwrap();
+        assert!(c.string("sid").is_err(), "present with another type");
+        assert_eq!(c.string("nonce"), Ok(None));
+        assert_eq!(c.string("n"), Ok(Some("x")));
     }
 
     #[test]

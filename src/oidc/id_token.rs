@@ -135,7 +135,17 @@ pub fn validate(
     if r.aud.iter().any(|a| a != client_id) {
         return Err(IdTokenError::UntrustedAudience);
     }
-    if c.has("azp") && c.str("azp") != Some(client_id) {
+    // Claims this rule set reads are strings when present; another type is not skipped.
+    let [azp, nonce, at_hash, email, name, preferred_username] = [
+        "azp",
+        "nonce",
+        "at_hash",
+        "email",
+        "name",
+        "preferred_username",
+    ]
+    .map(|n| c.string(n));
+    if azp?.is_some_and(|azp| azp != client_id) {
         return Err(IdTokenError::AzpMismatch);
     }
     let clock = Clock {
@@ -145,13 +155,14 @@ pub fn validate(
     clock.check_validity(r, true)?;
     // Minted at the token endpoint moments ago: an old iat means a token from somewhere else.
     clock.check_issued(r, true, Some(0))?;
+    let nonce_claim = nonce?;
     if let Some(nonce) = expect.nonce {
-        if !c.str("nonce").is_some_and(|n| nonce.matches(n)) {
+        if !nonce_claim.is_some_and(|n| nonce.matches(n)) {
             return Err(IdTokenError::NonceMismatch);
         }
     }
     let subject = r.subject().ok_or(IdTokenError::MissingSubject)?.to_owned();
-    if let (Some(at_hash), Some(access_token)) = (c.str("at_hash"), expect.access_token) {
+    if let (Some(at_hash), Some(access_token)) = (at_hash?, expect.access_token) {
         if at_hash != access_token_hash(jws.header().alg, access_token) {
             return Err(IdTokenError::AccessTokenHashMismatch);
         }
@@ -165,12 +176,9 @@ pub fn validate(
     Ok(VerifiedIdToken {
         issuer: expect.issuer.clone(),
         subject,
-        email: c.str("email").map(str::to_owned),
+        email: email?.map(str::to_owned),
         email_verified,
-        name: c
-            .str("name")
-            .or_else(|| c.str("preferred_username"))
-            .map(str::to_owned),
+        name: name?.or(preferred_username?).map(str::to_owned),
         claims: c.all,
         _sealed: (),
     })

@@ -23,7 +23,8 @@ pub struct LogoutRequest {
 /// Why a logout token is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogoutTokenError {
-    WrongType,
+    /// The `typ` header, cut short and printable.
+    WrongType(String),
     Claims(ClaimsError),
     IssuerMismatch,
     AudienceMismatch,
@@ -37,7 +38,7 @@ pub enum LogoutTokenError {
 impl std::fmt::Display for LogoutTokenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Self::WrongType => "typ is not that of a logout token",
+            Self::WrongType(typ) => return write!(f, "typ {typ:?} is not that of a logout token"),
             Self::Claims(ClaimsError::Shape(e)) => {
                 return write!(f, "claims are not those of a logout token: {e}")
             }
@@ -65,7 +66,13 @@ pub fn validate(
     now: UnixTime,
 ) -> Result<LogoutRequest, LogoutTokenError> {
     if !matches!(Typ::of(jws), Typ::Absent | Typ::Jwt | Typ::LogoutToken) {
-        return Err(LogoutTokenError::WrongType);
+        let typ = jws.header().typ.as_deref().unwrap_or_default();
+        let shown = typ
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(40)
+            .collect();
+        return Err(LogoutTokenError::WrongType(shown));
     }
     let c = Claims::parse(jws).map_err(LogoutTokenError::Claims)?;
     let r = &c.registered;
@@ -101,15 +108,20 @@ pub fn validate(
         return Err(LogoutTokenError::HasNonce);
     }
     let sub = r.subject().map(str::to_owned);
-    let sid = c.str("sid").filter(|s| !s.is_empty()).map(str::to_owned);
+    let sid = c
+        .string("sid")
+        .map_err(LogoutTokenError::Claims)?
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
     if sub.is_none() && sid.is_none() {
         return Err(LogoutTokenError::NoSubjectOrSid);
     }
-    let jti = r
-        .jti
-        .clone()
+    let jti = c
+        .string("jti")
+        .map_err(LogoutTokenError::Claims)?
         .filter(|j| !j.is_empty())
-        .ok_or(LogoutTokenError::NoJti)?;
+        .ok_or(LogoutTokenError::NoJti)?
+        .to_owned();
     Ok(LogoutRequest { sub, sid, jti, iat })
 }
 
@@ -199,6 +211,8 @@ mod tests {
                 with("events", json!({BACKCHANNEL_LOGOUT_EVENT: "x"})),
             ),
             ("nonce", with("nonce", json!("n"))),
+            ("sid not a string", with("sid", json!(5))),
+            ("jti not a string", with("jti", json!(7))),
             ("no jti", without("jti")),
             ("neither sub nor sid", {
                 let mut c = without("sub");

@@ -4,6 +4,8 @@
 //! promise, so they poll on their own timers); and requests that still carry the old token
 //! within [`REFRESH_GRACE_SECS`] get the same answer.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::future::Future;
 
 use sha2::{Digest, Sha256};
@@ -25,22 +27,22 @@ pub const WAIT_STEP_MS: u64 = 25;
 /// the session it has).
 pub const MAX_WAIT_MS: u64 = 10_000;
 
-#[derive(Clone)]
-enum Entry {
-    Pending,
-    Done(Box<Result<Session, RefreshError>>),
-}
-
 type Key = [u8; 32];
+type Answer = Box<Result<Session, RefreshError>>;
 
 pub struct RefreshCoalescer {
-    entries: BoundedCache<Key, Entry>,
+    /// Refreshes under way: never evicted; the leading request clears its own mark when it
+    /// finishes or goes away.
+    pending: RefCell<HashSet<Key>>,
+    /// Finished refreshes, for the grace period.
+    done: BoundedCache<Key, Answer>,
 }
 
 impl Default for RefreshCoalescer {
     fn default() -> Self {
         Self {
-            entries: BoundedCache::new(MAX_REMEMBERED),
+            pending: RefCell::default(),
+            done: BoundedCache::new(MAX_REMEMBERED),
         }
     }
 }
@@ -56,7 +58,7 @@ struct Leader<'a> {
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.coalescer.entries.remove(&self.key);
+            self.coalescer.pending.borrow_mut().remove(&self.key);
         }
     }
 }
@@ -75,28 +77,29 @@ impl RefreshCoalescer {
         let key: Key = Sha256::digest(refresh_token.as_bytes()).into();
         let mut waited = 0;
         loop {
-            match self.entries.get(&key, now) {
-                Some(Entry::Done(result)) => return *result,
-                None if waited > 0 => {
+            if let Some(result) = self.done.get(&key, now) {
+                return *result;
+            }
+            let pending = self.pending.borrow().contains(&key);
+            match pending {
+                false if waited > 0 => {
                     return Err(RefreshError::Unavailable(
                         "the request refreshing this session went away".into(),
                     ))
                 }
-                None => break,
-                Some(Entry::Pending) if waited >= MAX_WAIT_MS => {
+                false => break,
+                true if waited >= MAX_WAIT_MS => {
                     return Err(RefreshError::Unavailable(
                         "timed out waiting for another request's refresh".into(),
                     ))
                 }
-                Some(Entry::Pending) => {
+                true => {
                     platform.sleep_ms(WAIT_STEP_MS).await;
                     waited += WAIT_STEP_MS;
                 }
             }
         }
-        // A pending mark lasts no longer than anyone would wait for it.
-        let pending_until = now.plus(MAX_WAIT_MS / 1000 + 1);
-        self.entries.insert(key, Entry::Pending, pending_until);
+        self.pending.borrow_mut().insert(key);
         let mut leader = Leader {
             coalescer: self,
             key,
@@ -104,14 +107,11 @@ impl RefreshCoalescer {
         };
         let result = work().await;
         leader.done = true;
-        if matches!(result, Err(RefreshError::Unavailable(_))) {
-            self.entries.remove(&key);
-        } else {
-            self.entries.insert(
-                key,
-                Entry::Done(Box::new(result.clone())),
-                now.plus(REFRESH_GRACE_SECS),
-            );
+        self.pending.borrow_mut().remove(&key);
+        // An outage is not remembered: the next request tries again.
+        if !matches!(result, Err(RefreshError::Unavailable(_))) {
+            self.done
+                .insert(key, Box::new(result.clone()), now.plus(REFRESH_GRACE_SECS));
         }
         result
     }

@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::oidc::id_token::{self, IdTokenCheck, IdTokenFailure};
-use crate::oidc::provider::ProviderCache;
+use crate::oidc::provider::{ProviderCache, ProviderError};
 use crate::oidc::token_endpoint::{client_request, RefreshResponse, TokenError};
 use crate::platform::Platform;
 use crate::session::{Session, StoredSecret};
@@ -78,7 +78,12 @@ pub async fn refresh_session<P: Platform>(
         let verified = id_token::verify(cfg, cache, platform, check)
             .await
             .map_err(|e| match e {
-                IdTokenFailure::Provider(p) => RefreshError::Unavailable(p.to_string()),
+                IdTokenFailure::Provider(ProviderError::Unavailable(why)) => {
+                    RefreshError::Unavailable(why)
+                }
+                IdTokenFailure::Provider(ProviderError::Invalid(why)) => {
+                    RefreshError::Rejected(why)
+                }
                 IdTokenFailure::Rejected(why) => RefreshError::Rejected(why),
             })?;
         // iss and aud were checked by the claim rules; the person must be the same.

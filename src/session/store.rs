@@ -66,6 +66,15 @@ pub enum StartError {
     Store(StoreError),
 }
 
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Seal(why) => f.write_str(why),
+            Self::Store(e) => e.fmt(f),
+        }
+    }
+}
+
 /// The request's sessions: its cookies, the configuration and the isolate's helpers.
 pub struct Sessions<'a, P> {
     pub cfg: &'a Config,
@@ -300,7 +309,7 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
             }),
             Err(e) => {
                 // The session still holds for this request; a later one tries again.
-                platform.log(&json!({"level":"error","event":"session_rewrite_failed","detail":format!("{e:?}")}));
+                platform.log(&json!({"level":"error","event":"session_rewrite_failed","detail":e.to_string()}));
                 Ok(Loaded {
                     session,
                     set_cookies: Vec::new(),

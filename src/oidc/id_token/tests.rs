@@ -329,6 +329,20 @@ fn at_hash_is_checked_when_present() {
         check_with(&key, &[&key], &key.sign(&bad), Some(at)).unwrap_err(),
         "claims: at_hash does not match the access token"
     );
+    // A claim of the wrong type is refused, never skipped.
+    for (field, v) in [
+        ("at_hash", json!(5)),
+        ("nonce", json!([NONCE])),
+        ("email", json!(1)),
+    ] {
+        let odd = with(claims(), field, v);
+        assert!(
+            check_with(&key, &[&key], &key.sign(&odd), Some(at))
+                .unwrap_err()
+                .contains(field),
+            "{field}"
+        );
+    }
 }
 
 #[test]
