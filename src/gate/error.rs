@@ -227,7 +227,7 @@ impl GateError {
             Self::Config(e) => format!("The setting {} {}. An administrator needs to fix it.", e.variable, e.problem),
             Self::ProviderConfig(why) => format!("The identity provider does not match this gateway's configuration: {why}."),
             Self::ProviderUnavailable(_) => "The identity provider could not be reached and no cached copy of its settings is available. Try again in a minute.".into(),
-            Self::AmbiguousPath(_) => "The request path contains encoded slashes, backslashes or malformed escapes.".into(),
+            Self::AmbiguousPath(e) => format!("The request path cannot be served safely: {e}."),
             Self::NotFound => "There is nothing at this address.".into(),
             Self::MethodNotAllowed => "This address does not accept that method.".into(),
             Self::LoginNotFound => "This sign-in link has expired or was already used. Start again.".into(),

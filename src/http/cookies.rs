@@ -10,10 +10,10 @@ use base64::Engine;
 
 use crate::base::types::State;
 
-/// Longest `Cookie` header we read; longer ones are cut (cookies past it are ignored).
-const MAX_COOKIE_HEADER: usize = 32 * 1024;
-/// At most this many cookies are read from one header.
-const MAX_COOKIES: usize = 64;
+/// Longest `Cookie` header we read, in bytes: Cloudflare accepts at most 128 KB of request
+/// headers in all, so no request that reaches the worker has our cookies past it. The work is
+/// bounded by bytes, never by a count of cookies that other sites' cookies could fill.
+const MAX_COOKIE_HEADER: usize = 128 * 1024;
 const BASE_NAME: &str = "portcullis";
 const TX_INFIX: &str = "-tx-";
 const LOGOUT_SUFFIX: &str = "-logout";
@@ -159,14 +159,14 @@ impl CookieJar {
     }
 }
 
-/// Splits a `Cookie` header into (name, value) pairs, bounded in size and count. Malformed
-/// pairs are skipped rather than failing the request.
+/// Splits a `Cookie` header into (name, value) pairs, bounded in bytes. Malformed pairs are
+/// skipped rather than failing the request.
 pub fn parse_cookie_header(header: &str) -> Vec<(&str, &str)> {
-    let header = match header.char_indices().nth(MAX_COOKIE_HEADER) {
-        Some((cut, _)) => &header[..cut],
-        None => header,
-    };
-    header
+    let mut cut = header.len().min(MAX_COOKIE_HEADER);
+    while !header.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    header[..cut]
         .split(';')
         .filter_map(|pair| {
             let (name, value) = pair.split_once('=')?;
@@ -174,7 +174,6 @@ pub fn parse_cookie_header(header: &str) -> Vec<(&str, &str)> {
             let value = value.trim().trim_matches('"');
             (!name.is_empty()).then_some((name, value))
         })
-        .take(MAX_COOKIES)
         .collect()
 }
 
@@ -335,11 +334,22 @@ mod tests {
     }
 
     #[test]
-    fn huge_cookie_headers_are_bounded() {
+    fn huge_cookie_headers_are_bounded_by_bytes() {
         let header = "a=b; ".repeat(100_000);
-        assert!(parse_cookie_header(&header).len() <= MAX_COOKIES);
+        assert!(parse_cookie_header(&header).len() <= MAX_COOKIE_HEADER / 4);
         let multibyte = "é".repeat(MAX_COOKIE_HEADER + 10);
         let _ = parse_cookie_header(&multibyte);
+    }
+
+    #[test]
+    fn our_cookie_is_found_behind_any_number_of_other_cookies() {
+        // Sibling subdomains can set many cookies for the parent domain; they come first.
+        let jar = CookieJar::new(true);
+        let junk: String = (0..2000).map(|i| format!("sibling{i}=xxxxxxxx; ")).collect();
+        let header = format!("{junk}{}=ours", jar.session_name());
+        let cookies = parse_cookie_header(&header);
+        let got = read_chunked(&jar, &cookies, &jar.session_name());
+        assert_eq!(got.value.as_deref(), Some("ours"));
     }
 
     #[test]
