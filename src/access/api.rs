@@ -8,6 +8,7 @@
 use crate::access::access_token::{TypPolicy, VerifiedAccessToken};
 use crate::base::types::Issuer;
 use crate::http::path::{PathPattern, RequestPath};
+use crate::http::Method;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ApiRequirement {
@@ -99,17 +100,59 @@ impl ApiConfig {
         })
     }
 
-    pub fn route_for(&self, method: &str, path: &RequestPath) -> Option<&ApiRoute> {
-        self.routes.iter().find(|r| {
-            r.methods
-                .as_ref()
-                .is_none_or(|m| m.iter().any(|x| x == method))
-                && r.pattern.covers(path)
-        })
+    /// The entry for a request. HEAD follows GET's entry (RFC 9110 9.3.2); a path some entry
+    /// covers with a method no covering entry lists is not an API route to fall through: it is
+    /// refused, so a method never gets around a requirement.
+    pub fn route_for(&self, method: Method, path: &RequestPath) -> RouteMatch<'_> {
+        let covering: Vec<&ApiRoute> = self.routes.iter().filter(|r| r.pattern.covers(path)).collect();
+        if let Some(route) = covering.iter().find(|r| r.allows(method)) {
+            return RouteMatch::Route(route);
+        }
+        if covering.is_empty() {
+            return RouteMatch::None;
+        }
+        let mut allow: Vec<&str> = covering
+            .iter()
+            .flat_map(|r| r.methods.iter().flatten().map(String::as_str))
+            .collect();
+        if allow.contains(&"GET") {
+            allow.push("HEAD");
+        }
+        allow.sort_unstable();
+        allow.dedup();
+        RouteMatch::MethodNotListed {
+            allow: allow.join(", "),
+        }
+    }
+
+    /// The same routes over the resources Workers Static Assets serve.
+    pub fn for_assets(mut self) -> Self {
+        for route in &mut self.routes {
+            route.pattern = route.pattern.for_assets();
+        }
+        self
     }
 }
 
+/// How `API_ROUTES` answers for one request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RouteMatch<'a> {
+    /// No entry covers the path.
+    None,
+    Route(&'a ApiRoute),
+    /// Entries cover the path, but none lists the method; `allow` is what they list.
+    MethodNotListed { allow: String },
+}
+
 impl ApiRoute {
+    fn allows(&self, method: Method) -> bool {
+        let Some(methods) = &self.methods else {
+            return true;
+        };
+        let listed = |m: Method| methods.iter().any(|x| x == m.as_str());
+        listed(method) || (method == Method::Head && listed(Method::Get))
+    }
+
     /// The reason it is allowed, or what the route wants instead.
     pub fn judge(&self, token: &VerifiedAccessToken) -> Result<String, Wanted> {
         for req in &self.any_of {
@@ -154,29 +197,41 @@ mod tests {
         RequestPath::parse(p).unwrap()
     }
 
+    fn name(m: RouteMatch<'_>) -> String {
+        match m {
+            RouteMatch::Route(r) => r.name.clone(),
+            other => format!("{other:?}"),
+        }
+    }
+
     #[test]
     fn routes_match_method_and_normalized_path_first_wins() {
         let c = cfg("GET,HEAD /api/data/* scope:data.read\nPOST /api/data/* scope:data.write role:Data.Writer; * /api/* any");
         assert_eq!(
-            c.route_for("GET", &path("/api/data/1")).unwrap().name,
+            name(c.route_for(Method::Get, &path("/api/data/1"))),
             "API_ROUTES[1] GET,HEAD /api/data/* scope:data.read"
         );
-        assert!(c
-            .route_for("POST", &path("/api/data"))
-            .unwrap()
-            .name
-            .starts_with("API_ROUTES[2]"));
-        assert!(c
-            .route_for("DELETE", &path("/api/data/1"))
-            .unwrap()
-            .name
-            .starts_with("API_ROUTES[3]"));
-        assert!(c.route_for("GET", &path("/other")).is_none());
-        assert!(c
-            .route_for("GET", &path("//api/%64ata/x"))
-            .unwrap()
-            .name
-            .starts_with("API_ROUTES[1]"));
+        assert!(name(c.route_for(Method::Post, &path("/api/data"))).starts_with("API_ROUTES[2]"));
+        assert!(name(c.route_for(Method::Delete, &path("/api/data/1"))).starts_with("API_ROUTES[3]"));
+        assert_eq!(c.route_for(Method::Get, &path("/other")), RouteMatch::None);
+        assert!(name(c.route_for(Method::Get, &path("//api/%64ata/x"))).starts_with("API_ROUTES[1]"));
+    }
+
+    #[test]
+    fn no_method_gets_around_a_route_requirement() {
+        let c = cfg("GET /api/data/* scope:data.read");
+        // HEAD follows GET's entry.
+        assert!(name(c.route_for(Method::Head, &path("/api/data/1"))).starts_with("API_ROUTES[1]"));
+        for m in [Method::Post, Method::Put, Method::Patch, Method::Delete, Method::Options, Method::Other] {
+            assert_eq!(
+                c.route_for(m, &path("/api/data/1")),
+                RouteMatch::MethodNotListed { allow: "GET, HEAD".into() },
+                "{m:?}"
+            );
+        }
+        assert_eq!(c.route_for(Method::Delete, &path("/elsewhere")), RouteMatch::None);
+        let star = cfg("GET /api/data/* scope:data.read; * /api/* any");
+        assert!(name(star.route_for(Method::Delete, &path("/api/data/1"))).starts_with("API_ROUTES[2]"));
     }
 
     #[test]

@@ -187,6 +187,15 @@ impl Policy {
         })
     }
 
+    /// The same policy over the resources Workers Static Assets serve: every pattern judged
+    /// on [`RequestPath::asset_resource`] forms (the gate passes those for the assets upstream).
+    pub fn for_assets(mut self) -> Self {
+        for rule in &mut self.rules {
+            rule.pattern = rule.pattern.as_ref().map(PathPattern::for_assets);
+        }
+        self
+    }
+
     /// The rule that governs `path`. Rules that open a path match it exactly; rules that
     /// restrict it match loosely (any case, trailing slash), so a path cannot dodge them.
     pub fn rule_for(&self, path: &RequestPath) -> &Rule {

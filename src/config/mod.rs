@@ -181,6 +181,17 @@ impl Config {
             ],
         )?;
 
+        let upstream = match var("UPSTREAM").as_deref() {
+            None | Some("assets") => Upstream::Assets,
+            Some(v) => {
+                let url = parse_http_url("UPSTREAM", v)?;
+                if url.query().is_some() || url.fragment().is_some() {
+                    return Err(err("UPSTREAM", "must not have a query or fragment"));
+                }
+                Upstream::Origin(url)
+            }
+        };
+
         let public_paths = var("PUBLIC_PATHS")
             .map(|v| {
                 crate::access::policy::list(&v)
@@ -216,6 +227,11 @@ impl Config {
             trust_unstated_email,
         )
         .map_err(|e| err(e.variable, e.problem))?;
+        // Static assets serve one file under several paths: rules cover them all.
+        let policy = match upstream {
+            Upstream::Assets => policy.for_assets(),
+            Upstream::Origin(_) => policy,
+        };
 
         let access_log = vars.choice(
             "ACCESS_LOG",
@@ -307,21 +323,12 @@ impl Config {
                         ("any", TypPolicy::AtJwtOrJwt),
                     ],
                 )?;
-                Some(
-                    ApiConfig::new(issuers, audiences, typ, var("API_ROUTES").as_deref())
-                        .map_err(|p| err("API_ROUTES", p.0))?,
-                )
-            }
-        };
-
-        let upstream = match var("UPSTREAM").as_deref() {
-            None | Some("assets") => Upstream::Assets,
-            Some(v) => {
-                let url = parse_http_url("UPSTREAM", v)?;
-                if url.query().is_some() || url.fragment().is_some() {
-                    return Err(err("UPSTREAM", "must not have a query or fragment"));
-                }
-                Upstream::Origin(url)
+                let api = ApiConfig::new(issuers, audiences, typ, var("API_ROUTES").as_deref())
+                    .map_err(|p| err("API_ROUTES", p.0))?;
+                Some(match upstream {
+                    Upstream::Assets => api.for_assets(),
+                    Upstream::Origin(_) => api,
+                })
             }
         };
 

@@ -72,6 +72,8 @@ pub enum GateError {
     InsufficientScope(String),
     /// A valid token whose person the policy refuses.
     TokenForbidden,
+    /// An `API_ROUTES` path with a method none of its entries lists (the methods they do).
+    ApiMethodNotListed(String),
     /// Back-channel logout: not a POST.
     BackchannelMethod,
     /// Back-channel logout without server-side sessions.
@@ -118,7 +120,7 @@ impl GateError {
             Self::IdTokenRejected(_) | Self::SignInRequired { .. } => 401,
             Self::BearerMissing | Self::TokenRejected { .. } => 401,
             Self::TokenKeysUnavailable(_) | Self::BackchannelUnavailable { .. } => 503,
-            Self::BackchannelMethod => 405,
+            Self::BackchannelMethod | Self::ApiMethodNotListed(_) => 405,
             Self::BackchannelUnsupported => 501,
             _ => 400,
         }
@@ -156,6 +158,7 @@ impl GateError {
                 "temporarily_unavailable"
             }
             Self::InsufficientScope(_) => "insufficient_scope",
+            Self::ApiMethodNotListed(_) => "method_not_allowed",
             Self::BackchannelUnsupported => "not_supported",
             Self::Internal(_) => "internal_error",
         }
@@ -190,6 +193,7 @@ impl GateError {
             },
             Self::SignInRequired { .. }
             | Self::TokenForbidden
+            | Self::ApiMethodNotListed(_)
             | Self::BackchannelMethod
             | Self::BackchannelUnsupported
             | Self::LogoutTokenRefused(_)
@@ -254,6 +258,7 @@ impl GateError {
             Self::TokenKeysUnavailable(_) => "The token issuer's keys cannot be fetched right now.".into(),
             Self::InsufficientScope(_) => "The token lacks the scope or role this route requires.".into(),
             Self::TokenForbidden => "Not allowed here.".into(),
+            Self::ApiMethodNotListed(allow) => format!("This API path takes only {allow}."),
             Self::BackchannelMethod => "Back-channel logout takes a POST.".into(),
             Self::BackchannelUnsupported => "Back-channel logout needs SESSION_STORE=durable_object.".into(),
             Self::LogoutTokenRefused(why) => why.clone(),

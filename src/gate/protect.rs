@@ -5,17 +5,18 @@
 use serde_json::json;
 
 use crate::access::access_token::{self, AccessExpectations, VerifiedAccessToken};
-use crate::access::api::ApiRoute;
+use crate::access::api::{ApiRoute, RouteMatch};
 use crate::access::policy::{Decision, Rule};
 use crate::access::token_cache;
 use crate::base::time::UnixTime;
-use crate::config::{AccessLog, PassAccessToken};
+use crate::config::{AccessLog, PassAccessToken, Upstream};
 use crate::gate::error::GateError;
 use crate::gate::principal::Principal;
 use crate::gate::{with_cookies, Gate, GateRequest, Outcome};
+use crate::http::authorization::{bearer_credential, Credential};
 use crate::http::cookies::CookieJar;
 use crate::http::path::RequestPath;
-use crate::http::upstream::{header_value, request_headers_for_origin};
+use crate::http::upstream::{forwarding_headers, header_value, request_headers_for_origin};
 use crate::http::{Headers, Response};
 use crate::jose::jws::UnverifiedJws;
 use crate::oidc::provider::SignedTokenError;
@@ -39,33 +40,6 @@ impl Verdict {
     }
 }
 
-enum Credential<'r> {
-    None,
-    Bearer(&'r str),
-    Malformed,
-}
-
-/// `Authorization: Bearer <token>` (RFC 6750 2.1). Tokens in the query string or body are
-/// never read.
-fn bearer_credential(headers: &Headers) -> Credential<'_> {
-    let Some(value) = headers.get("Authorization") else {
-        return Credential::None;
-    };
-    let mut parts = value.trim().splitn(2, ' ');
-    match (parts.next(), parts.next().map(str::trim)) {
-        (Some(scheme), Some(token))
-            if scheme.eq_ignore_ascii_case("bearer")
-                && !token.is_empty()
-                && !token.contains(' ') =>
-        {
-            Credential::Bearer(token)
-        }
-        (Some(scheme), _) if scheme.eq_ignore_ascii_case("bearer") => Credential::Malformed,
-        // Basic and other schemes belong to the origin; they are not our business.
-        _ => Credential::None,
-    }
-}
-
 impl<P: Platform + SessionObjects> Gate<'_, P> {
     pub(super) async fn protect(
         &self,
@@ -73,12 +47,24 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         jar: &CookieJar,
         path: &RequestPath,
     ) -> Outcome {
-        let rule = self.cfg.policy.rule_for(path);
+        // The resource the upstream will serve is what the rules judge (static assets serve
+        // one file under several paths); the origin still receives `path` itself.
+        let judged = match self.cfg.upstream {
+            Upstream::Assets => path.asset_resource(),
+            Upstream::Origin(_) => path.clone(),
+        };
+        let rule = self.cfg.policy.rule_for(&judged);
         if rule.is_public() {
             return self.forward(path, self.stripped_headers(req, jar), false, Vec::new());
         }
         if let Some(api) = &self.cfg.api {
-            let route = api.route_for(req.method.as_str(), path);
+            let route = match api.route_for(req.method, &judged) {
+                RouteMatch::Route(r) => Some(r),
+                RouteMatch::None => None,
+                RouteMatch::MethodNotListed { allow } => {
+                    return Outcome::Respond(self.fail(req, GateError::ApiMethodNotListed(allow)))
+                }
+            };
             match bearer_credential(&req.headers) {
                 Credential::Bearer(token) => {
                     return match self.bearer(req, jar, path, rule, route, token).await {
@@ -256,6 +242,9 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         .flatten()
         .collect();
         let mut headers = request_headers_for_origin(&req.headers, jar, &configured);
+        for (name, value) in forwarding_headers(&req.url, req.headers.get("CF-Connecting-IP")) {
+            headers.set(name, value);
+        }
         // With Bearer tokens accepted, Authorization is the client's API credential.
         if self.cfg.pass_access_token == Some(PassAccessToken::Authorization)
             && self.cfg.api.is_none()

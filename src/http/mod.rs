@@ -1,5 +1,6 @@
 //! Plain HTTP values the core works with; the shell converts to and from `worker` types.
 
+pub mod authorization;
 pub mod cookies;
 pub mod pages;
 pub mod path;

@@ -131,6 +131,33 @@ impl RequestPath {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The resource Workers Static Assets serve at this path. With `html_handling =
+    /// "auto-trailing-slash"` (the default) `/page.html`, `/page` and `/page/` are one file, and
+    /// `/dir/index.html`, `/dir/index`, `/dir/` and `/dir` another: all are judged as `/page`
+    /// and `/dir`.
+    pub fn asset_resource(&self) -> Self {
+        Self(asset_canonical(&self.0))
+    }
+}
+
+/// `/page.html`, `/page/` -> `/page`; `/dir/index.html`, `/dir/index`, `/dir/` -> `/dir`.
+fn asset_canonical(path: &str) -> String {
+    let mut p = path.trim_end_matches('/');
+    let len = p.len();
+    if len >= 5 && p.is_char_boundary(len - 5) && p[len - 5..].eq_ignore_ascii_case(".html") {
+        p = &p[..len - 5];
+    }
+    let len = p.len();
+    if len >= 6 && p.is_char_boundary(len - 6) && p[len - 6..].eq_ignore_ascii_case("/index") {
+        p = &p[..len - 6];
+    }
+    let p = p.trim_end_matches('/');
+    if p.is_empty() {
+        "/".to_owned()
+    } else {
+        p.to_owned()
+    }
 }
 
 /// Refuses what different servers could read as different paths beyond ASCII: encoded bytes
@@ -140,7 +167,7 @@ fn check_non_ascii(decoded: &str) -> Result<(), PathError> {
     let bytes = decoded.as_bytes();
     let mut i = 0;
     let mut run: Vec<u8> = Vec::new();
-    let mut check_run = |run: &mut Vec<u8>| -> Result<(), PathError> {
+    let check_run = |run: &mut Vec<u8>| -> Result<(), PathError> {
         if run.is_empty() {
             return Ok(());
         }
@@ -232,6 +259,24 @@ pub enum PathPattern {
 }
 
 impl PathPattern {
+    /// The pattern over the resources Workers Static Assets serve (see
+    /// [`RequestPath::asset_resource`]): `/secret.html` covers `/secret` and `/secret/` too.
+    pub fn for_assets(&self) -> Self {
+        match self {
+            Self::Exact(e) => Self::Exact(asset_canonical(e)),
+            Self::Prefix(d) if d.is_empty() => Self::Prefix(String::new()),
+            Self::Prefix(d) => Self::Prefix(asset_canonical(d)).normalize_root(),
+        }
+    }
+
+    /// `Prefix("/")` after canonicalization means everything: `Prefix("")`.
+    fn normalize_root(self) -> Self {
+        match self {
+            Self::Prefix(d) if d == "/" => Self::Prefix(String::new()),
+            other => other,
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         if !s.starts_with('/') || s.contains(['?', '#', '\\', '%', ';']) {
             return None;
@@ -296,6 +341,39 @@ impl std::fmt::Display for PathPattern {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_alias_of_a_static_asset_is_one_resource() {
+        let same = |a: &str, b: &str| {
+            assert_eq!(
+                RequestPath::parse(a).unwrap().asset_resource(),
+                RequestPath::parse(b).unwrap().asset_resource(),
+                "{a} ~ {b}"
+            )
+        };
+        same("/secret.html", "/secret");
+        same("/secret.html", "/secret/");
+        same("/secret.HTML", "/secret");
+        same("/dir/index.html", "/dir/");
+        same("/dir/index.html", "/dir");
+        same("/dir/index", "/dir");
+        same("/index.html", "/");
+        assert_eq!(
+            RequestPath::parse("/a/b.html").unwrap().asset_resource().as_str(),
+            "/a/b"
+        );
+        let rule = PathPattern::parse("/secret.html").unwrap().for_assets();
+        for p in ["/secret.html", "/secret", "/secret/", "/SECRET", "/secret/index.html"] {
+            assert!(
+                rule.covers(&RequestPath::parse(p).unwrap().asset_resource()),
+                "{p}"
+            );
+        }
+        let dir = PathPattern::parse("/dir/*").unwrap().for_assets();
+        assert!(dir.covers(&RequestPath::parse("/dir/index.html").unwrap().asset_resource()));
+        assert!(dir.covers(&RequestPath::parse("/dir").unwrap().asset_resource()));
+        assert!(!dir.covers(&RequestPath::parse("/dirt").unwrap().asset_resource()));
+    }
 
     #[test]
     fn characters_that_fold_into_ascii_are_refused() {

@@ -2,6 +2,10 @@
 //! stripped from requests; protected responses leave as `Cache-Control: private` with
 //! `Vary: Cookie`, so no shared cache hands them to someone else.
 
+use std::net::IpAddr;
+
+use url::Url;
+
 use crate::http::cookies::{filter_cookie_header, CookieJar};
 use crate::http::Headers;
 
@@ -18,6 +22,61 @@ const IDENTITY_HEADERS: &[&str] = &[
 ];
 const IDENTITY_PREFIXES: &[&str] = &["x-auth-request-"];
 
+/// Headers that make an origin serve another path or method, or believe another host, scheme
+/// or client: never the client's. The `X-Forwarded-*` and `Forwarded` ones are set again from
+/// the real request ([`forwarding_headers`]).
+const ROUTING_HEADERS: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-for",
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-forwarded-prefix",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-url-scheme",
+    "front-end-https",
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+];
+
+fn is_routing_header(name: &str) -> bool {
+    ROUTING_HEADERS.contains(&name.to_ascii_lowercase().replace('_', "-").as_str())
+}
+
+/// `X-Forwarded-Host`, `-Proto`, `-For` and `Forwarded` (RFC 7239) for the request as it
+/// really came: its URL, and the client address Cloudflare saw (`CF-Connecting-IP`, which the
+/// edge always sets itself), when it is an IP address.
+pub fn forwarding_headers(url: &Url, client_ip: Option<&str>) -> Vec<(&'static str, String)> {
+    let host = match (url.host_str(), url.port()) {
+        (Some(h), Some(port)) => format!("{h}:{port}"),
+        (Some(h), None) => h.to_owned(),
+        (None, _) => String::new(),
+    };
+    let proto = url.scheme().to_owned();
+    let ip = client_ip.and_then(|ip| ip.trim().parse::<IpAddr>().ok());
+    let mut forwarded = format!("host=\"{host}\";proto={proto}");
+    let mut out = vec![("X-Forwarded-Host", host), ("X-Forwarded-Proto", proto)];
+    if let Some(ip) = ip {
+        let node = match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("\"[{v6}]\""),
+        };
+        forwarded = format!("for={node};{forwarded}");
+        out.push(("X-Forwarded-For", ip.to_string()));
+    }
+    out.push(("Forwarded", forwarded));
+    out
+}
+
 pub fn is_identity_header(name: &str) -> bool {
     let n = name.to_ascii_lowercase().replace('_', "-");
     IDENTITY_HEADERS.contains(&n.as_str()) || IDENTITY_PREFIXES.iter().any(|p| n.starts_with(p))
@@ -33,7 +92,9 @@ pub fn request_headers_for_origin(
     let normalized = |n: &str| n.to_ascii_lowercase().replace('_', "-");
     let extra: Vec<String> = also_strip.iter().map(|n| normalized(n)).collect();
     let mut out = incoming.clone();
-    out.retain(|name, _| !is_identity_header(name) && !extra.contains(&normalized(name)));
+    out.retain(|name, _| {
+        !is_identity_header(name) && !is_routing_header(name) && !extra.contains(&normalized(name))
+    });
     if let Some(cookie) = incoming.get("Cookie") {
         out.remove("Cookie");
         if let Some(kept) = filter_cookie_header(cookie, |n| jar.is_ours(n)) {
@@ -180,7 +241,8 @@ mod tests {
         ]);
         let out = request_headers_for_origin(&h, &jar, &[]);
         let names: Vec<&str> = out.iter().map(|(n, _)| n).collect();
-        assert_eq!(names, vec!["Accept", "X-Forwarded-For"]);
+        // X-Forwarded-For is set again by the gate from the real request.
+        assert_eq!(names, vec!["Accept"]);
     }
 
     #[test]
@@ -270,6 +332,45 @@ mod tests {
         );
         let (removed, replaced) = header_changes(&from, &from);
         assert!(removed.is_empty() && replaced.is_empty());
+    }
+
+    #[test]
+    fn routing_headers_are_the_gates_not_the_clients() {
+        let jar = CookieJar::new(true);
+        let incoming = Headers::from([
+            ("X-HTTP-Method-Override", "GET"),
+            ("x-http-method", "GET"),
+            ("X-Method-Override", "GET"),
+            ("X-Original-URL", "/admin"),
+            ("X_Rewrite_URL", "/admin"),
+            ("X-Forwarded-Host", "evil.example"),
+            ("X-Forwarded-For", "10.0.0.1"),
+            ("Forwarded", "for=10.0.0.1;host=evil.example"),
+            ("X-Real-IP", "10.0.0.1"),
+            ("Accept", "text/html"),
+        ]);
+        let out = request_headers_for_origin(&incoming, &jar, &[]);
+        let names: Vec<&str> = out.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["Accept"]);
+    }
+
+    #[test]
+    fn forwarding_headers_describe_the_real_request() {
+        let url = Url::parse("https://app.example.com:8443/x?y").unwrap();
+        let h: std::collections::HashMap<_, _> =
+            forwarding_headers(&url, Some("2001:db8::1")).into_iter().collect();
+        assert_eq!(h["X-Forwarded-Host"], "app.example.com:8443");
+        assert_eq!(h["X-Forwarded-Proto"], "https");
+        assert_eq!(h["X-Forwarded-For"], "2001:db8::1");
+        assert_eq!(
+            h["Forwarded"],
+            "for=\"[2001:db8::1]\";host=\"app.example.com:8443\";proto=https"
+        );
+        let plain = Url::parse("http://127.0.0.1:8787/").unwrap();
+        let h: std::collections::HashMap<_, _> =
+            forwarding_headers(&plain, Some("not an ip, 1.2.3.4")).into_iter().collect();
+        assert!(!h.contains_key("X-Forwarded-For"), "only a real address is passed");
+        assert_eq!(h["Forwarded"], "host=\"127.0.0.1:8787\";proto=http");
     }
 
     #[test]
