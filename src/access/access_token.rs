@@ -38,6 +38,7 @@ pub enum AccessTokenError {
     MissingExpiry,
     NotYetValid,
     IssuedInFuture,
+    MissingSubject,
 }
 
 impl std::fmt::Display for AccessTokenError {
@@ -59,6 +60,7 @@ impl AccessTokenError {
             Self::MissingExpiry => "the token has no expiry",
             Self::NotYetValid => "the token is not valid yet",
             Self::IssuedInFuture => "the token was issued in the future",
+            Self::MissingSubject => "the token has no subject",
         }
     }
 }
@@ -71,7 +73,10 @@ pub struct VerifiedAccessToken {
     /// The user (`sub`); RFC 9068 2.2 requires it (for client credentials, the client).
     pub subject: String,
     pub client: Option<String>,
+    /// The `email` claim; never `preferred_username`, which is a login name, not an address.
     pub email: Option<String>,
+    /// `email_verified`, when the token states it.
+    pub email_verified: Option<bool>,
     pub scopes: Vec<String>,
     pub roles: Vec<String>,
     pub groups: Vec<String>,
@@ -124,20 +129,22 @@ pub fn validate(
         .or(azp)
         .or_else(|| c.str("appid"))
         .map(str::to_owned);
+    // RFC 9068 2.2: `sub` is required (for client credentials, it names the client).
     let subject = r
         .subject()
         .map(str::to_owned)
-        .or_else(|| client.clone())
-        .unwrap_or_default();
+        .ok_or(AccessTokenError::MissingSubject)?;
+    let email_verified = match c.all.get("email_verified") {
+        Some(serde_json::Value::Bool(b)) => Some(*b),
+        Some(serde_json::Value::String(s)) => Some(s.eq_ignore_ascii_case("true")),
+        _ => None,
+    };
     Ok(VerifiedAccessToken {
         subject,
         issuer: Issuer::new(r.iss.clone()),
         client,
-        email: email.map(str::to_owned).or_else(|| {
-            c.str("preferred_username")
-                .filter(|u| u.contains('@'))
-                .map(str::to_owned)
-        }),
+        email: email.map(str::to_owned),
+        email_verified,
         scopes,
         roles: c.string_list(&lists.roles),
         groups: c.string_list(&lists.groups),
@@ -238,7 +245,7 @@ mod tests {
         let t = check_with(&key, key.header(), &entra_v2(), TypPolicy::AtJwtOrJwt).unwrap();
         assert_eq!(t.scopes, vec!["data.read", "data.write"]);
         assert_eq!(t.roles, vec!["Data.Admin"]);
-        assert_eq!(t.email.as_deref(), Some("u1@contoso.com"));
+        assert_eq!(t.email, None, "preferred_username is not an email");
     }
 
     #[test]
@@ -318,6 +325,14 @@ mod tests {
             (
                 with(rfc9068(), "aud", 7.into()),
                 "the token's claims are not valid",
+            ),
+            (
+                with(rfc9068(), "sub", Value::Null),
+                "the token has no subject",
+            ),
+            (
+                with(rfc9068(), "sub", "".into()),
+                "the token has no subject",
             ),
         ];
         for (claims, want) in cases {

@@ -104,7 +104,11 @@ impl ApiConfig {
     /// covers with a method no covering entry lists is not an API route to fall through: it is
     /// refused, so a method never gets around a requirement.
     pub fn route_for(&self, method: Method, path: &RequestPath) -> RouteMatch<'_> {
-        let covering: Vec<&ApiRoute> = self.routes.iter().filter(|r| r.pattern.covers(path)).collect();
+        let covering: Vec<&ApiRoute> = self
+            .routes
+            .iter()
+            .filter(|r| r.pattern.covers(path))
+            .collect();
         if let Some(route) = covering.iter().find(|r| r.allows(method)) {
             return RouteMatch::Route(route);
         }
@@ -141,7 +145,9 @@ pub enum RouteMatch<'a> {
     None,
     Route(&'a ApiRoute),
     /// Entries cover the path, but none lists the method; `allow` is what they list.
-    MethodNotListed { allow: String },
+    MethodNotListed {
+        allow: String,
+    },
 }
 
 impl ApiRoute {
@@ -212,9 +218,13 @@ mod tests {
             "API_ROUTES[1] GET,HEAD /api/data/* scope:data.read"
         );
         assert!(name(c.route_for(Method::Post, &path("/api/data"))).starts_with("API_ROUTES[2]"));
-        assert!(name(c.route_for(Method::Delete, &path("/api/data/1"))).starts_with("API_ROUTES[3]"));
+        assert!(
+            name(c.route_for(Method::Delete, &path("/api/data/1"))).starts_with("API_ROUTES[3]")
+        );
         assert_eq!(c.route_for(Method::Get, &path("/other")), RouteMatch::None);
-        assert!(name(c.route_for(Method::Get, &path("//api/%64ata/x"))).starts_with("API_ROUTES[1]"));
+        assert!(
+            name(c.route_for(Method::Get, &path("//api/%64ata/x"))).starts_with("API_ROUTES[1]")
+        );
     }
 
     #[test]
@@ -222,16 +232,30 @@ mod tests {
         let c = cfg("GET /api/data/* scope:data.read");
         // HEAD follows GET's entry.
         assert!(name(c.route_for(Method::Head, &path("/api/data/1"))).starts_with("API_ROUTES[1]"));
-        for m in [Method::Post, Method::Put, Method::Patch, Method::Delete, Method::Options, Method::Other] {
+        for m in [
+            Method::Post,
+            Method::Put,
+            Method::Patch,
+            Method::Delete,
+            Method::Options,
+            Method::Other,
+        ] {
             assert_eq!(
                 c.route_for(m, &path("/api/data/1")),
-                RouteMatch::MethodNotListed { allow: "GET, HEAD".into() },
+                RouteMatch::MethodNotListed {
+                    allow: "GET, HEAD".into()
+                },
                 "{m:?}"
             );
         }
-        assert_eq!(c.route_for(Method::Delete, &path("/elsewhere")), RouteMatch::None);
+        assert_eq!(
+            c.route_for(Method::Delete, &path("/elsewhere")),
+            RouteMatch::None
+        );
         let star = cfg("GET /api/data/* scope:data.read; * /api/* any");
-        assert!(name(star.route_for(Method::Delete, &path("/api/data/1"))).starts_with("API_ROUTES[2]"));
+        assert!(
+            name(star.route_for(Method::Delete, &path("/api/data/1"))).starts_with("API_ROUTES[2]")
+        );
     }
 
     #[test]

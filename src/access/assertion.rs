@@ -10,6 +10,7 @@ use jwt_compact::{Algorithm, AlgorithmSignature};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::access::policy::VouchedEmail;
 use crate::base::cache::BoundedCache;
 use crate::base::time::UnixTime;
 
@@ -17,7 +18,8 @@ use crate::base::time::UnixTime;
 pub struct Subject<'a> {
     pub idp: &'a str,
     pub sub: &'a str,
-    pub email: Option<&'a str>,
+    /// Only an address the provider vouches for (see `Policy::vouched_email`).
+    pub email: Option<VouchedEmail<'a>>,
     pub name: Option<&'a str>,
     pub groups: &'a [String],
     pub roles: &'a [String],
@@ -130,7 +132,8 @@ impl AssertionSigner {
             "iss": issuer, "aud": self.audience, "sub": who.sub, "iat": now, "exp": exp, "idp": who.idp,
         });
         if let Some(e) = who.email {
-            claims["email"] = e.into();
+            claims["email"] = e.address.into();
+            claims["email_verified"] = e.verified.into();
         }
         if let Some(n) = who.name {
             claims["name"] = n.into();
@@ -215,7 +218,10 @@ mod tests {
         Subject {
             idp: "https://idp",
             sub: "alice",
-            email: Some("alice@example.com"),
+            email: Some(VouchedEmail {
+                address: "alice@example.com",
+                verified: true,
+            }),
             name: Some("Alice"),
             groups: ADMINS.get_or_init(|| vec!["admins".into()]),
             roles: GROUPS,
@@ -252,6 +258,7 @@ mod tests {
             assert_eq!(claims["aud"], "origin-aud");
             assert_eq!(claims["sub"], "alice");
             assert_eq!(claims["email"], "alice@example.com");
+            assert_eq!(claims["email_verified"], true);
             assert_eq!(claims["groups"], json!(["admins"]));
             assert_eq!(claims["iat"], 2000);
             assert_eq!(claims["exp"], 2000 + ASSERTION_TTL_SECS);

@@ -250,12 +250,33 @@ impl Policy {
     /// The email for email/domain rules: verified by the provider, or, when trusted, not
     /// stated either way. `email_verified: false` never counts.
     fn usable_email<'a>(&self, who: &Identity<'a>) -> Option<&'a str> {
+        self.vouched_email(who).map(|v| v.address)
+    }
+
+    /// The one rule for which email counts as the person's, for rules, identity headers and the
+    /// assertion alike: verified by the provider, or, with `ALLOW_UNVERIFIED_EMAIL`, not stated
+    /// either way (then marked unverified). `email_verified: false` never counts.
+    pub fn vouched_email<'a>(&self, who: &Identity<'a>) -> Option<VouchedEmail<'a>> {
+        let address = who.email?;
         match who.email_verified {
-            Some(true) => who.email,
-            None if self.trust_unstated_email => who.email,
+            Some(true) => Some(VouchedEmail {
+                address,
+                verified: true,
+            }),
+            None if self.trust_unstated_email => Some(VouchedEmail {
+                address,
+                verified: false,
+            }),
             _ => None,
         }
     }
+}
+
+/// An email the origin may be told: the address, and whether the provider verified it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VouchedEmail<'a> {
+    pub address: &'a str,
+    pub verified: bool,
 }
 
 pub struct AllowLists<'a> {

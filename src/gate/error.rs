@@ -324,9 +324,12 @@ impl GateError {
                     _ => {}
                 }
                 let mut r = Response::json(self.status(), &body);
-                if matches!(self, Self::SignInRequired { .. }) {
-                    r.headers
-                        .set("WWW-Authenticate", "Bearer realm=\"portcullis\"");
+                match self {
+                    Self::SignInRequired { .. } => r
+                        .headers
+                        .set("WWW-Authenticate", "Bearer realm=\"portcullis\""),
+                    Self::ApiMethodNotListed(allow) => r.headers.set("Allow", allow.as_str()),
+                    _ => {}
                 }
                 r
             }

@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 
 use crate::access::access_token::VerifiedAccessToken;
 use crate::access::assertion::Subject;
-use crate::access::policy::Identity;
+use crate::access::policy::{Identity, VouchedEmail};
 use crate::access::token_cache::TokenDigest;
 use crate::session::Session;
 
@@ -21,13 +21,6 @@ impl Principal<'_> {
         match self {
             Self::Session(s) => &s.sub,
             Self::Token(t, _) => &t.subject,
-        }
-    }
-
-    pub fn email(&self) -> Option<&str> {
-        match self {
-            Self::Session(s) => s.email.as_deref(),
-            Self::Token(t, _) => t.email.as_deref(),
         }
     }
 
@@ -49,20 +42,21 @@ impl Principal<'_> {
             },
             Self::Token(t, _) => Identity {
                 email: t.email.as_deref(),
-                email_verified: None,
+                email_verified: t.email_verified,
                 groups: &t.groups,
                 roles: &t.roles,
             },
         }
     }
 
-    /// What the signed assertion says, keyed by the credential that was presented.
-    pub fn subject(&self) -> Subject<'_> {
+    /// What the signed assertion says, keyed by the credential that was presented. `email`
+    /// is only one the policy vouches for.
+    pub fn subject<'p>(&'p self, email: Option<VouchedEmail<'p>>) -> Subject<'p> {
         match self {
             Self::Session(s) => Subject {
                 idp: s.iss.as_str(),
                 sub: &s.sub,
-                email: s.email.as_deref(),
+                email,
                 name: s.name.as_deref(),
                 groups: &s.groups,
                 roles: &s.roles,
@@ -72,7 +66,7 @@ impl Principal<'_> {
             Self::Token(t, digest) => Subject {
                 idp: t.issuer.as_str(),
                 sub: &t.subject,
-                email: t.email.as_deref(),
+                email,
                 name: None,
                 groups: &t.groups,
                 roles: &t.roles,

@@ -209,8 +209,10 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         if let Some(h) = &ids.user {
             headers.set(h, header_value(who.sub()));
         }
-        if let (Some(h), Some(email)) = (&ids.email, who.email()) {
-            headers.set(h, header_value(email));
+        // The identity is iss + sub; an email travels only when the provider vouches for it.
+        let email = self.cfg.policy.vouched_email(&who.identity());
+        if let (Some(h), Some(email)) = (&ids.email, email) {
+            headers.set(h, header_value(email.address));
         }
         if let Some(h) = ids.groups.as_ref().filter(|_| !who.groups().is_empty()) {
             let groups: Vec<String> = who
@@ -223,7 +225,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         if let Some(signer) = &self.cfg.assertion {
             headers.set(
                 &signer.header,
-                signer.assertion(&req.origin(), &who.subject(), self.platform.now()),
+                signer.assertion(&req.origin(), &who.subject(email), self.platform.now()),
             );
         }
         headers

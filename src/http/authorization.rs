@@ -39,9 +39,9 @@ pub fn bearer_credential(headers: &Headers) -> Credential<'_> {
 fn is_b64token(t: &str) -> bool {
     let body = t.trim_end_matches('=');
     !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 #[cfg(test)]
@@ -60,7 +60,10 @@ mod tests {
 
     #[test]
     fn bearer_tokens_are_read_in_any_scheme_case() {
-        assert_eq!(read("Bearer abc.def-ghi_~+/=="), Credential::Bearer("abc.def-ghi_~+/=="));
+        assert_eq!(
+            read("Bearer abc.def-ghi_~+/=="),
+            Credential::Bearer("abc.def-ghi_~+/==")
+        );
         assert_eq!(read("bearer abc"), Credential::Bearer("abc"));
         assert_eq!(read("BEARER   abc"), Credential::Bearer("abc"));
         assert_eq!(bearer_credential(&Headers::new()), Credential::None);
@@ -86,7 +89,12 @@ mod tests {
 
     #[test]
     fn other_schemes_are_the_origins() {
-        for other in ["Basic dXNlcjpwYXNz", "Digest username=x", "Bearerish abc", "Token abc"] {
+        for other in [
+            "Basic dXNlcjpwYXNz",
+            "Digest username=x",
+            "Bearerish abc",
+            "Token abc",
+        ] {
             assert_eq!(read(other), Credential::None, "{other}");
         }
     }

@@ -345,7 +345,9 @@ mod tests {
     fn our_cookie_is_found_behind_any_number_of_other_cookies() {
         // Sibling subdomains can set many cookies for the parent domain; they come first.
         let jar = CookieJar::new(true);
-        let junk: String = (0..2000).map(|i| format!("sibling{i}=xxxxxxxx; ")).collect();
+        let junk: String = (0..2000)
+            .map(|i| format!("sibling{i}=xxxxxxxx; "))
+            .collect();
         let header = format!("{junk}{}=ours", jar.session_name());
         let cookies = parse_cookie_header(&header);
         let got = read_chunked(&jar, &cookies, &jar.session_name());

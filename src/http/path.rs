@@ -359,18 +359,31 @@ mod tests {
         same("/dir/index", "/dir");
         same("/index.html", "/");
         assert_eq!(
-            RequestPath::parse("/a/b.html").unwrap().asset_resource().as_str(),
+            RequestPath::parse("/a/b.html")
+                .unwrap()
+                .asset_resource()
+                .as_str(),
             "/a/b"
         );
         let rule = PathPattern::parse("/secret.html").unwrap().for_assets();
-        for p in ["/secret.html", "/secret", "/secret/", "/SECRET", "/secret/index.html"] {
+        for p in [
+            "/secret.html",
+            "/secret",
+            "/secret/",
+            "/SECRET",
+            "/secret/index.html",
+        ] {
             assert!(
                 rule.covers(&RequestPath::parse(p).unwrap().asset_resource()),
                 "{p}"
             );
         }
         let dir = PathPattern::parse("/dir/*").unwrap().for_assets();
-        assert!(dir.covers(&RequestPath::parse("/dir/index.html").unwrap().asset_resource()));
+        assert!(dir.covers(
+            &RequestPath::parse("/dir/index.html")
+                .unwrap()
+                .asset_resource()
+        ));
         assert!(dir.covers(&RequestPath::parse("/dir").unwrap().asset_resource()));
         assert!(!dir.covers(&RequestPath::parse("/dirt").unwrap().asset_resource()));
     }
@@ -378,15 +391,15 @@ mod tests {
     #[test]
     fn characters_that_fold_into_ascii_are_refused() {
         for p in [
-            "/adm%C4%B1n/",                     // dotless i: .NET upper-cases it to I
-            "/%EF%BD%81dmin",                   // fullwidth a: IIS maps it to a
-            "/admin%E2%84%AA",                  // Kelvin sign: lower-cases to k
-            "/%C5%BFecret",                     // long s: upper-cases to S
-            "/%C4%B0nternal",                   // I with dot above: lower-cases to i + dot
-            "/%EF%AC%81le",                     // ligature fi: NFKC gives fi
-            "/a%E2%91%A0",                      // circled 1: NFKC gives 1
-            "/%F0%9D%90%9Admin",                // mathematical bold a
-            "/x%EF%BC%8Fadmin",                 // fullwidth solidus
+            "/adm%C4%B1n/",      // dotless i: .NET upper-cases it to I
+            "/%EF%BD%81dmin",    // fullwidth a: IIS maps it to a
+            "/admin%E2%84%AA",   // Kelvin sign: lower-cases to k
+            "/%C5%BFecret",      // long s: upper-cases to S
+            "/%C4%B0nternal",    // I with dot above: lower-cases to i + dot
+            "/%EF%AC%81le",      // ligature fi: NFKC gives fi
+            "/a%E2%91%A0",       // circled 1: NFKC gives 1
+            "/%F0%9D%90%9Admin", // mathematical bold a
+            "/x%EF%BC%8Fadmin",  // fullwidth solidus
         ] {
             assert_eq!(norm(p), Err(PathError::AsciiLookalike), "{p}");
         }
@@ -395,13 +408,13 @@ mod tests {
     #[test]
     fn invisible_characters_and_bad_utf8_are_refused() {
         for p in [
-            "/ad%E2%80%8Bmin",   // zero-width space
-            "/ad%E2%80%8Dmin",   // zero-width joiner
-            "/admin%E2%80%AE",   // right-to-left override
-            "/ad%C2%ADmin",      // soft hyphen
-            "/ad%EF%BB%BFmin",   // byte order mark
-            "/a%E2%81%A0b",      // word joiner
-            "/a%C2%85b",         // C1 control
+            "/ad%E2%80%8Bmin", // zero-width space
+            "/ad%E2%80%8Dmin", // zero-width joiner
+            "/admin%E2%80%AE", // right-to-left override
+            "/ad%C2%ADmin",    // soft hyphen
+            "/ad%EF%BB%BFmin", // byte order mark
+            "/a%E2%81%A0b",    // word joiner
+            "/a%C2%85b",       // C1 control
         ] {
             assert_eq!(norm(p), Err(PathError::Invisible), "{p}");
         }
@@ -412,7 +425,12 @@ mod tests {
 
     #[test]
     fn other_non_ascii_text_is_kept() {
-        for p in ["/caf%C3%A9", "/%E6%97%A5%E6%9C%AC", "/%D0%B0%D0%B1", "/%F0%9F%98%80"] {
+        for p in [
+            "/caf%C3%A9",
+            "/%E6%97%A5%E6%9C%AC",
+            "/%D0%B0%D0%B1",
+            "/%F0%9F%98%80",
+        ] {
             assert_eq!(norm(p).as_deref(), Ok(p), "{p}");
         }
         // Full case folding turns sharp s into ss: refused like the other foldings.

@@ -357,8 +357,9 @@ mod tests {
     #[test]
     fn forwarding_headers_describe_the_real_request() {
         let url = Url::parse("https://app.example.com:8443/x?y").unwrap();
-        let h: std::collections::HashMap<_, _> =
-            forwarding_headers(&url, Some("2001:db8::1")).into_iter().collect();
+        let h: std::collections::HashMap<_, _> = forwarding_headers(&url, Some("2001:db8::1"))
+            .into_iter()
+            .collect();
         assert_eq!(h["X-Forwarded-Host"], "app.example.com:8443");
         assert_eq!(h["X-Forwarded-Proto"], "https");
         assert_eq!(h["X-Forwarded-For"], "2001:db8::1");
@@ -368,8 +369,13 @@ mod tests {
         );
         let plain = Url::parse("http://127.0.0.1:8787/").unwrap();
         let h: std::collections::HashMap<_, _> =
-            forwarding_headers(&plain, Some("not an ip, 1.2.3.4")).into_iter().collect();
-        assert!(!h.contains_key("X-Forwarded-For"), "only a real address is passed");
+            forwarding_headers(&plain, Some("not an ip, 1.2.3.4"))
+                .into_iter()
+                .collect();
+        assert!(
+            !h.contains_key("X-Forwarded-For"),
+            "only a real address is passed"
+        );
         assert_eq!(h["Forwarded"], "host=\"127.0.0.1:8787\";proto=http");
     }
 

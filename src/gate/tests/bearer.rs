@@ -3,15 +3,17 @@
 
 use super::*;
 
-const OTHER_ISSUER: &str = "https://other.example.com";
+pub(super) const OTHER_ISSUER: &str = "https://other.example.com";
 const OTHER_DISCOVERY: &str = "https://other.example.com/.well-known/openid-configuration";
 const OTHER_JWKS: &str = "https://other.example.com/jwks";
 const API_AUD: &str = "api://portcullis";
 
 /// An API with two trusted issuers (ours and another), routes, and the signed assertion.
-fn api_harness(extra: &[(&str, &str)]) -> (Harness, TestKey) {
+pub(super) fn api_harness(extra: &[(&str, &str)]) -> (Harness, TestKey) {
     let assertion_keys = assertion_key_json("a1");
-    let mut vars = vec![
+    // The first value of a name wins: `extra` goes first.
+    let mut vars: Vec<(&str, &str)> = extra.to_vec();
+    vars.extend_from_slice(&[
         ("API_AUDIENCES", API_AUD),
         (
             "API_ISSUERS",
@@ -23,8 +25,7 @@ fn api_harness(extra: &[(&str, &str)]) -> (Harness, TestKey) {
         ),
         ("ASSERTION_AUDIENCE", "origin-app"),
         ("ASSERTION_SIGNING_KEYS", assertion_keys.as_str()),
-    ];
-    vars.extend_from_slice(extra);
+    ]);
     let h = Harness::with_config(&vars);
     let other = TestKey::rsa(Some("other-1"));
     h.idp.serve(
@@ -44,7 +45,7 @@ fn api_harness(extra: &[(&str, &str)]) -> (Harness, TestKey) {
 }
 
 /// An RFC 9068 access token from `iss`, signed by `key`, with `edit` applied to its claims.
-fn access_token(key: &TestKey, iss: &str, edit: impl FnOnce(&mut Value)) -> String {
+pub(super) fn access_token(key: &TestKey, iss: &str, edit: impl FnOnce(&mut Value)) -> String {
     let now = NOW;
     let mut claims = json!({
         "iss": iss, "sub": "alice", "aud": API_AUD, "exp": now + 600, "iat": now,
@@ -56,21 +57,13 @@ fn access_token(key: &TestKey, iss: &str, edit: impl FnOnce(&mut Value)) -> Stri
     key.sign_raw(&header, &claims)
 }
 
-fn with_bearer(method: Method, url: &str, token: &str) -> GateRequest {
+pub(super) fn with_bearer(method: Method, url: &str, token: &str) -> GateRequest {
     let auth = format!("Bearer {token}");
     request(
         method,
         url,
         &[("Accept", "application/json"), ("Authorization", &auth)],
     )
-}
-
-fn assertion_claims(headers: &Headers) -> Value {
-    let jwt = headers
-        .get("X-Portcullis-Assertion")
-        .expect("assertion header");
-    let payload = jwt.split('.').nth(1).expect("payload");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("json")
 }
 
 fn challenge(resp: &Response) -> &str {

@@ -600,6 +600,15 @@ fn sign_in_as(h: &Harness, edit: impl FnOnce(&mut Value)) -> String {
         .pair()
 }
 
+/// The claims of the signed identity assertion the origin received.
+fn assertion_claims(headers: &Headers) -> Value {
+    let jwt = headers
+        .get("X-Portcullis-Assertion")
+        .expect("assertion header");
+    let payload = jwt.split('.').nth(1).expect("payload");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("json")
+}
+
 // ----- sessions: refresh answers and session objects --------------------------------------------
 
 // ----- refreshed sessions ----------------------------------------------------------------------
@@ -754,6 +763,7 @@ fn stored_sessions(h: &Harness) -> Vec<(String, usize)> {
 
 mod backchannel;
 mod bearer;
+mod boundary;
 mod callback;
 mod durable;
 mod login;
