@@ -123,12 +123,19 @@ pub(super) fn parse_issuer(v: &str) -> Result<Issuer, ConfigError> {
     Ok(Issuer::new(v))
 }
 
+/// An https URL; plain http only on a loopback host (local development), as for the issuer.
 pub(super) fn parse_http_url(name: &'static str, v: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(v).map_err(|_| err(name, "is not a URL"))?;
-    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
-        return Err(err(name, "must be an http(s) URL"));
+    match url.scheme() {
+        _ if url.host_str().is_none() => Err(err(name, "must be an http(s) URL")),
+        "https" => Ok(url),
+        "http" if is_loopback_host(url.host_str()) => Ok(url),
+        "http" => Err(err(
+            name,
+            "must be an https URL (http only for localhost or 127.0.0.1)",
+        )),
+        _ => Err(err(name, "must be an http(s) URL")),
     }
-    Ok(url)
 }
 
 /// One or more base64 secrets (standard or url-safe, padded or not), newest first, separated

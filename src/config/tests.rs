@@ -76,6 +76,18 @@ fn issuer_must_be_https_except_loopback() {
         "OIDC_ISSUER"
     );
     assert!(parse(&[("OIDC_ISSUER", "http://127.0.0.1:9000")]).is_ok());
+    for name in [
+        "UPSTREAM",
+        "OIDC_REDIRECT_URI",
+        "OIDC_POST_LOGOUT_REDIRECT_URI",
+    ] {
+        let e = parse(&[(name, "http://app.example.com/x")]).unwrap_err();
+        assert_eq!(e.variable, name);
+        assert!(e.problem.contains("https"), "{e}");
+        assert!(!e.problem.contains("app.example.com"), "never the value");
+        assert!(parse(&[(name, "http://127.0.0.1:8787/x")]).is_ok(), "{name}");
+        assert!(parse(&[(name, "https://app.example.com/x")]).is_ok(), "{name}");
+    }
     assert!(parse(&[("OIDC_ISSUER", "http://localhost:9000/realms/x")]).is_ok());
     let c = parse(&[("OIDC_ISSUER", "https://tenant.auth0.com/")]).unwrap();
     assert_eq!(c.issuer.as_str(), "https://tenant.auth0.com/");

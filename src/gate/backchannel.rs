@@ -10,7 +10,7 @@ use crate::gate::{Gate, GateRequest};
 use crate::http::{Method, Response};
 use crate::jose::jws::UnverifiedJws;
 use crate::oidc::logout_token;
-use crate::oidc::provider::SignedTokenError;
+use crate::oidc::provider::{Refetch, SignedTokenError};
 use crate::platform::Platform;
 use crate::session::store::{self, SessionObjects};
 
@@ -47,7 +47,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             })?;
         let verified = self
             .cache
-            .verify(self.platform, &meta.jwks_uri, jws)
+            .verify(self.platform, &meta.jwks_uri, jws, Refetch::RateLimited)
             .await
             .map_err(|e| match e {
                 SignedTokenError::Provider(p) => GateError::BackchannelUnavailable {

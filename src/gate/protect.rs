@@ -19,7 +19,7 @@ use crate::http::path::RequestPath;
 use crate::http::upstream::{forwarding_headers, header_value, request_headers_for_origin};
 use crate::http::{Headers, Response};
 use crate::jose::jws::UnverifiedJws;
-use crate::oidc::provider::SignedTokenError;
+use crate::oidc::provider::{Refetch, SignedTokenError};
 use crate::platform::Platform;
 use crate::session::store::{Loaded, SessionObjects, Unloaded};
 use crate::session::NoSession;
@@ -336,7 +336,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             .map_err(|e| GateError::TokenKeysUnavailable(format!("{e:?}")))?;
         let verified = self
             .cache
-            .verify(self.platform, &meta.jwks_uri, jws)
+            .verify(self.platform, &meta.jwks_uri, jws, Refetch::RateLimited)
             .await
             .map_err(|e| match e {
                 SignedTokenError::Provider(p) => GateError::TokenKeysUnavailable(format!("{p:?}")),

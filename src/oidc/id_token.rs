@@ -15,7 +15,7 @@ use url::Url;
 use crate::base::types::{ClientId, Issuer, Nonce};
 use crate::config::Config;
 use crate::jose::jws::UnverifiedJws;
-use crate::oidc::provider::{ProviderCache, ProviderError, SignedTokenError};
+use crate::oidc::provider::{ProviderCache, ProviderError, Refetch, SignedTokenError};
 use crate::platform::Platform;
 
 /// Allowed clock difference between the provider and the edge.
@@ -226,7 +226,7 @@ pub async fn verify<P: Platform>(
     let reject = |why: String| IdTokenFailure::Rejected(why);
     let jws = UnverifiedJws::parse(check.raw).map_err(|e| reject(e.to_string()))?;
     let verified = cache
-        .verify(platform, check.jwks_uri, jws)
+        .verify(platform, check.jwks_uri, jws, Refetch::Always)
         .await
         .map_err(|e| match e {
             SignedTokenError::Provider(p) => IdTokenFailure::Provider(p),

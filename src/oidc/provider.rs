@@ -65,6 +65,17 @@ impl std::fmt::Display for SignedTokenError {
     }
 }
 
+/// When an unknown `kid` may refetch the key set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refetch {
+    /// Always once: for ID tokens straight from the token endpoint (callback, refresh), where
+    /// the code exchange already bounds how often it can happen, so a real rotation never
+    /// fails a sign-in.
+    Always,
+    /// At most once a minute per key set: for tokens anyone can send (Bearer, logout tokens).
+    RateLimited,
+}
+
 /// Why one fetch of a document failed.
 enum Failure {
     /// No answer, or an error status.
@@ -138,8 +149,9 @@ impl ProviderCache {
         p: &P,
         jwks_uri: &Url,
         jws: UnverifiedJws<'_>,
+        refetch: Refetch,
     ) -> Result<VerifiedJws, SignedTokenError> {
-        let key = self.key_for(p, jwks_uri, &jws.header).await?;
+        let key = self.key_for(p, jwks_uri, &jws.header, refetch).await?;
         verify::verify(p.verifier(), jws, &key)
             .await
             .map_err(SignedTokenError::Signature)
@@ -151,6 +163,7 @@ impl ProviderCache {
         p: &P,
         jwks_uri: &Url,
         header: &JoseHeader,
+        refetch: Refetch,
     ) -> Result<PublicJwk, SignedTokenError> {
         let set = self
             .jwks(p, jwks_uri, false)
@@ -167,7 +180,8 @@ impl ProviderCache {
             .borrow()
             .get(jwks_uri.as_str())
             .copied();
-        if last.is_some_and(|t| now < t.plus(FORCED_REFETCH_INTERVAL_SECS)) {
+        let cooling = last.is_some_and(|t| now < t.plus(FORCED_REFETCH_INTERVAL_SECS));
+        if cooling && refetch == Refetch::RateLimited {
             p.log(&json!({"level":"warn","event":"jwks_refetch_skipped","reason":"unknown kid, refetched less than a minute ago"}));
             return set.select(header).cloned().map_err(SignedTokenError::Key);
         }
