@@ -16,7 +16,7 @@ use crate::config::tests_support::test_config;
 use crate::config::Config;
 use crate::http::cookies::CookieJar;
 use crate::http::{Headers, Method, OutboundRequest, Response};
-use crate::oidc::provider::{ProviderCache, FORCED_REFETCH_INTERVAL_SECS};
+use crate::oidc::provider::ProviderCache;
 use crate::oidc::transaction::{MAX_LIVE_TRANSACTIONS, TRANSACTION_TTL_SECS};
 use crate::platform::{NetworkError, Platform};
 use crate::session::durable_object::{ObjectName, StoreAnswer, StoreCall, StoreError};
