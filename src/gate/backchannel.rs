@@ -12,7 +12,8 @@ use crate::jose::jws::UnverifiedJws;
 use crate::oidc::logout_token;
 use crate::oidc::provider::{Refetch, SignedTokenError};
 use crate::platform::Platform;
-use crate::session::store::{self, SessionObjects};
+use crate::session::durable_object::SpentToken;
+use crate::session::store::{self, LogoutOutcome, SessionObjects};
 
 const KEYS_UNAVAILABLE: &str = "The provider's keys cannot be fetched.";
 
@@ -67,12 +68,19 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         )
         .map_err(|why| refuse(format!("logout_token: {why}")))?;
         let (sub, sid) = (logout.sub.as_deref(), logout.sid.as_deref());
-        let ended = store::end_matching(self.platform, &self.cfg.issuer, sub, sid)
+        let spent = SpentToken {
+            jti: logout.jti.clone(),
+            until: logout.acceptable_until,
+        };
+        let outcome = store::end_matching(self.platform, &self.cfg.issuer, sub, sid, spent)
             .await
             .map_err(|e| GateError::BackchannelUnavailable {
                 public: "Sessions could not be ended; try again.",
                 log: e.0,
             })?;
+        let LogoutOutcome::Ended(ended) = outcome else {
+            return Err(refuse("logout_token: already used (its jti was seen)".into()));
+        };
         self.platform.log(&json!({"level":"info","event":"backchannel_logout","sub":logout.sub,"sid":logout.sid,"sessions_ended":ended}));
         let mut r = Response::new(200);
         r.headers.set("Cache-Control", "no-store");

@@ -18,6 +18,8 @@ pub struct LogoutRequest {
     pub sid: Option<String>,
     pub jti: String,
     pub iat: i64,
+    /// Until when this token could be accepted: its `jti` is remembered that long.
+    pub acceptable_until: UnixTime,
 }
 
 /// Why a logout token is refused.
@@ -122,7 +124,19 @@ pub fn validate(
         .filter(|j| !j.is_empty())
         .ok_or(LogoutTokenError::NoJti)?
         .to_owned();
-    Ok(LogoutRequest { sub, sid, jti, iat })
+    // Accepted while iat is young enough and exp (if any) not past, each with the leeway.
+    let by_age = UnixTime::from_i64(iat).plus(MAX_LOGOUT_TOKEN_AGE_SECS + MAX_CLOCK_SKEW_SECS);
+    let acceptable_until = match r.exp {
+        Some(exp) => by_age.min(UnixTime::from_i64(exp.secs()).plus(MAX_CLOCK_SKEW_SECS)),
+        None => by_age,
+    };
+    Ok(LogoutRequest {
+        sub,
+        sid,
+        jti,
+        iat,
+        acceptable_until,
+    })
 }
 
 #[cfg(test)]

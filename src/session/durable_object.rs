@@ -31,12 +31,28 @@ pub enum StoreCall {
     Refresh { id: String },
     /// Delete one session, answering it (for revocation and `id_token_hint`).
     End { id: String },
-    /// Delete this person's sessions: all, or those of one provider session (`sid`).
-    EndMatching { sid: Option<String> },
+    /// Delete this person's sessions: all, or those of one provider session (`sid`); with
+    /// `by_sub` (the logout token named the person), sessions that recorded no `sid` too.
+    /// `jti` makes the logout token single use: a second call with it ends nothing.
+    EndMatching {
+        sid: Option<String>,
+        #[serde(default)]
+        by_sub: bool,
+        #[serde(default)]
+        jti: Option<SpentToken>,
+    },
     /// In a provider-session index object: remember which person object holds it.
     Link { user: ObjectName },
     /// In a provider-session index object: the person object, if known.
     Resolve,
+}
+
+/// A logout token's `jti`, remembered until `until` (after which the token is refused for its
+/// age anyway).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct SpentToken {
+    pub jti: String,
+    pub until: UnixTime,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -44,6 +60,8 @@ pub enum StoreCall {
 pub enum StoreAnswer {
     Session(Option<Box<Session>>),
     Ended(usize),
+    /// The logout token was used already.
+    Replayed,
     User(Option<ObjectName>),
     Done,
 }
@@ -156,13 +174,22 @@ pub async fn handle<S: Storage, P: Platform>(
             storage.delete(&key(&id)).await?;
             Ok(StoreAnswer::Session(session.map(Box::new)))
         }
-        StoreCall::EndMatching { sid } => {
+        StoreCall::EndMatching { sid, by_sub, jti } => {
+            if let Some(spent) = jti {
+                if !remember_jti(storage, &spent, now).await? {
+                    return Ok(StoreAnswer::Replayed);
+                }
+            }
             let mut ended = 0;
             for key in storage.keys(SESSION_PREFIX).await? {
                 let matches = match (&sid, read(storage, &key).await?) {
                     (_, None) => true,
                     (None, Some(_)) => true,
-                    (Some(sid), Some(s)) => s.provider_sid.as_deref() == Some(sid.as_str()),
+                    (Some(sid), Some(s)) => match s.provider_sid.as_deref() {
+                        Some(stored) => stored == sid.as_str(),
+                        // The token names the person: a session that kept no sid is theirs.
+                        None => by_sub,
+                    },
                 };
                 if matches {
                     storage.delete(&key).await?;
@@ -179,6 +206,33 @@ pub async fn handle<S: Storage, P: Platform>(
             storage.get(USER_KEY).await?.map(ObjectName),
         )),
     }
+}
+
+const JTI_PREFIX: &str = "j:";
+
+/// Records a logout token's `jti`; false when it was recorded already (a replay). Expired
+/// records are dropped on the way.
+async fn remember_jti<S: Storage>(
+    storage: &S,
+    spent: &SpentToken,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    let key = format!("{JTI_PREFIX}{}", URL_SAFE_NO_PAD.encode(Sha256::digest(spent.jti.as_bytes())));
+    for old in storage.keys(JTI_PREFIX).await? {
+        let until = storage
+            .get(&old)
+            .await?
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(UnixTime::from_secs);
+        if until.is_none_or(|u| u <= now) {
+            storage.delete(&old).await?;
+        }
+    }
+    if storage.get(&key).await?.is_some() {
+        return Ok(false);
+    }
+    storage.put(&key, spent.until.to_string()).await?;
+    Ok(true)
 }
 
 fn key(id: &str) -> String {
@@ -264,9 +318,11 @@ mod tests {
         assert!(ObjectName::sid(&iss, "s1").as_str().starts_with("sid:"));
         let call = StoreCall::EndMatching {
             sid: Some("s1".into()),
+            by_sub: true,
+            jti: None,
         };
         let json = serde_json::to_string(&call).unwrap();
-        assert_eq!(json, r#"{"op":"end_matching","sid":"s1"}"#);
+        assert_eq!(json, r#"{"op":"end_matching","sid":"s1","by_sub":true,"jti":null}"#);
         assert_eq!(serde_json::from_str::<StoreCall>(&json).unwrap(), call);
     }
 }

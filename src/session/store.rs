@@ -16,7 +16,9 @@ use crate::http::cookies::CookieJar;
 use crate::oidc::provider::ProviderCache;
 use crate::platform::Platform;
 use crate::session::coalescer::RefreshCoalescer;
-use crate::session::durable_object::{ObjectName, StoreAnswer, StoreCall, StoreError, StoreRef};
+use crate::session::durable_object::{
+    ObjectName, SpentToken, StoreAnswer, StoreCall, StoreError, StoreRef,
+};
 use crate::session::refresh::refresh_session;
 use crate::session::{binding, open_session, NoSession, Session, SessionCookie, SessionSealError};
 
@@ -355,14 +357,24 @@ fn unexpected(answer: &StoreAnswer) -> StoreError {
     StoreError(format!("unexpected answer {answer:?}"))
 }
 
-/// Ends the sessions a back-channel logout token names: all of `sub`'s, or those of the
-/// provider session `sid`. How many ended.
+/// What a back-channel logout did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutOutcome {
+    Ended(usize),
+    /// The logout token was used already: nothing was done.
+    Replayed,
+}
+
+/// Ends the sessions a back-channel logout token names: all of `sub`'s (or, with `sid` too,
+/// that provider session's and those that kept no sid), or those of the provider session
+/// `sid`. `spent` makes the token single use.
 pub async fn end_matching<O: SessionObjects>(
     objects: &O,
     issuer: &Issuer,
     sub: Option<&str>,
     sid: Option<&str>,
-) -> Result<usize, StoreError> {
+    spent: SpentToken,
+) -> Result<LogoutOutcome, StoreError> {
     let object = match (sub, sid) {
         (Some(sub), _) => Some(ObjectName::user(issuer, sub)),
         (None, Some(sid)) => match objects
@@ -375,13 +387,16 @@ pub async fn end_matching<O: SessionObjects>(
         (None, None) => None,
     };
     let Some(object) = object else {
-        return Ok(0);
+        return Ok(LogoutOutcome::Ended(0));
     };
     let call = StoreCall::EndMatching {
         sid: sid.map(str::to_owned),
+        by_sub: sub.is_some(),
+        jti: Some(spent),
     };
     match objects.call(&object, call).await? {
-        StoreAnswer::Ended(n) => Ok(n),
+        StoreAnswer::Ended(n) => Ok(LogoutOutcome::Ended(n)),
+        StoreAnswer::Replayed => Ok(LogoutOutcome::Replayed),
         other => Err(unexpected(&other)),
     }
 }

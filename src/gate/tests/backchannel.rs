@@ -47,7 +47,7 @@ fn back_channel_logout_ends_the_sessions_the_logout_token_names() {
     let h = durable_harness(&[]);
     let first = sign_in_as(&h, |c| c["sid"] = "sid-1".into());
     let second = sign_in_as(&h, |c| c["sid"] = "sid-2".into());
-    let third = h.sign_in();
+    let third = sign_in_as(&h, |c| c["sid"] = "sid-3".into());
     assert!(is_signed_in(&h, &first) && is_signed_in(&h, &second) && is_signed_in(&h, &third));
 
     // sub and sid: that provider session of that person.
@@ -86,6 +86,39 @@ fn back_channel_logout_ends_the_sessions_the_logout_token_names() {
     assert_eq!(resp.status, 200, "{}", resp.body_text());
     assert!(!is_signed_in(&h, &third));
     assert!(stored_sessions(&h).is_empty());
+}
+
+#[test]
+fn a_logout_token_with_sub_and_sid_ends_the_persons_sessions_that_kept_no_sid() {
+    let h = durable_harness(&[]);
+    let without_sid = h.sign_in();
+    let other_sid = sign_in_as(&h, |c| c["sid"] = "sid-9".into());
+    let resp = backchannel_logout(&h, &logout_token(&h, |_| {}));
+    assert_eq!(resp.status, 200, "{}", resp.body_text());
+    assert!(!is_signed_in(&h, &without_sid), "no sid recorded: the person's");
+    assert!(is_signed_in(&h, &other_sid), "another provider session stays");
+}
+
+#[test]
+fn a_logout_token_is_single_use() {
+    let h = durable_harness(&[]);
+    let token = logout_token(&h, |_| {});
+    let first = sign_in_as(&h, |c| c["sid"] = "sid-1".into());
+    assert_eq!(backchannel_logout(&h, &token).status, 200);
+    assert!(!is_signed_in(&h, &first));
+    // The same token again: refused, and it ends nothing (a new session of that sid stays).
+    let again = sign_in_as(&h, |c| c["sid"] = "sid-1".into());
+    let resp = backchannel_logout(&h, &token);
+    assert_eq!(resp.status, 400, "{}", resp.body_text());
+    assert!(json_body(&resp)["error_description"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("already used"));
+    assert!(is_signed_in(&h, &again));
+    // Past the time the token could be accepted at all, the record goes.
+    h.idp.advance(3600);
+    let fresh = logout_token(&h, |c| c["jti"] = "jti-other".into());
+    assert_eq!(backchannel_logout(&h, &fresh).status, 200);
 }
 
 #[test]
