@@ -303,6 +303,11 @@ async fn forward(
     init.set_method(&req.inner().method());
     init.set_headers(&outbound_headers.into());
     init.set_redirect(web_sys::RequestRedirect::Manual);
+    // A protected response is one person's: never served from, nor stored in, Cloudflare's
+    // cache under its URL. Public paths keep the origin's caching.
+    if protected && matches!(upstream, Upstream::Origin(_)) {
+        init.set_cache(web_sys::RequestCache::NoStore);
+    }
     if !matches!(gate_req.method, Method::Get | Method::Head) {
         if let Some(body) = req.inner().body() {
             init.set_body(&body.into());

@@ -29,6 +29,8 @@ export async function clientCredentialsToken(issuer, resource, scope) {
 export const USERS = {
   alice: { email: 'alice@example.com', email_verified: true, name: 'Alice Example', groups: ['staff', 'admins'] },
   bob: { email: 'bob@example.com', email_verified: true, name: 'Bob Example', groups: ['staff'] },
+  // Registered someone else's address at a provider that did not verify it.
+  mallory: { email: 'victim@corp.example', email_verified: false, name: 'Mallory', groups: ['staff'] },
 };
 
 /** A fresh RSA signing key as a private JWK with a kid. */
