@@ -1,5 +1,5 @@
 # The two commands (see README.md): `make demo` runs it locally, `make test` runs every test.
-.PHONY: demo test setup build bench
+.PHONY: demo test setup build bench fuzz
 
 demo:
 	bash scripts/demo.sh
@@ -15,3 +15,7 @@ build:
 
 bench:
 	bash scripts/setup.sh --browser && node bench/run.mjs
+
+# The property tests of every parser of untrusted input, far longer than `make test` runs them.
+fuzz:
+	bash scripts/setup.sh && PROPTEST_CASES=$${PROPTEST_CASES:-200000} cargo test --release fuzz -- --nocapture

@@ -85,8 +85,14 @@ fn issuer_must_be_https_except_loopback() {
         assert_eq!(e.variable, name);
         assert!(e.problem.contains("https"), "{e}");
         assert!(!e.problem.contains("app.example.com"), "never the value");
-        assert!(parse(&[(name, "http://127.0.0.1:8787/x")]).is_ok(), "{name}");
-        assert!(parse(&[(name, "https://app.example.com/x")]).is_ok(), "{name}");
+        assert!(
+            parse(&[(name, "http://127.0.0.1:8787/x")]).is_ok(),
+            "{name}"
+        );
+        assert!(
+            parse(&[(name, "https://app.example.com/x")]).is_ok(),
+            "{name}"
+        );
     }
     assert!(parse(&[("OIDC_ISSUER", "http://localhost:9000/realms/x")]).is_ok());
     let c = parse(&[("OIDC_ISSUER", "https://tenant.auth0.com/")]).unwrap();

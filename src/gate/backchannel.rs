@@ -79,7 +79,9 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 log: e.0,
             })?;
         let LogoutOutcome::Ended(ended) = outcome else {
-            return Err(refuse("logout_token: already used (its jti was seen)".into()));
+            return Err(refuse(
+                "logout_token: already used (its jti was seen)".into(),
+            ));
         };
         self.platform.log(&json!({"level":"info","event":"backchannel_logout","sub":logout.sub,"sid":logout.sid,"sessions_ended":ended}));
         let mut r = Response::new(200);

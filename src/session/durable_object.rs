@@ -217,7 +217,10 @@ async fn remember_jti<S: Storage>(
     spent: &SpentToken,
     now: UnixTime,
 ) -> Result<bool, StoreError> {
-    let key = format!("{JTI_PREFIX}{}", URL_SAFE_NO_PAD.encode(Sha256::digest(spent.jti.as_bytes())));
+    let key = format!(
+        "{JTI_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(Sha256::digest(spent.jti.as_bytes()))
+    );
     for old in storage.keys(JTI_PREFIX).await? {
         let until = storage
             .get(&old)
@@ -322,7 +325,10 @@ mod tests {
             jti: None,
         };
         let json = serde_json::to_string(&call).unwrap();
-        assert_eq!(json, r#"{"op":"end_matching","sid":"s1","by_sub":true,"jti":null}"#);
+        assert_eq!(
+            json,
+            r#"{"op":"end_matching","sid":"s1","by_sub":true,"jti":null}"#
+        );
         assert_eq!(serde_json::from_str::<StoreCall>(&json).unwrap(), call);
     }
 }

@@ -1,5 +1,6 @@
 //! Test helpers: real signing keys made in the test, tokens signed with them, a tiny executor.
 
+mod fuzz;
 mod layout;
 
 use std::future::Future;

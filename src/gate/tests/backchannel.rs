@@ -95,8 +95,14 @@ fn a_logout_token_with_sub_and_sid_ends_the_persons_sessions_that_kept_no_sid() 
     let other_sid = sign_in_as(&h, |c| c["sid"] = "sid-9".into());
     let resp = backchannel_logout(&h, &logout_token(&h, |_| {}));
     assert_eq!(resp.status, 200, "{}", resp.body_text());
-    assert!(!is_signed_in(&h, &without_sid), "no sid recorded: the person's");
-    assert!(is_signed_in(&h, &other_sid), "another provider session stays");
+    assert!(
+        !is_signed_in(&h, &without_sid),
+        "no sid recorded: the person's"
+    );
+    assert!(
+        is_signed_in(&h, &other_sid),
+        "another provider session stays"
+    );
 }
 
 #[test]

@@ -52,7 +52,11 @@ fn a_made_up_kid_on_a_bearer_token_never_blocks_a_real_rotation_at_sign_in() {
     let forged = super::bearer::access_token(&TestKey::es256(Some("made-up")), ISSUER, |_| {});
     let bearer = |t: &str| super::bearer::with_bearer(Method::Get, &app("/api/data/1"), t);
     assert_eq!(h.respond(&bearer(&forged)).status, 401);
-    assert_eq!(h.idp.fetches_of(JWKS_URL), 2, "one fetch, one refetch for the unknown kid");
+    assert_eq!(
+        h.idp.fetches_of(JWKS_URL),
+        2,
+        "one fetch, one refetch for the unknown kid"
+    );
     // Bearer tokens with unknown kids are rate-limited: no more fetches within the minute.
     assert_eq!(h.respond(&bearer(&forged)).status, 401);
     assert_eq!(h.idp.fetches_of(JWKS_URL), 2);
