@@ -128,7 +128,7 @@ test('the assertion belongs to the credential presented, and a token without sub
   const second = assertionOf(await echoed(new Agent(), '/api/open/x', { headers: { authorization: `Bearer ${b}` } }));
   assert.deepEqual(first.roles, ['Data.Admin']);
   assert.equal(second.roles, undefined);
-  const noSub = issuer.mint({ aud: API_AUD, scp: 'data.write' });
+  const noSub = issuer.mint({ sub: undefined, aud: API_AUD, scp: 'data.write' });
   const res = await fetch(`${origin.origin}/api/open/x`, { headers: { authorization: `Bearer ${noSub}` } });
   assert.equal(res.status, 401);
   assert.match(res.headers.get('www-authenticate'), /invalid_token/);

@@ -33,7 +33,8 @@ export async function startStaticIssuer({ port, tenant = '11111111-2222-3333-444
   /** Signs `claims` (defaults merged in) with the RSA key unless `alg` says otherwise. */
   function mint(claims = {}, { alg = 'RS256', typ = 'JWT', kid } = {}) {
     const now = Math.floor(Date.now() / 1000);
-    const body = { iss: issuer, tid: tenant, iat: now, nbf: now, exp: now + 3600, ver: '2.0', ...claims };
+    // Entra always sends sub and oid; pass `sub: undefined` for a token without one.
+    const body = { iss: issuer, tid: tenant, sub: 'entra-sub-1', oid: '00000000-0000-0000-0000-00000000000a', iat: now, nbf: now, exp: now + 3600, ver: '2.0', ...claims };
     const header = { alg, typ, kid: kid ?? (alg === 'ES256' ? 'entra-ec' : 'entra-rsa') };
     const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(body))}`;
     let sig;
