@@ -39,6 +39,8 @@ pub struct ApiConfig {
     pub audiences: Vec<String>,
     pub typ: TypPolicy,
     routes: Vec<ApiRoute>,
+    /// The upstream is Workers Static Assets: routes judge asset resources.
+    assets: bool,
 }
 
 impl ApiConfig {
@@ -97,6 +99,7 @@ impl ApiConfig {
             audiences,
             typ,
             routes: parsed,
+            assets: false,
         })
     }
 
@@ -134,6 +137,7 @@ impl ApiConfig {
         for route in &mut self.routes {
             route.pattern = route.pattern.for_assets();
         }
+        self.assets = true;
         self
     }
 }

@@ -60,6 +60,8 @@ pub struct Rule {
     /// How the rule is named in logs: `ACCESS_RULES[2] /admin/*`, `PUBLIC_PATHS /x`, `default`.
     pub name: String,
     pattern: Option<PathPattern>,
+    /// For the assets upstream, a restricting rule's pattern over asset resources.
+    asset_pattern: Option<PathPattern>,
     any_of: Vec<Requirement>,
 }
 
@@ -91,6 +93,8 @@ pub struct Policy {
     /// `ALLOW_UNVERIFIED_EMAIL`: let email/domain rules pass when the provider does not say
     /// whether the address is verified (Entra ID never does). Off by default.
     trust_unstated_email: bool,
+    /// The upstream is Workers Static Assets, which serve one file under several paths.
+    assets: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,6 +122,7 @@ impl Policy {
             .map(|p| Rule {
                 name: format!("PUBLIC_PATHS {p}"),
                 pattern: Some(p.clone()),
+                asset_pattern: None,
                 any_of: vec![Requirement::Public],
             })
             .collect();
@@ -145,6 +150,7 @@ impl Policy {
             rules.push(Rule {
                 name: format!("ACCESS_RULES[{}] {pattern}", i + 1),
                 pattern: Some(pattern),
+                asset_pattern: None,
                 any_of,
             });
         }
@@ -181,34 +187,38 @@ impl Policy {
             default: Rule {
                 name: "default".into(),
                 pattern: None,
+                asset_pattern: None,
                 any_of,
             },
             trust_unstated_email,
+            assets: false,
         })
     }
 
-    /// The same policy over the resources Workers Static Assets serve: every pattern judged
-    /// on [`RequestPath::asset_resource`] forms (the gate passes those for the assets upstream).
+    /// The same policy in front of Workers Static Assets: a restricting rule covers every path
+    /// that serves its file ([`RequestPath::asset_resource`]); a rule that opens a path opens
+    /// only the paths that serve exactly its file ([`PathPattern::opens_asset`]), never more.
     pub fn for_assets(mut self) -> Self {
         for rule in &mut self.rules {
-            rule.pattern = rule.pattern.as_ref().map(PathPattern::for_assets);
+            rule.asset_pattern = rule.pattern.as_ref().map(PathPattern::for_assets);
         }
+        self.assets = true;
         self
     }
 
-    /// The rule that governs `path`. Rules that open a path match it exactly; rules that
-    /// restrict it match loosely (any case, trailing slash), so a path cannot dodge them.
+    /// The rule that governs `path` (normalized, as the upstream receives it). Rules that open
+    /// a path match it exactly; rules that restrict it match loosely (any case, trailing
+    /// slash, and for static assets every alias of the file), so a path cannot dodge them.
     pub fn rule_for(&self, path: &RequestPath) -> &Rule {
+        let resource = self.assets.then(|| path.asset_resource());
         self.rules
             .iter()
-            .find(|r| {
-                r.pattern.as_ref().is_some_and(|p| {
-                    if r.is_public() {
-                        p.matches(path)
-                    } else {
-                        p.covers(path)
-                    }
-                })
+            .find(|r| match (&r.pattern, &r.asset_pattern, &resource) {
+                (Some(p), _, None) if r.is_public() => p.matches(path),
+                (Some(p), _, Some(_)) if r.is_public() => p.opens_asset(path),
+                (Some(p), _, None) => p.covers(path),
+                (_, Some(a), Some(res)) => a.covers(res),
+                _ => false,
             })
             .unwrap_or(&self.default)
     }

@@ -74,6 +74,8 @@ pub enum GateError {
     TokenForbidden,
     /// An `API_ROUTES` path with a method none of its entries lists (the methods they do).
     ApiMethodNotListed(String),
+    /// An `API_ROUTES` path with a method override in the query string.
+    MethodOverride,
     /// Back-channel logout: not a POST.
     BackchannelMethod,
     /// Back-channel logout without server-side sessions.
@@ -159,6 +161,7 @@ impl GateError {
             }
             Self::InsufficientScope(_) => "insufficient_scope",
             Self::ApiMethodNotListed(_) => "method_not_allowed",
+            Self::MethodOverride => "invalid_request",
             Self::BackchannelUnsupported => "not_supported",
             Self::Internal(_) => "internal_error",
         }
@@ -194,6 +197,7 @@ impl GateError {
             Self::SignInRequired { .. }
             | Self::TokenForbidden
             | Self::ApiMethodNotListed(_)
+            | Self::MethodOverride
             | Self::BackchannelMethod
             | Self::BackchannelUnsupported
             | Self::LogoutTokenRefused(_)
@@ -259,6 +263,7 @@ impl GateError {
             Self::InsufficientScope(_) => "The token lacks the scope or role this route requires.".into(),
             Self::TokenForbidden => "Not allowed here.".into(),
             Self::ApiMethodNotListed(allow) => format!("This API path takes only {allow}."),
+            Self::MethodOverride => "Method overrides (_method) are not accepted on API paths.".into(),
             Self::BackchannelMethod => "Back-channel logout takes a POST.".into(),
             Self::BackchannelUnsupported => "Back-channel logout needs SESSION_STORE=durable_object.".into(),
             Self::LogoutTokenRefused(why) => why.clone(),

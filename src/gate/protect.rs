@@ -9,7 +9,7 @@ use crate::access::api::{ApiRoute, RouteMatch};
 use crate::access::policy::{Decision, Rule};
 use crate::access::token_cache;
 use crate::base::time::UnixTime;
-use crate::config::{AccessLog, PassAccessToken, Upstream};
+use crate::config::{AccessLog, PassAccessToken};
 use crate::gate::error::GateError;
 use crate::gate::principal::Principal;
 use crate::gate::{with_cookies, Gate, GateRequest, Outcome};
@@ -47,18 +47,20 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         jar: &CookieJar,
         path: &RequestPath,
     ) -> Outcome {
-        // The resource the upstream will serve is what the rules judge (static assets serve
-        // one file under several paths); the origin still receives `path` itself.
-        let judged = match self.cfg.upstream {
-            Upstream::Assets => path.asset_resource(),
-            Upstream::Origin(_) => path.clone(),
-        };
-        let rule = self.cfg.policy.rule_for(&judged);
+        // The policy and the routes judge the resource the upstream will serve (static assets
+        // serve one file under several paths); the upstream receives `path` itself.
+        let rule = self.cfg.policy.rule_for(path);
         if rule.is_public() {
             return self.forward(path, self.stripped_headers(req, jar), false, Vec::new());
         }
         if let Some(api) = &self.cfg.api {
-            let route = match api.route_for(req.method, &judged) {
+            let route = api.route_for(req.method, path);
+            // A method override in the query (`_method`, read by Express, Laravel, Symfony,
+            // Rails) would make the origin see another method than the one judged.
+            if route != RouteMatch::None && req.query("_method").is_some() {
+                return Outcome::Respond(self.fail(req, GateError::MethodOverride));
+            }
+            let route = match route {
                 RouteMatch::Route(r) => Some(r),
                 RouteMatch::None => None,
                 RouteMatch::MethodNotListed { allow } => {

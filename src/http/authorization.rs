@@ -19,15 +19,25 @@ pub fn bearer_credential(headers: &Headers) -> Credential<'_> {
         return Credential::None;
     };
     let value = value.trim_matches(|c| c == ' ' || c == '\t');
-    let scheme_len = value
-        .bytes()
-        .take_while(|b| b.is_ascii_alphabetic())
-        .count();
-    if !value[..scheme_len].eq_ignore_ascii_case("bearer") {
-        // Basic and other schemes belong to the origin; they are not our business.
-        return Credential::None;
+    let starts_bearer = value
+        .get(..6)
+        .is_some_and(|s| s.eq_ignore_ascii_case("bearer"));
+    if !starts_bearer {
+        // Basic and other schemes belong to the origin, unless a Bearer credential hides in a
+        // list (two headers joined: `Basic x, Bearer y`).
+        let hidden = value.split(',').skip(1).any(|part| {
+            part.trim_start()
+                .get(..6)
+                .is_some_and(|s| s.eq_ignore_ascii_case("bearer"))
+        });
+        return if hidden {
+            Credential::Malformed
+        } else {
+            Credential::None
+        };
     }
-    let rest = &value[scheme_len..];
+    // The scheme is `Bearer` exactly; `BearerXyz`, `Bearer-`, `Bearer\t` are attempts at it.
+    let rest = &value[6..];
     let token = rest.trim_start_matches(' ');
     if token.len() == rest.len() || !is_b64token(token) {
         return Credential::Malformed;
@@ -82,6 +92,10 @@ mod tests {
             "Bearer-abc",
             "Bearer:abc",
             "bEaReR\u{a0}abc",
+            "BearerXeyJhbGci",
+            "Basic Zg==, Bearer eyJ",
+            "Basic Zg==,bearer x",
+            "Bearerish abc",
         ] {
             assert_eq!(read(bad), Credential::Malformed, "{bad:?}");
         }
@@ -92,8 +106,9 @@ mod tests {
         for other in [
             "Basic dXNlcjpwYXNz",
             "Digest username=x",
-            "Bearerish abc",
             "Token abc",
+            "Beare x",
+            "Negotiate a,b",
         ] {
             assert_eq!(read(other), Credential::None, "{other}");
         }

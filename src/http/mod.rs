@@ -83,17 +83,22 @@ pub enum Method {
 }
 
 impl Method {
+    /// Any case: some origins (ASP.NET) read `patch` as PATCH, and the runtime upper-cases
+    /// only the methods the Fetch standard names.
     pub fn parse(s: &str) -> Self {
-        match s {
-            "GET" => Self::Get,
-            "HEAD" => Self::Head,
-            "POST" => Self::Post,
-            "PUT" => Self::Put,
-            "PATCH" => Self::Patch,
-            "DELETE" => Self::Delete,
-            "OPTIONS" => Self::Options,
-            _ => Self::Other,
-        }
+        const KNOWN: [(&str, Method); 7] = [
+            ("GET", Method::Get),
+            ("HEAD", Method::Head),
+            ("POST", Method::Post),
+            ("PUT", Method::Put),
+            ("PATCH", Method::Patch),
+            ("DELETE", Method::Delete),
+            ("OPTIONS", Method::Options),
+        ];
+        KNOWN
+            .iter()
+            .find(|(name, _)| s.eq_ignore_ascii_case(name))
+            .map_or(Self::Other, |(_, m)| *m)
     }
 
     /// The method as `API_ROUTES` names it; unknown methods match only `*` routes.

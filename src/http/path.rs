@@ -211,19 +211,42 @@ fn check_char(c: char) -> Result<(), PathError> {
     if is_invisible(c) {
         return Err(PathError::Invisible);
     }
-    let mapper = icu_normalizer::uts46::Uts46MapperBorrowed::new();
-    let mut mapped = mapper.map_normalize(std::iter::once(c)).peekable();
+    let uts46 = icu_normalizer::uts46::Uts46MapperBorrowed::new();
+    let mut mapped = uts46.map_normalize(std::iter::once(c)).peekable();
     if mapped.peek().is_none() {
         // UTS 46 ignores it: a default-ignorable (zero-width, variation selector, ...).
         return Err(PathError::Invisible);
     }
+    let nfkc = icu_normalizer::ComposingNormalizerBorrowed::new_nfkc();
     let folds = mapped.any(|m| m.is_ascii())
+        || nfkc
+            .normalize_iter(std::iter::once(c))
+            .flat_map(|n| n.to_lowercase())
+            .any(|n| n.is_ascii())
         || c.to_uppercase().any(|u| u.is_ascii())
-        || c.to_lowercase().any(|l| l.is_ascii());
+        || c.to_lowercase().any(|l| l.is_ascii())
+        || is_best_fit_separator(c);
     if folds {
         return Err(PathError::AsciiLookalike);
     }
     Ok(())
+}
+
+/// Characters Windows "best fit" code-page conversion turns into a path separator, which no
+/// Unicode normalization does: division and fraction slashes, set minus, and the currency
+/// signs that Japanese and Korean code pages print as `\`.
+fn is_best_fit_separator(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2215}'
+            | '\u{2044}'
+            | '\u{2216}'
+            | '\u{29F5}'
+            | '\u{29F8}'
+            | '\u{29F9}'
+            | '\u{A5}'
+            | '\u{20A9}'
+    )
 }
 
 /// Format and control characters that show nothing: zero-width, bidirectional controls,
@@ -290,6 +313,29 @@ impl PathPattern {
             None if s.contains('*') => None,
             None => Some(Self::Exact(s.to_owned())),
         }
+    }
+
+    /// For rules that open a path in front of Workers Static Assets: the paths that serve
+    /// exactly this pattern's file, never more. `/x.html` opens `/x.html` and `/x`;
+    /// `/d/index.html` (or `/d/`) opens `/d/`, `/d/index.html` and `/d/index`; other exact
+    /// paths open themselves; a prefix opens what is below it, as written. Case-sensitive.
+    pub fn opens_asset(&self, path: &RequestPath) -> bool {
+        let p = path.as_str();
+        let Self::Exact(e) = self else {
+            return self.matches(path);
+        };
+        if p == e {
+            return true;
+        }
+        if let Some(dir) = e
+            .strip_suffix("/index.html")
+            .or_else(|| e.strip_suffix('/'))
+        {
+            return p == format!("{dir}/")
+                || p == format!("{dir}/index.html")
+                || p == format!("{dir}/index");
+        }
+        e.strip_suffix(".html").is_some_and(|stem| p == stem)
     }
 
     /// Exact, case-sensitive matching: for rules that open a path (`public`), so a
@@ -378,6 +424,21 @@ mod tests {
                 "{p}"
             );
         }
+        // Opening is never wider than the file: /docs.html does not open docs/index.html.
+        let public = |pat: &str, p: &str| {
+            PathPattern::parse(pat)
+                .unwrap()
+                .opens_asset(&RequestPath::parse(p).unwrap())
+        };
+        assert!(public("/docs.html", "/docs.html") && public("/docs.html", "/docs"));
+        for p in ["/docs/", "/docs/index.html", "/Docs", "/docs/x"] {
+            assert!(!public("/docs.html", p), "{p}");
+        }
+        assert!(public("/d/index.html", "/d/") && public("/d/", "/d/index.html"));
+        assert!(!public("/d/index.html", "/d") && !public("/d/", "/d.html"));
+        assert!(public("/", "/index.html") && !public("/", "/x"));
+        assert!(!public("/open/*", "/open.html") && public("/open/*", "/open/x.html"));
+        assert!(!public("/index/*", "/secret.html"));
         let dir = PathPattern::parse("/dir/*").unwrap().for_assets();
         assert!(dir.covers(
             &RequestPath::parse("/dir/index.html")

@@ -66,10 +66,13 @@ before(async () => {
   fs.writeFileSync(path.join(site, 'index.html'), '<h1>home</h1>');
   fs.writeFileSync(path.join(site, 'secret.html'), '<h1>the secret</h1>');
   fs.writeFileSync(path.join(site, 'private', 'index.html'), '<h1>private index</h1>');
+  fs.mkdirSync(path.join(site, 'docs'));
+  fs.writeFileSync(path.join(site, 'docs.html'), '<h1>public docs</h1>');
+  fs.writeFileSync(path.join(site, 'docs', 'index.html'), '<h1>staff docs</h1>');
   assets = await startWorker({
     port: assetsPort,
     assets: site,
-    vars: clientVars(idp.issuer, { ACCESS_RULES: '/secret.html group:admins; /private/* group:admins' }),
+    vars: clientVars(idp.issuer, { PUBLIC_PATHS: '/docs.html', ACCESS_RULES: '/secret.html group:admins; /private/* group:admins; /docs/* group:admins' }),
   });
   alice = new Agent(); bob = new Agent(); mallory = new Agent(); assetsBob = new Agent();
   for (const [agent, user, w] of [[alice, 'alice', origin], [bob, 'bob', origin], [mallory, 'mallory', origin], [assetsBob, 'bob', assets]]) {
@@ -142,10 +145,20 @@ test('a rule on a static file covers every path the assets serve it at', async (
   }
   const home = await assetsBob.request(`${assets.origin}/`);
   assert.equal(home.status, 200);
+  // A public file opens only the paths that serve it, not another file of the same name.
+  const anonymous = new Agent();
+  const docs = await anonymous.request(`${assets.origin}/docs`);
+  assert.equal(docs.status, 200);
+  assert.match(docs.text_, /public docs/);
+  for (const p of ['/docs/', '/docs/index.html']) {
+    const res = await anonymous.request(`${assets.origin}${p}`);
+    assert.equal(res.status, 302, p);
+    assert.ok(!res.text_.includes('staff docs'), p);
+  }
 });
 
 test('unicode look-alikes and invisible characters in a path are a 400', async () => {
-  for (const p of ['/adm%C4%B1n/', '/%EF%BD%81dmin/', '/ad%E2%80%8Bmin/', '/%C0%AFadmin/']) {
+  for (const p of ['/adm%C4%B1n/', '/%EF%BD%81dmin/', '/ad%E2%80%8Bmin/', '/%C0%AFadmin/', '/open/%E2%80%A5/admin/', '/a%E2%88%95admin/']) {
     assert.equal(await rawRequest(origin, bob, p), 400, p);
   }
 });
@@ -164,17 +177,19 @@ test('no method gets around an API route, and method overrides never reach the o
   const res = await call('POST', '/api/open/x', { 'x-http-method-override': 'DELETE', 'x-http-method': 'DELETE', 'x-method-override': 'DELETE' });
   const h = JSON.parse(await res.text()).headers;
   for (const name of ['x-http-method-override', 'x-http-method', 'x-method-override']) assert.equal(h[name], undefined, name);
+  assert.equal((await call('POST', '/api/open/x?_method=DELETE')).status, 400);
 });
 
 test('rewrite and forwarding headers are set by the gate, never taken from the client', async () => {
   const h = await echoed(alice, '/page', {
     headers: {
-      'x-original-url': '/admin/', 'x-rewrite-url': '/admin/', 'x-forwarded-host': 'evil.example',
+      'x-original-url': '/admin/', 'x-rewrite-url': '/admin/', 'x-forwarded-uri': '/admin/', 'x-forwarded-host': 'evil.example',
       'x-forwarded-proto': 'https', 'x-forwarded-for': '10.9.9.9', forwarded: 'for=10.9.9.9;host=evil.example',
     },
   });
   assert.equal(h['x-original-url'], undefined);
   assert.equal(h['x-rewrite-url'], undefined);
+  assert.equal(h['x-forwarded-uri'], undefined);
   assert.equal(h['x-forwarded-host'], new URL(origin.origin).host);
   assert.equal(h['x-forwarded-proto'], 'http');
   assert.ok(!String(h['x-forwarded-for'] ?? '').includes('10.9.9.9'), h['x-forwarded-for']);
@@ -182,7 +197,7 @@ test('rewrite and forwarding headers are set by the gate, never taken from the c
 });
 
 test('a malformed Bearer header is refused, not forwarded beside the cookie identity', async () => {
-  for (const value of ['Bearer\tx', 'Bearer', 'bearer a b']) {
+  for (const value of ['Bearer\tx', 'Bearer', 'bearer a b', 'BearerXabc', 'Basic Zg==, Bearer x']) {
     const res = await alice.request(`${origin.origin}/page`, { headers: { authorization: value } });
     assert.equal(res.status, 400, JSON.stringify(value));
     assert.equal(JSON.parse(res.text_).error, 'invalid_request');

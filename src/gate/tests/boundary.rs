@@ -273,3 +273,28 @@ fn a_malformed_bearer_header_is_refused_not_forwarded_beside_a_cookie() {
         assert_eq!(json_body(&resp)["error"], "invalid_request");
     }
 }
+
+#[test]
+fn a_public_file_opens_only_the_paths_that_serve_it_in_front_of_static_assets() {
+    let h = Harness::with_config(&[
+        ("PUBLIC_PATHS", "/docs.html /open/* /index/*"),
+        ("ACCESS_RULES", "/docs/* group:admins"),
+    ]);
+    for open in ["/docs.html", "/docs", "/open/x.html", "/open/"] {
+        let (_, protected, _) = h.forward(&navigate(&app(open), None));
+        assert!(!protected, "{open}");
+    }
+    // Another file with the same canonical name, a sibling of a public directory, and
+    // everything when a public prefix canonicalizes to the root: all still need sign-in.
+    for closed in [
+        "/docs/",
+        "/docs/index.html",
+        "/open.html",
+        "/secret.html",
+        "/",
+    ] {
+        let resp = h.respond(&navigate(&app(closed), None));
+        assert_eq!(resp.status, 302, "{closed}");
+        assert!(location(&resp).contains("/auth/login"), "{closed}");
+    }
+}
