@@ -2,6 +2,7 @@
 
 pub mod authorization;
 pub mod cookies;
+pub mod lookalike;
 pub mod pages;
 pub mod path;
 pub mod return_to;
