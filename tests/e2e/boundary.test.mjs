@@ -9,18 +9,13 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { startIdp, makeSigningKey } from '../support/idp.mjs';
 import { startStaticIssuer } from '../support/issuer.mjs';
-import { startWorker, freePort, Agent, clientVars } from '../support/harness.mjs';
+import { startWorker, freePort, Agent, clientVars, assertionKey } from '../support/harness.mjs';
 
 const API_AUD = 'api://portcullis-boundary';
 const b64url = (v) => Buffer.from(v).toString('base64url');
 
 let idp; let idpPort; let signingKey; let issuer; let echo; let origin; let assets;
 let alice; let bob; let mallory; let assetsBob; let seen = [];
-
-function privateJwk(kid) {
-  const { privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  return { ...privateKey.export({ format: 'jwk' }), kid, alg: 'ES256', use: 'sig' };
-}
 
 /** A JWT signed RS256 with a private JWK (the provider's own key, or a made-up one). */
 function signRs256(jwk, header, claims) {
@@ -58,7 +53,7 @@ before(async () => {
       API_ISSUERS: `${issuer.issuer} ${idp.issuer}`,
       API_ROUTES: 'GET /api/data/* scope:data.write; * /api/open/* any',
       ASSERTION_AUDIENCE: 'origin-app',
-      ASSERTION_SIGNING_KEYS: JSON.stringify(privateJwk('a1')),
+      ASSERTION_SIGNING_KEYS: JSON.stringify(assertionKey('a1')),
     }),
   });
   const site = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-assets-'));

@@ -3,17 +3,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import crypto from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { startIdp } from '../support/idp.mjs';
-import { startWorker, freePort, Agent, clientVars } from '../support/harness.mjs';
+import { startWorker, freePort, Agent, clientVars, assertionKey } from '../support/harness.mjs';
 
 let idp; let worker; let echo; let alice; let bob;
-
-function privateJwk(kid) {
-  const { privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  return { ...privateKey.export({ format: 'jwk' }), kid, alg: 'ES256', use: 'sig' };
-}
 
 before(async () => {
   const [idpPort, workerPort, echoPort] = [await freePort(), await freePort(), await freePort()];
@@ -31,7 +25,7 @@ before(async () => {
       ACCESS_RULES: '/admin/* group:admins; /bob-only/* email:bob@example.com; /staff/* group:staff; /corp/* domain:example.com',
       ALLOW_GROUPS: 'staff',
       ASSERTION_AUDIENCE: 'origin-app',
-      ASSERTION_SIGNING_KEYS: JSON.stringify([privateJwk('current'), privateJwk('previous')]),
+      ASSERTION_SIGNING_KEYS: JSON.stringify([assertionKey('current'), assertionKey('previous')]),
     }),
   });
   alice = new Agent();

@@ -1,6 +1,7 @@
 // End-to-end harness: free loopback ports, the built worker under `wrangler dev` (workerd),
 // and an HTTP agent with a cookie jar that signs in through oidc-provider's forms.
 import net from 'node:net';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +20,12 @@ export function freePort() {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** A private ES256 JWK for the signed identity assertion (ASSERTION_SIGNING_KEYS). */
+export function assertionKey(kid) {
+  const { privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return { ...privateKey.export({ format: 'jwk' }), kid, alg: 'ES256', use: 'sig' };
 }
 
 export const TEST_COOKIE_SECRET = Buffer.alloc(32, 7).toString('base64');
