@@ -107,6 +107,9 @@ impl ApiConfig {
     /// covers with a method no covering entry lists is not an API route to fall through: it is
     /// refused, so a method never gets around a requirement.
     pub fn route_for(&self, method: Method, path: &RequestPath) -> RouteMatch<'_> {
+        // In front of static assets, a route covers every path that serves its file.
+        let resource = self.assets.then(|| path.asset_resource());
+        let path = resource.as_ref().unwrap_or(path);
         let covering: Vec<&ApiRoute> = self
             .routes
             .iter()
@@ -229,6 +232,17 @@ mod tests {
         assert!(
             name(c.route_for(Method::Get, &path("//api/%64ata/x"))).starts_with("API_ROUTES[1]")
         );
+    }
+
+    #[test]
+    fn in_front_of_static_assets_a_route_covers_every_path_of_its_file() {
+        let c = cfg("GET /reports/q1.html scope:reports.read").for_assets();
+        for p in ["/reports/q1.html", "/reports/q1", "/reports/q1/"] {
+            assert!(
+                name(c.route_for(Method::Get, &path(p))).starts_with("API_ROUTES[1]"),
+                "{p}"
+            );
+        }
     }
 
     #[test]
