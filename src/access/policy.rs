@@ -2,8 +2,10 @@
 //!
 //! `ACCESS_RULES` lists `PATTERN REQUIREMENT...` entries, one per line or separated by `;`;
 //! the first pattern matching the normalized path decides. A requirement is `public`,
-//! `authenticated`, `email:ADDRESS`, `domain:DOMAIN`, `group:NAME` or `role:NAME`; several on
-//! one rule mean any of them. Paths no rule matches fall to the default rule built from
+//! `authenticated`, `email:ADDRESS`, `domain:DOMAIN`, `group:NAME`, `role:NAME`,
+//! `provider:ID`, `hd:DOMAIN`, `github-org:NAME` or `github-team:ORG/SLUG`; several on one rule
+//! mean any of them, and requirements joined by `&` mean all of them
+//! (`provider:entra&group:admins`). Paths no rule matches fall to the default rule built from
 //! `ALLOW_EMAILS`, `ALLOW_EMAIL_DOMAINS`, `ALLOW_GROUPS` and `ALLOW_ROLES` (any of them), or,
 //! when none is set, any signed-in person.
 
@@ -17,6 +19,14 @@ pub enum Requirement {
     Domain(String),
     Group(String),
     Role(String),
+    /// Signed in with this provider (its id in `PROVIDERS`).
+    Provider(String),
+    /// Google's verified `hd` claim (the Workspace domain), lowercase.
+    HostedDomain(String),
+    /// A member of this GitHub organization, lowercase.
+    GitHubOrg(String),
+    /// A member of this GitHub team, `org/slug`, lowercase.
+    GitHubTeam(String),
 }
 
 impl Requirement {
@@ -37,6 +47,20 @@ impl Requirement {
             }
             "group" if value_ok => Self::Group(value.to_owned()),
             "role" if value_ok => Self::Role(value.to_owned()),
+            "provider" if value_ok => Self::Provider(value.to_owned()),
+            "hd" if value_ok && !value.contains('@') => {
+                Self::HostedDomain(value.to_ascii_lowercase())
+            }
+            "github-org" if value_ok && !value.contains('/') => {
+                Self::GitHubOrg(value.to_ascii_lowercase())
+            }
+            "github-team"
+                if value_ok
+                    && value.split('/').filter(|p| !p.is_empty()).count() == 2
+                    && value.matches('/').count() == 1 =>
+            {
+                Self::GitHubTeam(value.to_ascii_lowercase())
+            }
             _ => return None,
         })
     }
@@ -51,7 +75,48 @@ impl std::fmt::Display for Requirement {
             Self::Domain(v) => write!(f, "domain:{v}"),
             Self::Group(v) => write!(f, "group:{v}"),
             Self::Role(v) => write!(f, "role:{v}"),
+            Self::Provider(v) => write!(f, "provider:{v}"),
+            Self::HostedDomain(v) => write!(f, "hd:{v}"),
+            Self::GitHubOrg(v) => write!(f, "github-org:{v}"),
+            Self::GitHubTeam(v) => write!(f, "github-team:{v}"),
         }
+    }
+}
+
+/// Requirements that must all be met (`a&b`); a rule's alternatives are any of these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllOf(Vec<Requirement>);
+
+impl AllOf {
+    fn parse(token: &str) -> Option<Self> {
+        let all = token
+            .split('&')
+            .map(Requirement::parse)
+            .collect::<Option<Vec<_>>>()?;
+        // `public` opens a path to everyone: it cannot be one condition among others.
+        if all.len() > 1 && all.contains(&Requirement::Public) {
+            return None;
+        }
+        Some(Self(all))
+    }
+
+    fn provider(&self) -> Option<&str> {
+        self.0.iter().find_map(|r| match r {
+            Requirement::Provider(p) => Some(p.as_str()),
+            _ => None,
+        })
+    }
+}
+
+impl std::fmt::Display for AllOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, r) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("&")?;
+            }
+            r.fmt(f)?;
+        }
+        Ok(())
     }
 }
 
@@ -62,12 +127,17 @@ pub struct Rule {
     pattern: Option<PathPattern>,
     /// For the assets upstream, a restricting rule's pattern over asset resources.
     asset_pattern: Option<PathPattern>,
-    any_of: Vec<Requirement>,
+    any_of: Vec<AllOf>,
 }
 
 impl Rule {
     pub fn is_public(&self) -> bool {
-        self.any_of.contains(&Requirement::Public)
+        self.any_of.iter().any(|a| a.0 == [Requirement::Public])
+    }
+
+    /// The providers a person may sign in with to pass this rule; `None` when any will do.
+    pub fn providers(&self) -> Option<Vec<&str>> {
+        self.any_of.iter().map(AllOf::provider).collect()
     }
 }
 
@@ -78,6 +148,34 @@ pub struct Identity<'a> {
     pub email_verified: Option<bool>,
     pub groups: &'a [String],
     pub roles: &'a [String],
+    /// The provider of a session; `None` for a Bearer token, which meets no `provider:`.
+    pub provider: Option<&'a str>,
+    /// Google's `hd`, only ever from a Google provider.
+    pub hosted_domain: Option<&'a str>,
+    /// GitHub organizations and `org/team` slugs, as GitHub spells them.
+    pub github_orgs: &'a [String],
+    pub github_teams: &'a [String],
+}
+
+impl Identity<'_> {
+    /// What the policy knows of a person with only these claims (tests, Bearer tokens).
+    pub fn basic<'a>(
+        email: Option<&'a str>,
+        email_verified: Option<bool>,
+        groups: &'a [String],
+        roles: &'a [String],
+    ) -> Identity<'a> {
+        Identity {
+            email,
+            email_verified,
+            groups,
+            roles,
+            provider: None,
+            hosted_domain: None,
+            github_orgs: &[],
+            github_teams: &[],
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,7 +221,7 @@ impl Policy {
                 name: format!("PUBLIC_PATHS {p}"),
                 pattern: Some(p.clone()),
                 asset_pattern: None,
-                any_of: vec![Requirement::Public],
+                any_of: vec![AllOf(vec![Requirement::Public])],
             })
             .collect();
         let entries = access_rules
@@ -142,7 +240,7 @@ impl Policy {
                 .ok_or_else(|| bad("the pattern must be an absolute path or /dir/*".into()))?;
             let any_of = tokens
                 .flat_map(|t| t.split(',').filter(|s| !s.is_empty()))
-                .map(|t| Requirement::parse(t).ok_or_else(|| bad("requirements are public, authenticated, email:ADDRESS, domain:DOMAIN, group:NAME or role:NAME".into())))
+                .map(|t| AllOf::parse(t).ok_or_else(|| bad("requirements are public, authenticated, email:ADDRESS, domain:DOMAIN, group:NAME, role:NAME, provider:ID, hd:DOMAIN, github-org:NAME or github-team:ORG/SLUG, joined by & when all are needed".into())))
                 .collect::<Result<Vec<_>, _>>()?;
             if any_of.is_empty() {
                 return Err(bad("a rule needs at least one requirement".into()));
@@ -154,7 +252,7 @@ impl Policy {
                 any_of,
             });
         }
-        let mut any_of: Vec<Requirement> = Vec::new();
+        let mut any_of: Vec<AllOf> = Vec::new();
         for (var, items, make) in [
             (
                 "ALLOW_EMAILS",
@@ -173,14 +271,15 @@ impl Policy {
             }),
         ] {
             for item in list(items.unwrap_or("")) {
-                any_of.push(make(item).ok_or_else(|| PolicyError {
+                let req = make(item).ok_or_else(|| PolicyError {
                     variable: var,
                     problem: "has an entry that is not valid".into(),
-                })?);
+                })?;
+                any_of.push(AllOf(vec![req]));
             }
         }
         if any_of.is_empty() {
-            any_of.push(Requirement::Authenticated);
+            any_of.push(AllOf(vec![Requirement::Authenticated]));
         }
         Ok(Self {
             rules,
@@ -223,22 +322,53 @@ impl Policy {
             .unwrap_or(&self.default)
     }
 
+    /// Every provider id the rules name, for the configuration to check.
+    pub fn named_providers(&self) -> Vec<&str> {
+        self.requirements()
+            .filter_map(|r| match r {
+                Requirement::Provider(p) => Some(p.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether a rule reads GitHub organizations or teams (GitHub then needs `read:org`).
+    pub fn reads_github_orgs(&self) -> bool {
+        self.requirements()
+            .any(|r| matches!(r, Requirement::GitHubOrg(_) | Requirement::GitHubTeam(_)))
+    }
+
+    fn requirements(&self) -> impl Iterator<Item = &Requirement> {
+        self.rules
+            .iter()
+            .chain(std::iter::once(&self.default))
+            .flat_map(|r| r.any_of.iter().flat_map(|a| a.0.iter()))
+    }
+
     /// Judges a signed-in person against a rule.
     pub fn judge(&self, rule: &Rule, who: &Identity<'_>) -> Decision {
         let email = self.usable_email(who);
-        for req in &rule.any_of {
-            let ok = match req {
-                Requirement::Public | Requirement::Authenticated => true,
-                Requirement::Email(want) => email.is_some_and(|e| e.eq_ignore_ascii_case(want)),
-                Requirement::Domain(want) => email
-                    .and_then(email_domain)
-                    .is_some_and(|d| d.eq_ignore_ascii_case(want)),
-                Requirement::Group(g) => who.groups.iter().any(|x| x == g),
-                Requirement::Role(r) => who.roles.iter().any(|x| x == r),
-            };
-            if ok {
+        let meets = |req: &Requirement| match req {
+            Requirement::Public | Requirement::Authenticated => true,
+            Requirement::Email(want) => email.is_some_and(|e| e.eq_ignore_ascii_case(want)),
+            Requirement::Domain(want) => email
+                .and_then(email_domain)
+                .is_some_and(|d| d.eq_ignore_ascii_case(want)),
+            Requirement::Group(g) => who.groups.iter().any(|x| x == g),
+            Requirement::Role(r) => who.roles.iter().any(|x| x == r),
+            Requirement::Provider(p) => who.provider == Some(p.as_str()),
+            Requirement::HostedDomain(d) => {
+                who.hosted_domain.is_some_and(|h| h.eq_ignore_ascii_case(d))
+            }
+            Requirement::GitHubOrg(o) => who.github_orgs.iter().any(|x| x.eq_ignore_ascii_case(o)),
+            Requirement::GitHubTeam(t) => {
+                who.github_teams.iter().any(|x| x.eq_ignore_ascii_case(t))
+            }
+        };
+        for alternative in &rule.any_of {
+            if alternative.0.iter().all(meets) {
                 return Decision::Allow {
-                    reason: format!("matched {req}"),
+                    reason: format!("matched {alternative}"),
                 };
             }
         }
@@ -247,6 +377,7 @@ impl Policy {
             && rule
                 .any_of
                 .iter()
+                .flat_map(|a| a.0.iter())
                 .any(|r| matches!(r, Requirement::Email(_) | Requirement::Domain(_)));
         Decision::Deny {
             reason: if unverified {
@@ -334,12 +465,7 @@ mod tests {
         groups: &'a [String],
         roles: &'a [String],
     ) -> Identity<'a> {
-        Identity {
-            email: Some(email),
-            email_verified: verified,
-            groups,
-            roles,
-        }
+        Identity::basic(Some(email), verified, groups, roles)
     }
 
     fn decide(p: &Policy, path: &str, id: &Identity<'_>) -> bool {
@@ -550,5 +676,92 @@ mod tests {
             p.rule_for(&RequestPath::parse("/admin").unwrap()).name,
             "ACCESS_RULES[1] /admin/*"
         );
+    }
+
+    fn signed_in_with<'a>(provider: &'a str, groups: &'a [String]) -> Identity<'a> {
+        Identity {
+            provider: Some(provider),
+            ..Identity::basic(Some("a@example.com"), Some(true), groups, &[])
+        }
+    }
+
+    #[test]
+    fn provider_rules_and_conjunctions_keep_providers_apart() {
+        let admins = vec!["admins".to_owned()];
+        let p = policy(
+            "/admin/* provider:entra&group:admins; /docs/* provider:entra provider:github",
+            &NO_ALLOW,
+        );
+        assert!(decide(&p, "/admin/x", &signed_in_with("entra", &admins)));
+        assert!(
+            !decide(&p, "/admin/x", &signed_in_with("partner", &admins)),
+            "another provider's group of the same name"
+        );
+        assert!(!decide(&p, "/admin/x", &signed_in_with("entra", &[])));
+        assert!(decide(&p, "/docs/a", &signed_in_with("github", &[])));
+        assert!(!decide(&p, "/docs/a", &signed_in_with("google", &[])));
+        let token = Identity::basic(Some("a@example.com"), Some(true), &admins, &[]);
+        assert!(
+            !decide(&p, "/docs/a", &token),
+            "a Bearer token has no provider"
+        );
+        let rule = |path: &str| p.rule_for(&RequestPath::parse(path).unwrap());
+        assert_eq!(rule("/docs/a").providers(), Some(vec!["entra", "github"]));
+        assert_eq!(rule("/admin").providers(), Some(vec!["entra"]));
+        assert_eq!(rule("/other").providers(), None);
+        assert_eq!(p.named_providers(), vec!["entra", "entra", "github"]);
+        assert!(!p.reads_github_orgs());
+    }
+
+    #[test]
+    fn hosted_domain_and_github_membership() {
+        let p = policy(
+            "/corp/* hd:Corp.Example; /oss/* github-org:Acme; /team/* github-team:acme/Admins",
+            &NO_ALLOW,
+        );
+        assert!(p.reads_github_orgs());
+        let google = |hd: Option<&'static str>| Identity {
+            hosted_domain: hd,
+            ..Identity::basic(Some("boss@corp.example"), Some(true), &[], &[])
+        };
+        assert!(decide(&p, "/corp/x", &google(Some("corp.example"))));
+        assert!(
+            !decide(&p, "/corp/x", &google(None)),
+            "the email's domain is not the hd claim"
+        );
+        assert!(!decide(&p, "/corp/x", &google(Some("corp.example.evil"))));
+        let orgs = vec!["ACME".to_owned()];
+        let teams = vec!["acme/admins".to_owned(), "other/x".to_owned()];
+        let gh = Identity {
+            github_orgs: &orgs,
+            github_teams: &teams,
+            ..Identity::basic(None, None, &[], &[])
+        };
+        assert!(decide(&p, "/oss/x", &gh));
+        assert!(decide(&p, "/team/x", &gh));
+        let outsider = Identity {
+            github_teams: &orgs,
+            ..Identity::basic(None, None, &[], &[])
+        };
+        assert!(
+            !decide(&p, "/oss/x", &outsider),
+            "a team named like the org"
+        );
+        assert!(!decide(&p, "/team/x", &outsider));
+        for bad in [
+            "/a/* github-team:acme",
+            "/a/* github-team:acme/x/y",
+            "/a/* github-team:/x",
+            "/a/* github-org:a/b",
+            "/a/* hd:a@b",
+            "/a/* provider:",
+            "/a/* public&provider:x",
+            "/a/* group:x&",
+        ] {
+            assert!(
+                Policy::new(&[], Some(bad), &NO_ALLOW, false).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

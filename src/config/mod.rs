@@ -1,6 +1,7 @@
 //! Configuration: wrangler vars and secrets, read and validated once per isolate into a typed
 //! [`Config`]. Errors name the variable, never its value.
 
+pub mod providers;
 mod read;
 
 use url::Url;
@@ -10,10 +11,10 @@ use crate::access::api::ApiConfig;
 use crate::access::assertion::AssertionSigner;
 use crate::access::policy::{AllowLists, Policy};
 use crate::base::seal::Sealer;
-use crate::base::secret::ClientSecret;
-use crate::base::types::{ClientId, Issuer};
+use crate::base::types::Issuer;
 use crate::http::path::PathPattern;
 use crate::jose::claims::ListClaims;
+use providers::{read_providers, Providers};
 use read::{err, is_header_name, parse_cookie_secret, parse_http_url, parse_issuer, Vars};
 
 pub const DEFAULT_SCOPES: &str = "openid profile email";
@@ -70,13 +71,10 @@ pub enum Upstream {
 
 #[derive(Debug)]
 pub struct Config {
-    pub issuer: Issuer,
-    pub client_id: ClientId,
-    pub client_secret: ClientSecret,
-    pub scopes: String,
+    /// The identity providers people sign in with.
+    pub providers: Providers,
     pub redirect_uri: Option<Url>,
     pub post_logout_redirect_uri: Option<Url>,
-    pub token_auth_method: TokenAuthMethod,
     pub sealer: Sealer,
     pub session_ttl_secs: u64,
     /// `SESSION_IDLE_TTL`: a session unused this long ends; `None` for no idle limit.
@@ -100,7 +98,7 @@ pub struct Config {
 /// A configuration problem: which variable, and what is wrong with it (never its value).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    pub variable: &'static str,
+    pub variable: String,
     pub problem: String,
 }
 
@@ -116,24 +114,7 @@ impl Config {
         let vars = Vars(get);
         let var = |name: &'static str| vars.get(name);
 
-        let issuer = parse_issuer(&vars.required("OIDC_ISSUER")?)?;
-        let client_id = ClientId::new(vars.required("OIDC_CLIENT_ID")?);
-        let client_secret = ClientSecret::new(vars.required("OIDC_CLIENT_SECRET")?);
-
-        let scopes = var("OIDC_SCOPES").unwrap_or_else(|| DEFAULT_SCOPES.to_owned());
-        let scopes = scopes.split_whitespace().collect::<Vec<_>>().join(" ");
-        if !scopes.split(' ').any(|s| s == "openid") {
-            return Err(err("OIDC_SCOPES", "must include openid"));
-        }
-        if scopes
-            .chars()
-            .any(|c| c == '"' || c == '\\' || c.is_control())
-        {
-            return Err(err(
-                "OIDC_SCOPES",
-                "contains characters not allowed in a scope",
-            ));
-        }
+        let mut providers = read_providers(&vars)?;
 
         let redirect_uri = var("OIDC_REDIRECT_URI")
             .map(|v| parse_http_url("OIDC_REDIRECT_URI", &v))
@@ -141,15 +122,6 @@ impl Config {
         let post_logout_redirect_uri = var("OIDC_POST_LOGOUT_REDIRECT_URI")
             .map(|v| parse_http_url("OIDC_POST_LOGOUT_REDIRECT_URI", &v))
             .transpose()?;
-
-        let token_auth_method = vars.choice(
-            "OIDC_TOKEN_AUTH_METHOD",
-            TokenAuthMethod::ClientSecretBasic,
-            &[
-                ("client_secret_basic", TokenAuthMethod::ClientSecretBasic),
-                ("client_secret_post", TokenAuthMethod::ClientSecretPost),
-            ],
-        )?;
 
         let sealer = parse_cookie_secret(&vars.required("COOKIE_SECRET")?)?;
 
@@ -227,6 +199,10 @@ impl Config {
             trust_unstated_email,
         )
         .map_err(|e| err(e.variable, e.problem))?;
+        providers.check_named(&policy.named_providers())?;
+        if policy.reads_github_orgs() {
+            providers.want_github_orgs();
+        }
         // Static assets serve one file under several paths: rules cover them all.
         let policy = match upstream {
             Upstream::Assets => policy.for_assets(),
@@ -313,7 +289,7 @@ impl Config {
                     Some(v) => crate::access::policy::list(&v)
                         .map(|i| parse_issuer(i).map_err(|_| err("API_ISSUERS", "each issuer must be an https URL (http only for localhost or 127.0.0.1)")))
                         .collect::<Result<_, _>>()?,
-                    None => vec![issuer.clone()],
+                    None => providers.oidc_issuers(),
                 };
                 let typ = vars.choice(
                     "API_TOKEN_TYP",
@@ -345,13 +321,9 @@ impl Config {
         }
 
         Ok(Self {
-            issuer,
-            client_id,
-            client_secret,
-            scopes,
+            providers,
             redirect_uri,
             post_logout_redirect_uri,
-            token_auth_method,
             sealer,
             session_ttl_secs,
             session_idle_secs,

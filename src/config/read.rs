@@ -15,9 +15,9 @@ use crate::http::is_loopback_host;
 
 const MIN_SECRET_BYTES: usize = 32;
 
-pub(super) fn err(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+pub(super) fn err(variable: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError {
-        variable,
+        variable: variable.into(),
         problem: problem.into(),
     }
 }
@@ -27,20 +27,20 @@ pub(super) struct Vars<F>(pub F);
 
 impl<F: Fn(&str) -> Option<String>> Vars<F> {
     /// The value, trimmed; empty counts as unset.
-    pub fn get(&self, name: &'static str) -> Option<String> {
+    pub fn get(&self, name: &str) -> Option<String> {
         (self.0)(name)
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
     }
 
-    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+    pub fn required(&self, name: &str) -> Result<String, ConfigError> {
         self.get(name).ok_or_else(|| err(name, "is not set"))
     }
 
     /// One of fixed words (`default` when unset); the error lists them in the order given.
     pub fn choice<T: Copy>(
         &self,
-        name: &'static str,
+        name: &str,
         default: T,
         options: &[(&str, T)],
     ) -> Result<T, ConfigError> {
@@ -50,7 +50,7 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
     /// [`Self::choice`], ignoring ASCII case.
     pub fn choice_any_case<T: Copy>(
         &self,
-        name: &'static str,
+        name: &str,
         default: T,
         options: &[(&str, T)],
     ) -> Result<T, ConfigError> {
@@ -59,7 +59,7 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
 
     fn choice_in<T: Copy>(
         &self,
-        name: &'static str,
+        name: &str,
         default: T,
         options: &[(&str, T)],
         any_case: bool,
@@ -84,7 +84,7 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
     /// wanted.
     pub fn duration(
         &self,
-        name: &'static str,
+        name: &str,
         range: RangeInclusive<u64>,
         problem: &str,
     ) -> Result<Option<u64>, ConfigError> {
@@ -105,19 +105,24 @@ pub(super) fn is_header_name(v: &str) -> bool {
 }
 
 pub(super) fn parse_issuer(v: &str) -> Result<Issuer, ConfigError> {
-    let url = Url::parse(v).map_err(|_| err("OIDC_ISSUER", "is not a URL"))?;
+    parse_issuer_var("OIDC_ISSUER", v)
+}
+
+/// An issuer from the variable `name`.
+pub(super) fn parse_issuer_var(name: &str, v: &str) -> Result<Issuer, ConfigError> {
+    let url = Url::parse(v).map_err(|_| err(name, "is not a URL"))?;
     match url.scheme() {
         "https" => {}
         "http" if is_loopback_host(url.host_str()) => {}
         _ => {
             return Err(err(
-                "OIDC_ISSUER",
+                name,
                 "must be an https URL (http only for localhost or 127.0.0.1)",
             ))
         }
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(err("OIDC_ISSUER", "must not have a query or fragment"));
+        return Err(err(name, "must not have a query or fragment"));
     }
     // Kept exactly as written: issuers compare as strings (a trailing slash matters).
     Ok(Issuer::new(v))

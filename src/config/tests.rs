@@ -28,15 +28,18 @@ fn parse(extra: &[(&str, &str)]) -> Result<Config, ConfigError> {
     Config::from_vars(|k| m.get(k).cloned())
 }
 
-fn problem_var(extra: &[(&str, &str)]) -> &'static str {
+fn problem_var(extra: &[(&str, &str)]) -> String {
     parse(extra).unwrap_err().variable
 }
 
 #[test]
 fn defaults_apply() {
     let c = parse(&[]).unwrap();
-    assert_eq!(c.scopes, "openid profile email");
-    assert_eq!(c.token_auth_method, TokenAuthMethod::ClientSecretBasic);
+    assert_eq!(c.providers.first().scopes, "openid profile email");
+    assert_eq!(
+        c.providers.first().token_auth_method,
+        TokenAuthMethod::ClientSecretBasic
+    );
     assert_eq!(c.session_ttl_secs, 8 * 3600);
     assert_eq!(c.upstream, Upstream::Assets);
     assert_eq!(c.auth_prefix, "/auth");
@@ -96,7 +99,10 @@ fn issuer_must_be_https_except_loopback() {
     }
     assert!(parse(&[("OIDC_ISSUER", "http://localhost:9000/realms/x")]).is_ok());
     let c = parse(&[("OIDC_ISSUER", "https://tenant.auth0.com/")]).unwrap();
-    assert_eq!(c.issuer.as_str(), "https://tenant.auth0.com/");
+    assert_eq!(
+        c.providers.first().issuer.as_str(),
+        "https://tenant.auth0.com/"
+    );
 }
 
 #[test]
@@ -131,6 +137,8 @@ fn scopes_must_include_openid() {
     assert_eq!(
         parse(&[("OIDC_SCOPES", "  openid   offline_access ")])
             .unwrap()
+            .providers
+            .first()
             .scopes,
         "openid offline_access"
     );
@@ -141,6 +149,8 @@ fn token_auth_method_choices() {
     assert_eq!(
         parse(&[("OIDC_TOKEN_AUTH_METHOD", "client_secret_post")])
             .unwrap()
+            .providers
+            .first()
             .token_auth_method,
         TokenAuthMethod::ClientSecretPost
     );

@@ -4,6 +4,7 @@
 
 use serde_json::json;
 
+use crate::config::providers::ProviderConfig;
 use crate::config::SessionStore;
 use crate::gate::error::GateError;
 use crate::gate::{Gate, GateRequest};
@@ -39,8 +40,21 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             })
             .ok_or_else(|| refuse("no logout_token in the form body".into()))?;
         let jws = UnverifiedJws::parse(&token).map_err(|e| refuse(format!("logout_token: {e}")))?;
+        // The issuer picks the providers whose keys are fetched: no other URL is ever read.
+        let iss = jws.unverified_issuer().unwrap_or_default().to_owned();
+        let candidates: Vec<&ProviderConfig> = self
+            .cfg
+            .providers
+            .iter()
+            .filter(|p| p.is_oidc() && p.issuer.as_str() == iss)
+            .collect();
+        let Some(first) = candidates.first() else {
+            return Err(refuse(
+                "logout_token: iss is not a configured provider".into(),
+            ));
+        };
         let meta = self
-            .metadata()
+            .metadata(first)
             .await
             .map_err(|e| GateError::BackchannelUnavailable {
                 public: KEYS_UNAVAILABLE,
@@ -60,19 +74,23 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 }
                 SignedTokenError::Signature(e) => refuse(format!("logout_token signature: {e}")),
             })?;
-        let logout = logout_token::validate(
-            &verified,
-            &self.cfg.issuer,
-            &self.cfg.client_id,
-            self.platform.now(),
-        )
-        .map_err(|why| refuse(format!("logout_token: {why}")))?;
+        // Providers of one issuer differ by client: the token's audience says which.
+        let now = self.platform.now();
+        let mut result = Err(refuse("logout_token: no provider".into()));
+        for p in &candidates {
+            result = logout_token::validate(&verified, &p.issuer, &p.client_id, now)
+                .map_err(|why| refuse(format!("logout_token: {why}")));
+            if result.is_ok() {
+                break;
+            }
+        }
+        let logout = result?;
         let (sub, sid) = (logout.sub.as_deref(), logout.sid.as_deref());
         let spent = SpentToken {
             jti: logout.jti.clone(),
             until: logout.acceptable_until,
         };
-        let outcome = store::end_matching(self.platform, &self.cfg.issuer, sub, sid, spent)
+        let outcome = store::end_matching(self.platform, &first.issuer, sub, sid, spent)
             .await
             .map_err(|e| GateError::BackchannelUnavailable {
                 public: "Sessions could not be ended; try again.",

@@ -4,14 +4,20 @@
 use serde_json::json;
 
 use crate::base::seal::Purpose;
+use crate::base::time::UnixTime;
+use crate::base::types::Nonce;
+use crate::config::providers::{GitHubUrls, ProviderConfig};
 use crate::gate::error::GateError;
 use crate::gate::{with_cookies, Gate, GateRequest};
 use crate::http::cookies::{parse_cookie_header, CookieJar};
 use crate::http::return_to::ReturnTo;
+use crate::http::OutboundRequest;
 use crate::http::{Method, Response};
+use crate::oidc::discovery::ProviderMetadata;
+use crate::oidc::github::{reads_memberships, GitHubClient, GitHubError};
 use crate::oidc::id_token::{self, IdTokenCheck, IdTokenFailure};
-use crate::oidc::token_endpoint::{printable, TokenError, TokenResponse};
-use crate::oidc::transaction::{CallbackError, CallbackParams, LoginTransaction};
+use crate::oidc::token_endpoint::{printable, RefreshResponse, TokenError, TokenResponse};
+use crate::oidc::transaction::{CallbackError, CallbackParams, CodeExchange, LoginTransaction};
 use crate::platform::Platform;
 use crate::session::store::{SessionObjects, StartError};
 use crate::session::{Session, SessionTokens, StoredSecret};
@@ -113,47 +119,87 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             return Err(GateError::MissingParameter("code"));
         }
         let login = open(name, value).map_err(|_| GateError::LoginNotFound)?;
-        let meta = self.metadata().await?;
+        // Only the provider the sign-in went to: its metadata, its keys, its client.
+        let provider = self.provider(login.provider())?;
         let now = self.platform.now();
-        let exchange = login
-            .complete(
-                params,
-                meta.authorization_response_iss_parameter_supported,
-                now,
-            )
-            .map_err(|e| {
-                if e == CallbackError::Expired {
-                    GateError::LoginNotFound
-                } else {
-                    GateError::Callback(e)
+        let (session, return_to) = match provider.github() {
+            Some(urls) => {
+                let exchange = complete(login, params, false, now)?;
+                if exchange.issuer != provider.issuer {
+                    return Err(GateError::LoginNotFound);
                 }
-            })?;
-        if exchange.issuer != self.cfg.issuer {
-            return Err(GateError::LoginNotFound);
-        }
+                let req = exchange.token_request(provider, &urls.token);
+                let answer = self.redeem(req, RefreshResponse::parse).await?;
+                let session = self.github_session(provider, &urls, answer, now).await?;
+                (session, exchange.return_to)
+            }
+            None => {
+                let meta = self.metadata(provider).await?;
+                let iss_required = meta.authorization_response_iss_parameter_supported;
+                let exchange = complete(login, params, iss_required, now)?;
+                if exchange.issuer != provider.issuer {
+                    return Err(GateError::LoginNotFound);
+                }
+                let req = exchange.token_request(provider, &meta.token_endpoint);
+                let tokens = self.redeem(req, TokenResponse::parse).await?;
+                let session = self
+                    .oidc_session(provider, &meta, &exchange.nonce, tokens, now)
+                    .await?;
+                (session, exchange.return_to)
+            }
+        };
+        let (session, cookies) = self.sessions(req, jar).start(session, now).await?;
+        self.platform.log(&json!({
+            "level":"info","event":"sign_in","provider":session.provider.as_str(),
+            "iss":session.iss.as_str(),"sub":session.sub,
+            "groups_omitted":session.groups_omitted,
+            "refresh_token":session.tokens.refresh_token.is_some(),
+        }));
+        let return_to = ReturnTo::from_trusted(&return_to, &self.cfg.auth_prefix);
+        Ok(with_cookies(
+            Response::redirect(return_to.as_str()),
+            cookies,
+        ))
+    }
 
-        let token_resp = self
+    /// The token request, and its answer read by `parse`.
+    async fn redeem<T>(
+        &self,
+        req: OutboundRequest,
+        parse: impl Fn(&Response) -> Result<T, TokenError>,
+    ) -> Result<T, GateError> {
+        let resp = self
             .platform
-            .fetch(exchange.token_request(self.cfg, &meta.token_endpoint))
+            .fetch(req)
             .await
             .map_err(|e| GateError::TokenEndpoint(format!("token request failed: {e}")))?;
-        let tokens = TokenResponse::parse(&token_resp).map_err(|e| match e {
+        parse(&resp).map_err(|e| match e {
             TokenError::Refused {
                 status,
                 error,
                 description,
             } if status < 500 => GateError::CodeRefused { error, description },
             other => GateError::TokenEndpoint(other.to_string()),
-        })?;
+        })
+    }
 
+    /// An OpenID Connect sign-in: the ID token decides who it is.
+    async fn oidc_session(
+        &self,
+        provider: &ProviderConfig,
+        meta: &ProviderMetadata,
+        nonce: &Nonce,
+        tokens: TokenResponse,
+        now: UnixTime,
+    ) -> Result<Session, GateError> {
         let check = IdTokenCheck {
             raw: tokens.id_token.secret(),
             jwks_uri: &meta.jwks_uri,
-            nonce: Some(&exchange.nonce),
+            nonce: Some(nonce),
             access_token: tokens.access_token.as_ref().map(|t| t.secret().as_str()),
             now,
         };
-        let verified = id_token::verify(self.cfg, self.cache, self.platform, check).await?;
+        let verified = id_token::verify(provider, self.cache, self.platform, check).await?;
         let session_tokens = SessionTokens {
             access_token: self
                 .cfg
@@ -171,23 +217,65 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 .as_ref()
                 .map(|_| StoredSecret::new(tokens.id_token.secret().clone())),
         };
-        let session = Session::from_id_token(
+        Ok(Session::from_id_token(
+            provider,
             verified,
             &self.cfg.list_claims,
             session_tokens,
             now,
             self.cfg.session_ttl_secs,
-        );
-        let (session, cookies) = self.sessions(req, jar).start(session, now).await?;
-        self.platform.log(&json!({
-            "level":"info","event":"sign_in","iss":session.iss.as_str(),"sub":session.sub,
-            "groups_omitted":session.groups_omitted,
-            "refresh_token":session.tokens.refresh_token.is_some(),
-        }));
-        let return_to = ReturnTo::from_trusted(&exchange.return_to, &self.cfg.auth_prefix);
-        Ok(with_cookies(
-            Response::redirect(return_to.as_str()),
-            cookies,
         ))
     }
+
+    /// A GitHub sign-in: its API says who holds the access token.
+    async fn github_session(
+        &self,
+        provider: &ProviderConfig,
+        urls: &GitHubUrls,
+        answer: RefreshResponse,
+        now: UnixTime,
+    ) -> Result<Session, GateError> {
+        let access = answer.access_token.ok_or_else(|| {
+            GateError::TokenEndpoint("GitHub answered without an access_token".into())
+        })?;
+        let client = GitHubClient::new(self.platform, urls, access.secret());
+        let who = client
+            .identify(reads_memberships(provider))
+            .await
+            .map_err(|e| match e {
+                GitHubError::Revoked => GateError::TokenEndpoint(e.to_string()),
+                GitHubError::Unavailable(why) => GateError::ProviderUnavailable(why),
+            })?;
+        let tokens = SessionTokens {
+            // Kept whatever PASS_ACCESS_TOKEN says: memberships are read again with it.
+            access_token: Some(StoredSecret::new(access.secret().clone())),
+            access_expires_at: answer.expires_in.map(|e| now.plus(e)),
+            refresh_token: answer
+                .refresh_token
+                .map(|t| StoredSecret::new(t.secret().clone())),
+            id_token: None,
+        };
+        Ok(Session::from_github(
+            provider,
+            who,
+            tokens,
+            now,
+            self.cfg.session_ttl_secs,
+        ))
+    }
+}
+
+/// The callback against its transaction; an expired one reads as no sign-in at all.
+fn complete(
+    login: LoginTransaction,
+    params: &CallbackParams,
+    iss_required: bool,
+    now: UnixTime,
+) -> Result<CodeExchange, GateError> {
+    login
+        .complete(params, iss_required, now)
+        .map_err(|e| match e {
+            CallbackError::Expired => GateError::LoginNotFound,
+            e => GateError::Callback(e),
+        })
 }

@@ -56,7 +56,11 @@ pub enum GateError {
     Forbidden {
         who: String,
         sub: String,
+        /// Other ways in: sign-in links (label, href) for the providers the rule accepts.
+        others: Vec<(String, String)>,
     },
+    /// `/auth/login?provider=` names no configured provider.
+    UnknownProvider,
     /// An `Authorization: Bearer` header without a usable token in it.
     BearerMalformed,
     /// A route of `API_ROUTES` without any credential.
@@ -152,6 +156,7 @@ impl GateError {
             Self::SessionStoreUnavailable(_) => "session_store_unavailable",
             Self::SignInRequired { .. } | Self::BearerMissing => "unauthenticated",
             Self::Forbidden { .. } | Self::TokenForbidden => "forbidden",
+            Self::UnknownProvider => "unknown_provider",
             Self::BearerMalformed | Self::BackchannelMethod | Self::LogoutTokenRefused(_) => {
                 "invalid_request"
             }
@@ -225,6 +230,7 @@ impl GateError {
             }
             Self::CrossSiteLogout => "Sign-out refused",
             Self::Forbidden { .. } => "Not allowed",
+            Self::UnknownProvider => "Unknown sign-in provider",
             _ => "Sign-in failed",
         }
     }
@@ -262,6 +268,7 @@ impl GateError {
             Self::TokenKeysUnavailable(_) => "The token issuer's keys cannot be fetched right now.".into(),
             Self::InsufficientScope(_) => "The token lacks the scope or role this route requires.".into(),
             Self::TokenForbidden => "Not allowed here.".into(),
+            Self::UnknownProvider => "This sign-in link names a provider this site does not offer.".into(),
             Self::ApiMethodNotListed(allow) => format!("This API path takes only {allow}."),
             Self::MethodOverride => "Method overrides (_method) are not accepted on API paths.".into(),
             Self::BackchannelMethod => "Back-channel logout takes a POST.".into(),
@@ -346,12 +353,26 @@ impl GateError {
 
     fn page(&self, auth_prefix: &str) -> Response {
         let message = self.message();
-        if let Self::Forbidden { .. } = self {
+        if let Self::Forbidden { others, .. } = self {
             let logout = format!("{auth_prefix}/logout");
-            return page(self.status(), self.title(), &[&message, "If you should have access, ask the site's administrator, or sign in with another account."], &[
-                Action::PostButton { action: &logout, label: "Sign out" },
-                Action::Link { href: "/", label: "Home" },
-            ]);
+            let mut actions: Vec<Action<'_>> = others
+                .iter()
+                .map(|(label, href)| Action::Link { href, label })
+                .collect();
+            actions.push(Action::PostButton {
+                action: &logout,
+                label: "Sign out",
+            });
+            actions.push(Action::Link {
+                href: "/",
+                label: "Home",
+            });
+            let hint = if others.is_empty() {
+                "If you should have access, ask the site's administrator, or sign in with another account."
+            } else {
+                "If you have an account with another provider this page accepts, sign in with it."
+            };
+            return page(self.status(), self.title(), &[&message, hint], &actions);
         }
         let login = format!("{auth_prefix}/login");
         let retry = [Action::Link {
@@ -408,7 +429,7 @@ mod tests {
     #[test]
     fn config_errors_name_the_variable() {
         let e = GateError::Config(ConfigError {
-            variable: "COOKIE_SECRET",
+            variable: "COOKIE_SECRET".into(),
             problem: "is not set".into(),
         });
         let r = e.to_response(false, "/auth");

@@ -1,11 +1,15 @@
 //! `/auth/login`: a new login transaction sealed in its own cookie, and the redirect to the
 //! provider.
 
+use url::Url;
+
 use crate::base::seal::Purpose;
 use crate::base::time::UnixTime;
+use crate::config::providers::ProviderConfig;
 use crate::gate::error::GateError;
 use crate::gate::{Gate, GateRequest};
 use crate::http::cookies::{parse_cookie_header, CookieJar};
+use crate::http::pages::{page, Action};
 use crate::http::return_to::ReturnTo;
 use crate::http::Response;
 use crate::oidc::transaction::{LoginTransaction, MAX_LIVE_TRANSACTIONS, TRANSACTION_TTL_SECS};
@@ -19,12 +23,31 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         jar: &CookieJar,
     ) -> Result<Response, GateError> {
         req.read_only()?;
-        let meta = self.metadata().await?;
         let return_to = ReturnTo::parse(req.query("return_to").as_deref(), &self.cfg.auth_prefix);
+        let provider = match req.query("provider") {
+            Some(id) => self
+                .cfg
+                .providers
+                .get(&id)
+                .ok_or(GateError::UnknownProvider)?,
+            None => match self.cfg.providers.login_default() {
+                Some(p) => p,
+                None => return Ok(self.chooser(&return_to)),
+            },
+        };
+        let authorize = self.authorize_endpoint(provider).await?;
         let now = self.platform.now();
-        let (tx, authorize_url) =
-            LoginTransaction::begin(self.cfg, &meta, &self.redirect_uri(req), &return_to, now)
-                .map_err(|e| GateError::Internal(e.to_string()))?;
+        // A refresh token keeps the access token the origin gets alive.
+        let offline = self.cfg.pass_access_token.is_some();
+        let (tx, authorize_url) = LoginTransaction::begin(
+            provider,
+            &authorize,
+            &self.redirect_uri(req),
+            &return_to,
+            now,
+            offline,
+        )
+        .map_err(|e| GateError::Internal(e.to_string()))?;
         let name = jar.transaction_name(tx.state());
         let sealed = self
             .cfg
@@ -38,6 +61,49 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         resp.headers
             .append("Set-Cookie", jar.set(&name, &sealed, TRANSACTION_TTL_SECS));
         Ok(resp)
+    }
+
+    async fn authorize_endpoint(&self, provider: &ProviderConfig) -> Result<Url, GateError> {
+        match provider.github() {
+            Some(urls) => Ok(urls.authorize),
+            None => Ok(self
+                .metadata(provider)
+                .await?
+                .authorization_endpoint
+                .clone()),
+        }
+    }
+
+    /// One button per provider, in the order of `PROVIDERS`; no JavaScript.
+    fn chooser(&self, return_to: &ReturnTo) -> Response {
+        let labels: Vec<(String, String)> = self
+            .cfg
+            .providers
+            .iter()
+            .map(|p| (p.id.to_string(), format!("Sign in with {}", p.name)))
+            .collect();
+        let choices: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(id, label)| (id.as_str(), label.as_str()))
+            .collect();
+        let hidden_return = [("return_to", return_to.as_str())];
+        let hidden: &[(&str, &str)] = if return_to.as_str() == "/" {
+            &[]
+        } else {
+            &hidden_return
+        };
+        let action = self.cfg.auth_path("login");
+        page(
+            200,
+            "Sign in",
+            &["Choose how to sign in."],
+            &[Action::Choices {
+                action: &action,
+                hidden,
+                field: "provider",
+                choices: &choices,
+            }],
+        )
     }
 
     fn redirect_uri(&self, req: &GateRequest) -> String {

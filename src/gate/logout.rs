@@ -7,6 +7,7 @@ use url::Url;
 use crate::base::seal::Purpose;
 use crate::base::time::UnixTime;
 use crate::base::types::State;
+use crate::config::providers::ProviderConfig;
 use crate::gate::error::GateError;
 use crate::gate::{with_cookies, Gate, GateRequest};
 use crate::http::cookies::{parse_cookie_header, CookieJar};
@@ -89,7 +90,22 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             &json!({"level":"info","event":"sign_out","sub":ended.as_ref().map(|s| s.sub.clone())}),
         );
         let logged_out_path = self.cfg.auth_path("logged-out");
-        let location = match self.metadata().await {
+        // The session's own provider; without a session, the only one there is.
+        let provider = match &ended {
+            Some(s) => self.cfg.providers.get(s.provider.as_str()),
+            None => self
+                .cfg
+                .providers
+                .login_default()
+                .filter(|_| self.cfg.providers.len() == 1),
+        };
+        // GitHub has no logout: the session ends here only.
+        let Some(provider) = provider.filter(|p| p.is_oidc()) else {
+            let mut resp = with_cookies(Response::redirect(&logged_out_path), set_cookies);
+            resp.headers.append("Clear-Site-Data", "\"cache\"");
+            return resp;
+        };
+        let location = match self.metadata(provider).await {
             Err(e) => {
                 self.platform.log(
                     &json!({"level":"warn","event":"logout_local_only","detail":e.log_detail()}),
@@ -101,7 +117,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                     meta.revocation_endpoint.as_ref(),
                     ended.as_ref().and_then(|s| s.tokens.refresh_token.as_ref()),
                 ) {
-                    self.revoke(endpoint, rt.secret()).await;
+                    self.revoke(provider, endpoint, rt.secret()).await;
                 }
                 match meta.end_session_endpoint.clone() {
                     None => logged_out_path,
@@ -114,7 +130,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                             .map_or_else(|| ours.clone(), Url::to_string);
                         {
                             let mut q = end.query_pairs_mut();
-                            q.append_pair("client_id", self.cfg.client_id.as_str())
+                            q.append_pair("client_id", provider.client_id.as_str())
                                 .append_pair("post_logout_redirect_uri", &post_logout);
                             if let Some(hint) =
                                 ended.as_ref().and_then(|s| s.tokens.id_token.as_ref())
@@ -159,9 +175,9 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
     }
 
     /// RFC 7009: best effort; the session has ended here whatever the answer.
-    async fn revoke(&self, endpoint: &Url, refresh_token: &str) {
+    async fn revoke(&self, provider: &ProviderConfig, endpoint: &Url, refresh_token: &str) {
         let req = client_request(
-            self.cfg,
+            provider,
             endpoint,
             &[
                 ("token", refresh_token),

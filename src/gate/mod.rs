@@ -18,6 +18,7 @@ use serde_json::json;
 use url::Url;
 
 use crate::access::token_cache::TokenCache;
+use crate::config::providers::{ProviderConfig, ProviderId};
 use crate::config::Config;
 use crate::gate::error::GateError;
 use crate::http::cookies::CookieJar;
@@ -159,19 +160,43 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
     }
 
     fn login_href(&self, return_to: Option<&str>) -> String {
+        self.login_href_at(None, return_to)
+    }
+
+    /// `/auth/login`, at one provider when `provider` says, coming back to `return_to`.
+    fn login_href_at(&self, provider: Option<&ProviderId>, return_to: Option<&str>) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(p) = provider {
+            q.append_pair("provider", p.as_str());
+        }
+        if let Some(rt) = return_to.filter(|rt| *rt != "/") {
+            q.append_pair("return_to", rt);
+        }
+        let q = q.finish();
         let login = self.cfg.auth_path("login");
-        match return_to {
-            Some(rt) if rt != "/" => {
-                let enc: String = url::form_urlencoded::byte_serialize(rt.as_bytes()).collect();
-                format!("{login}?return_to={enc}")
-            }
-            _ => login,
+        if q.is_empty() {
+            login
+        } else {
+            format!("{login}?{q}")
         }
     }
 
-    async fn metadata(&self) -> Result<std::rc::Rc<ProviderMetadata>, GateError> {
+    /// The session's or the transaction's provider; one that is no longer configured ends
+    /// there.
+    fn provider(&self, id: &ProviderId) -> Result<&ProviderConfig, GateError> {
+        self.cfg
+            .providers
+            .get(id.as_str())
+            .ok_or(GateError::LoginNotFound)
+    }
+
+    /// An OpenID provider's discovery metadata.
+    async fn metadata(
+        &self,
+        provider: &ProviderConfig,
+    ) -> Result<std::rc::Rc<ProviderMetadata>, GateError> {
         self.cache
-            .metadata(self.platform, &self.cfg.issuer)
+            .metadata(self.platform, &provider.issuer)
             .await
             .map_err(GateError::from)
     }

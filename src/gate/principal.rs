@@ -1,6 +1,8 @@
 //! Who a request is: a live session or a verified access token, made once per request. The
 //! policy's view, the identity headers and the signed assertion are all derived from it.
 
+use std::borrow::Cow;
+
 use sha2::{Digest, Sha256};
 
 use crate::access::access_token::VerifiedAccessToken;
@@ -16,11 +18,15 @@ pub enum Principal<'a> {
 }
 
 impl Principal<'_> {
-    /// `sub`: unique only within its issuer.
-    pub fn sub(&self) -> &str {
+    /// Who the origin and the log are told: `sub`, and for a session from a named provider
+    /// (`PROVIDERS`), `provider:sub`, so that two providers' users never share a name.
+    pub fn user(&self) -> Cow<'_, str> {
         match self {
-            Self::Session(s) => &s.sub,
-            Self::Token(t, _) => &t.subject,
+            Self::Session(s) if !s.provider.is_default() => {
+                Cow::Owned(format!("{}:{}", s.provider, s.sub))
+            }
+            Self::Session(s) => Cow::Borrowed(&s.sub),
+            Self::Token(t, _) => Cow::Borrowed(&t.subject),
         }
     }
 
@@ -39,13 +45,14 @@ impl Principal<'_> {
                 email_verified: s.email_verified,
                 groups: &s.groups,
                 roles: &s.roles,
+                provider: Some(s.provider.as_str()),
+                hosted_domain: s.hd.as_deref(),
+                github_orgs: &s.github_orgs,
+                github_teams: &s.github_teams,
             },
-            Self::Token(t, _) => Identity {
-                email: t.email.as_deref(),
-                email_verified: t.email_verified,
-                groups: &t.groups,
-                roles: &t.roles,
-            },
+            Self::Token(t, _) => {
+                Identity::basic(t.email.as_deref(), t.email_verified, &t.groups, &t.roles)
+            }
         }
     }
 
@@ -82,6 +89,7 @@ impl Principal<'_> {
 /// different identities hash alike.
 fn session_digest(s: &Session) -> [u8; 32] {
     let identity = (
+        s.provider.as_str(),
         s.iss.as_str(),
         &s.sub,
         &s.email,

@@ -9,6 +9,7 @@ use crate::access::api::{ApiRoute, RouteMatch};
 use crate::access::policy::{Decision, Rule};
 use crate::access::token_cache;
 use crate::base::time::UnixTime;
+use crate::config::providers::ProviderId;
 use crate::config::{AccessLog, PassAccessToken};
 use crate::gate::error::GateError;
 use crate::gate::principal::Principal;
@@ -114,7 +115,8 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         if let Verdict::Deny = self.decide(path, rule, &who) {
             let forbidden = GateError::Forbidden {
                 who: session.shown_as().to_owned(),
-                sub: session.sub.clone(),
+                sub: who.user().into_owned(),
+                others: self.other_providers(req, rule, &session.provider),
             };
             let resp = forbidden.to_response(req.wants_html(), &self.cfg.auth_prefix);
             return Outcome::Respond(with_cookies(resp, set_cookies));
@@ -132,6 +134,28 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             }
         }
         self.forward(path, headers, true, set_cookies)
+    }
+
+    /// Sign-in links for the providers other than `current` that `rule` accepts (all of
+    /// them when it names none), coming back to this page.
+    fn other_providers(
+        &self,
+        req: &GateRequest,
+        rule: &Rule,
+        current: &ProviderId,
+    ) -> Vec<(String, String)> {
+        let accepted = rule.providers();
+        let here = req.url.path();
+        self.cfg
+            .providers
+            .iter()
+            .filter(|p| &p.id != current)
+            .filter(|p| accepted.as_ref().is_none_or(|a| a.contains(&p.id.as_str())))
+            .map(|p| {
+                let href = self.login_href_at(Some(&p.id), Some(here));
+                (format!("Sign in with {}", p.name), href)
+            })
+            .collect()
     }
 
     fn forward(
@@ -178,7 +202,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             Decision::Allow { reason } => (Verdict::Allow, reason),
             Decision::Deny { reason } => (Verdict::Deny, reason),
         };
-        self.log_access(path, who.sub(), &rule.name, verdict, &reason);
+        self.log_access(path, &who.user(), &rule.name, verdict, &reason);
         verdict
     }
 
@@ -209,7 +233,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         let mut headers = self.stripped_headers(req, jar);
         let ids = &self.cfg.identity_headers;
         if let Some(h) = &ids.user {
-            headers.set(h, header_value(who.sub()));
+            headers.set(h, header_value(&who.user()));
         }
         // The identity is iss + sub; an email travels only when the provider vouches for it.
         let email = self.cfg.policy.vouched_email(&who.identity());
@@ -282,11 +306,11 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         match route {
             Some(route) => match route.judge(&verified) {
                 Ok(reason) => {
-                    self.log_access(path, who.sub(), &route.name, Verdict::Allow, &reason)
+                    self.log_access(path, &who.user(), &route.name, Verdict::Allow, &reason)
                 }
                 Err(wanted) => {
                     let why = "insufficient scope";
-                    self.log_access(path, who.sub(), &route.name, Verdict::Deny, why);
+                    self.log_access(path, &who.user(), &route.name, Verdict::Deny, why);
                     return Ok(Outcome::Respond(
                         GateError::InsufficientScope(wanted.0).to_response(false, ""),
                     ));

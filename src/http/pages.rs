@@ -13,6 +13,15 @@ pub enum Action<'a> {
         action: &'a str,
         label: &'a str,
     },
+    /// One GET form to `action` with these hidden fields and a button per choice, each
+    /// sending `field=value`: a chooser that works without JavaScript.
+    Choices {
+        action: &'a str,
+        hidden: &'a [(&'a str, &'a str)],
+        field: &'a str,
+        /// (value, label)
+        choices: &'a [(&'a str, &'a str)],
+    },
 }
 
 pub fn escape(s: &str) -> String {
@@ -54,6 +63,19 @@ pub fn page(status: u16, title: &str, paragraphs: &[&str], actions: &[Action<'_>
                 escape(action),
                 escape(label)
             )),
+            Action::Choices { action, hidden, field, choices } => {
+                body.push_str(&format!("<form method=\"get\" action=\"{}\">", escape(action)));
+                for (name, value) in hidden.iter() {
+                    body.push_str(&format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", escape(name), escape(value)));
+                }
+                for (value, label) in choices.iter() {
+                    body.push_str(&format!(
+                        "<p><button type=\"submit\" name=\"{}\" value=\"{}\">{}</button></p>",
+                        escape(field), escape(value), escape(label)
+                    ));
+                }
+                body.push_str("</form>");
+            }
         }
     }
     body.push_str("<p><small>portcullis</small></p></body></html>");
@@ -87,6 +109,22 @@ mod tests {
         let body = r.body_text();
         assert!(!body.contains("<img") && !body.contains("<script>") && !body.contains("<b>"));
         assert_eq!(r.status, 400);
+        let chooser = page(
+            200,
+            "Sign in",
+            &[],
+            &[Action::Choices {
+                action: "/auth/login",
+                hidden: &[("return_to", "/\"><x")],
+                field: "provider",
+                choices: &[("a", "<A>"), ("b", "B")],
+            }],
+        )
+        .body_text();
+        assert!(chooser
+            .contains(r#"<button type="submit" name="provider" value="a">&lt;A&gt;</button>"#));
+        assert!(chooser.contains(r#"value="/&quot;&gt;&lt;x""#));
+        assert!(!chooser.contains("<script"));
         assert!(r
             .headers
             .get("Content-Security-Policy")

@@ -13,7 +13,7 @@ use crate::jose::jws::{JwsAlg, VerifiedJws};
 use url::Url;
 
 use crate::base::types::{ClientId, Issuer, Nonce};
-use crate::config::Config;
+use crate::config::providers::ProviderConfig;
 use crate::jose::jws::UnverifiedJws;
 use crate::oidc::provider::{ProviderCache, ProviderError, Refetch, SignedTokenError};
 use crate::platform::Platform;
@@ -24,6 +24,8 @@ pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
 /// What the relying party expects of this ID token.
 pub struct Expectations<'a> {
     pub issuer: &'a Issuer,
+    /// Another spelling of the issuer a token may carry (Google's `accounts.google.com`).
+    pub issuer_spelling: Option<&'a str>,
     pub client_id: &'a ClientId,
     /// The login's nonce; `None` for a refreshed ID token (OIDC Core 12.2), which has no new
     /// nonce to match.
@@ -125,7 +127,7 @@ pub fn validate(
     }
     let c = Claims::parse(&jws)?;
     let r = &c.registered;
-    if r.iss != expect.issuer.as_str() {
+    if r.iss != expect.issuer.as_str() && Some(r.iss.as_str()) != expect.issuer_spelling {
         return Err(IdTokenError::IssuerMismatch);
     }
     let client_id = expect.client_id.as_str();
@@ -218,7 +220,7 @@ pub enum IdTokenFailure {
 /// Verifies an ID token from the token endpoint: signature with the provider's keys, then
 /// every claim rule.
 pub async fn verify<P: Platform>(
-    cfg: &Config,
+    provider: &ProviderConfig,
     cache: &ProviderCache,
     platform: &P,
     check: IdTokenCheck<'_>,
@@ -234,8 +236,9 @@ pub async fn verify<P: Platform>(
             SignedTokenError::Signature(s) => reject(s.to_string()),
         })?;
     let expect = Expectations {
-        issuer: &cfg.issuer,
-        client_id: &cfg.client_id,
+        issuer: &provider.issuer,
+        issuer_spelling: provider.issuer_spelling(),
+        client_id: &provider.client_id,
         nonce: check.nonce,
         now: check.now,
         access_token: check.access_token,

@@ -8,7 +8,8 @@ use base64::Engine;
 use url::Url;
 
 use crate::base::secret::secret_type;
-use crate::config::{Config, TokenAuthMethod};
+use crate::config::providers::ProviderConfig;
+use crate::config::TokenAuthMethod;
 use crate::http::{OutboundRequest, Response};
 
 secret_type!(
@@ -112,24 +113,52 @@ impl TokenResponse {
     }
 }
 
+/// The answer's fields: a JSON object, or a form-encoded body when the provider says so
+/// (GitHub without `Accept: application/json`).
+fn answer_fields(resp: &Response) -> Result<serde_json::Value, String> {
+    let form = resp.headers.get("Content-Type").is_some_and(|t| {
+        t.trim_start()
+            .starts_with("application/x-www-form-urlencoded")
+    });
+    if form {
+        let fields: serde_json::Map<String, serde_json::Value> =
+            url::form_urlencoded::parse(&resp.body)
+                .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+                .collect();
+        return Ok(serde_json::Value::Object(fields));
+    }
+    match serde_json::from_slice(&resp.body) {
+        Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+        Ok(_) => Err("not a JSON object".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 impl RefreshResponse {
     pub fn parse(resp: &Response) -> Result<Self, TokenError> {
-        if resp.status != 200 {
-            return match serde_json::from_slice::<Failure>(&resp.body) {
-                Ok(f) => Err(TokenError::Refused {
-                    status: resp.status,
-                    error: printable(&f.error, 64),
-                    description: f.error_description.map(|d| printable(&d, 200)),
-                }),
-                Err(_) => Err(TokenError::Refused {
-                    status: resp.status,
-                    error: "unexpected_response".into(),
-                    description: None,
-                }),
-            };
+        let fields = answer_fields(resp);
+        // An `error` is a refusal whatever the status: GitHub answers its errors with a 200.
+        let failure = fields
+            .as_ref()
+            .ok()
+            .and_then(|f| Failure::deserialize(f).ok());
+        if let Some(f) = failure {
+            return Err(TokenError::Refused {
+                status: resp.status,
+                error: printable(&f.error, 64),
+                description: f.error_description.map(|d| printable(&d, 200)),
+            });
         }
-        let s: Success =
-            serde_json::from_slice(&resp.body).map_err(|e| TokenError::Malformed(e.to_string()))?;
+        if resp.status != 200 {
+            return Err(TokenError::Refused {
+                status: resp.status,
+                error: "unexpected_response".into(),
+                description: None,
+            });
+        }
+        let s = fields
+            .and_then(|f| Success::deserialize(f).map_err(|e| e.to_string()))
+            .map_err(TokenError::Malformed)?;
         if s.token_type
             .as_deref()
             .is_some_and(|t| !t.eq_ignore_ascii_case("bearer") && !t.eq_ignore_ascii_case("dpop"))
@@ -154,7 +183,11 @@ impl RefreshResponse {
 
 /// A form POST from the confidential client to one of the provider's endpoints (token,
 /// revocation), authenticated as `OIDC_TOKEN_AUTH_METHOD` says.
-pub fn client_request(cfg: &Config, endpoint: &Url, params: &[(&str, &str)]) -> OutboundRequest {
+pub fn client_request(
+    cfg: &ProviderConfig,
+    endpoint: &Url,
+    params: &[(&str, &str)],
+) -> OutboundRequest {
     let mut form = url::form_urlencoded::Serializer::new(String::new());
     form.extend_pairs(params);
     let mut req = OutboundRequest::get(endpoint);
@@ -234,6 +267,36 @@ mod tests {
                 description: Some("grant request is invalid".into())
             }
         );
+    }
+
+    #[test]
+    fn errors_in_a_200_and_form_encoded_answers_are_read() {
+        let e = RefreshResponse::parse(&resp(
+            200,
+            r#"{"error":"bad_verification_code","error_description":"The code passed is incorrect or expired."}"#,
+        ))
+        .unwrap_err();
+        assert!(
+            matches!(e, TokenError::Refused { status: 200, ref error, .. } if error == "bad_verification_code")
+        );
+        let form = |body: &str| {
+            Response::new(200).with_body("application/x-www-form-urlencoded; charset=utf-8", body)
+        };
+        let ok = RefreshResponse::parse(&form(
+            "access_token=gho_x&scope=read%3Aorg&token_type=bearer",
+        ))
+        .unwrap();
+        assert_eq!(ok.access_token.unwrap().secret(), "gho_x");
+        let e = RefreshResponse::parse(&form("error=incorrect_client_credentials")).unwrap_err();
+        assert!(matches!(e, TokenError::Refused { .. }));
+        assert!(matches!(
+            RefreshResponse::parse(&resp(200, "access_token=x")).unwrap_err(),
+            TokenError::Malformed(_)
+        ));
+        assert!(matches!(
+            RefreshResponse::parse(&resp(200, "[1]")).unwrap_err(),
+            TokenError::Malformed(_)
+        ));
     }
 
     #[test]

@@ -11,10 +11,9 @@ use crate::base::random::RandomError;
 use crate::base::secret::AuthorizationCode;
 use crate::base::time::UnixTime;
 use crate::base::types::{Issuer, Nonce, State};
-use crate::config::Config;
+use crate::config::providers::{ProviderConfig, ProviderId, ProviderKind, RESERVED_AUTH_PARAMS};
 use crate::http::return_to::ReturnTo;
 use crate::http::OutboundRequest;
-use crate::oidc::discovery::ProviderMetadata;
 use crate::oidc::pkce::PkceVerifier;
 use crate::oidc::token_endpoint::client_request;
 
@@ -36,6 +35,10 @@ pub struct LoginTransaction {
     return_to: String,
     #[serde(rename = "i")]
     issuer: Issuer,
+    /// The provider this sign-in went to: the callback uses only its metadata, keys and
+    /// client (the mix-up defence when the answer has no `iss`, RFC 9700 4.4).
+    #[serde(rename = "p", default)]
+    provider: ProviderId,
     #[serde(rename = "u")]
     redirect_uri: String,
     #[serde(rename = "t")]
@@ -101,38 +104,73 @@ impl std::fmt::Display for CallbackError {
 
 impl LoginTransaction {
     /// Starts a sign-in: fresh state, nonce and PKCE verifier, and the authorization URL.
+    /// A new sign-in at `provider`, whose authorization endpoint is `authorize`. `offline`:
+    /// the session will want a refresh token (Google then asks for offline access).
     pub fn begin(
-        cfg: &Config,
-        meta: &ProviderMetadata,
+        provider: &ProviderConfig,
+        authorize: &Url,
         redirect_uri: &str,
         return_to: &ReturnTo,
         now: UnixTime,
+        offline: bool,
     ) -> Result<(Self, String), RandomError> {
         let tx = Self {
             state: State::generate()?,
             nonce: Nonce::generate()?,
             verifier: PkceVerifier::generate()?,
             return_to: return_to.as_str().to_owned(),
-            issuer: cfg.issuer.clone(),
+            issuer: provider.issuer.clone(),
+            provider: provider.id.clone(),
             redirect_uri: redirect_uri.to_owned(),
             created_at: now,
         };
-        let url = tx.authorization_url(cfg, meta);
+        let url = tx.authorization_url(provider, authorize, offline);
         Ok((tx, url))
     }
 
-    fn authorization_url(&self, cfg: &Config, meta: &ProviderMetadata) -> String {
-        let mut url = meta.authorization_endpoint.clone();
-        url.query_pairs_mut()
+    fn authorization_url(
+        &self,
+        provider: &ProviderConfig,
+        authorize: &Url,
+        offline: bool,
+    ) -> String {
+        let mut url = authorize.clone();
+        // The endpoint's own query parameters stay, except ones of a reserved name, which
+        // would come first and win at many providers.
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| !RESERVED_AUTH_PARAMS.contains(&k.to_ascii_lowercase().as_str()))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        url.set_query(None);
+        let mut q = url.query_pairs_mut();
+        q.extend_pairs(&kept)
             .append_pair("response_type", "code")
-            .append_pair("client_id", cfg.client_id.as_str())
+            .append_pair("client_id", provider.client_id.as_str())
             .append_pair("redirect_uri", &self.redirect_uri)
-            .append_pair("scope", &cfg.scopes)
-            .append_pair("state", self.state.as_str())
-            .append_pair("nonce", self.nonce.as_str())
-            .append_pair("code_challenge", &self.verifier.challenge_s256())
+            .append_pair("scope", &provider.scopes)
+            .append_pair("state", self.state.as_str());
+        if provider.is_oidc() {
+            q.append_pair("nonce", self.nonce.as_str());
+        }
+        q.append_pair("code_challenge", &self.verifier.challenge_s256())
             .append_pair("code_challenge_method", "S256");
+        let set = |name: &str| provider.auth_params.iter().any(|(k, _)| k == name);
+        if provider.kind == ProviderKind::Google && offline {
+            if !set("access_type") {
+                q.append_pair("access_type", "offline");
+            }
+            if !set("prompt") {
+                q.append_pair("prompt", "consent");
+            }
+        }
+        q.extend_pairs(&provider.auth_params);
+        drop(q);
         url.into()
+    }
+
+    pub fn provider(&self) -> &ProviderId {
+        &self.provider
     }
 
     pub fn state(&self) -> &State {
@@ -182,6 +220,7 @@ impl LoginTransaction {
             nonce: self.nonce,
             return_to: self.return_to,
             issuer: self.issuer,
+            provider: self.provider,
         })
     }
 }
@@ -195,13 +234,18 @@ pub struct CodeExchange {
     pub nonce: Nonce,
     pub return_to: String,
     pub issuer: Issuer,
+    pub provider: ProviderId,
 }
 
 impl CodeExchange {
     /// The token request (RFC 6749 4.1.3 with the PKCE verifier, RFC 7636 4.5).
-    pub fn token_request(&self, cfg: &Config, token_endpoint: &Url) -> OutboundRequest {
+    pub fn token_request(
+        &self,
+        provider: &ProviderConfig,
+        token_endpoint: &Url,
+    ) -> OutboundRequest {
         client_request(
-            cfg,
+            provider,
             token_endpoint,
             &[
                 ("grant_type", "authorization_code"),
@@ -217,32 +261,94 @@ impl CodeExchange {
 mod tests {
     use super::*;
     use crate::config::tests_support::test_config;
+    use crate::config::Config;
 
-    fn meta(iss_param: bool) -> ProviderMetadata {
-        let url = |u: &str| Url::parse(u).unwrap();
-        ProviderMetadata {
-            issuer: Issuer::new("https://idp.example.com"),
-            authorization_endpoint: url("https://idp.example.com/authorize?tenant=x"),
-            token_endpoint: url("https://idp.example.com/token"),
-            jwks_uri: url("https://idp.example.com/jwks"),
-            end_session_endpoint: None,
-            revocation_endpoint: None,
-            code_challenge_methods_supported: None,
-            authorization_response_iss_parameter_supported: iss_param,
-        }
+    fn authorize() -> Url {
+        Url::parse("https://idp.example.com/authorize?tenant=x&state=planted&Scope=y").unwrap()
     }
 
-    fn begin() -> (LoginTransaction, Url) {
-        let cfg = test_config(&[]);
+    fn begin_at(cfg: &Config, id: &str, offline: bool) -> (LoginTransaction, Url) {
         let (tx, url) = LoginTransaction::begin(
-            &cfg,
-            &meta(false),
+            cfg.providers.get(id).unwrap(),
+            &authorize(),
             "https://app.example.com/auth/callback",
             &ReturnTo::parse(Some("/x"), "/auth"),
             UnixTime::from_secs(1000),
+            offline,
         )
         .unwrap();
         (tx, Url::parse(&url).unwrap())
+    }
+
+    fn begin() -> (LoginTransaction, Url) {
+        begin_at(&test_config(&[]), "default", false)
+    }
+
+    fn query(url: &Url) -> Vec<(String, String)> {
+        url.query_pairs().into_owned().collect()
+    }
+
+    fn several() -> Config {
+        test_config(&[
+            ("OIDC_ISSUER", ""),
+            ("OIDC_CLIENT_ID", ""),
+            ("OIDC_CLIENT_SECRET", ""),
+            ("PROVIDERS", "google github"),
+            ("GOOGLE_OIDC_ISSUER", "https://accounts.google.com"),
+            ("GOOGLE_OIDC_CLIENT_ID", "g-client"),
+            ("GOOGLE_OIDC_CLIENT_SECRET", "g"),
+            (
+                "GOOGLE_OIDC_AUTH_PARAMS",
+                "hd=corp.example&login_hint=a%40corp.example",
+            ),
+            ("GITHUB_OIDC_CLIENT_ID", "gh-client"),
+            ("GITHUB_OIDC_CLIENT_SECRET", "gh"),
+        ])
+    }
+
+    #[test]
+    fn each_name_appears_once_and_the_gates_own_values_win() {
+        for (id, offline) in [("google", true), ("google", false), ("github", true)] {
+            let cfg = several();
+            let (tx, url) = begin_at(&cfg, id, offline);
+            let q = query(&url);
+            for name in RESERVED_AUTH_PARAMS {
+                let n = q
+                    .iter()
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .count();
+                let want = match name {
+                    "nonce" if id == "github" => 0,
+                    "request" | "request_uri" | "response_mode" => 0,
+                    _ => 1,
+                };
+                assert_eq!(n, want, "{id}: {name} in {url}");
+            }
+            let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+            assert_eq!(get("state"), Some(tx.state.as_str()));
+            assert_eq!(tx.provider().as_str(), id);
+            assert_eq!(get("tenant"), Some("x"));
+        }
+    }
+
+    #[test]
+    fn google_asks_for_offline_access_only_when_a_refresh_token_is_wanted() {
+        let cfg = several();
+        let (_, url) = begin_at(&cfg, "google", true);
+        let q = query(&url);
+        let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("access_type"), Some("offline"));
+        assert_eq!(get("prompt"), Some("consent"));
+        assert_eq!(get("hd"), Some("corp.example"));
+        assert_eq!(get("login_hint"), Some("a@corp.example"));
+        let (_, url) = begin_at(&cfg, "google", false);
+        assert!(!url.query().unwrap().contains("access_type"));
+        let (_, url) = begin_at(&cfg, "github", true);
+        assert!(!url.query().unwrap().contains("access_type"));
+        assert!(url
+            .query()
+            .unwrap()
+            .contains("scope=read%3Auser+user%3Aemail"));
     }
 
     fn params(tx: &LoginTransaction) -> CallbackParams {
@@ -257,6 +363,7 @@ mod tests {
     #[test]
     fn authorization_url_carries_every_parameter() {
         let (tx, url) = begin();
+        assert!(!url.as_str().contains("planted") && !url.as_str().contains("Scope=y"));
         let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
         assert_eq!(q["tenant"], "x");
         assert_eq!(q["response_type"], "code");
@@ -356,7 +463,7 @@ mod tests {
         let ex = tx.complete(&p, false, UnixTime::from_secs(1001)).unwrap();
 
         let basic = ex.token_request(
-            &test_config(&[]),
+            test_config(&[]).providers.first(),
             &Url::parse("https://idp.example.com/token").unwrap(),
         );
         assert_eq!(basic.method, "POST");
@@ -379,7 +486,9 @@ mod tests {
         );
 
         let post = ex.token_request(
-            &test_config(&[("OIDC_TOKEN_AUTH_METHOD", "client_secret_post")]),
+            test_config(&[("OIDC_TOKEN_AUTH_METHOD", "client_secret_post")])
+                .providers
+                .first(),
             &Url::parse("https://idp.example.com/token").unwrap(),
         );
         let body: std::collections::HashMap<_, _> =

@@ -121,6 +121,7 @@ impl RefreshCoalescer {
 mod tests {
     use super::*;
     use crate::base::types::Issuer;
+    use crate::config::providers::ProviderId;
     use crate::session::refresh::RefreshError;
     use crate::session::SessionTokens;
     use crate::testing::block_on;
@@ -134,6 +135,11 @@ mod tests {
 
     fn session(tag: &str) -> Session {
         Session {
+            provider: ProviderId::default_id(),
+            hd: None,
+            github_orgs: Vec::new(),
+            github_teams: Vec::new(),
+            github_until: None,
             iss: Issuer::new("https://idp"),
             sub: tag.into(),
             email: None,

@@ -266,7 +266,7 @@ async fn live<S: Storage>(
         return Ok(None);
     };
     if session
-        .check(now, &cfg.issuer, cfg.session_idle_secs)
+        .check(now, &cfg.providers, cfg.session_idle_secs)
         .is_err()
     {
         storage.delete(&key(id)).await?;

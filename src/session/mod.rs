@@ -11,8 +11,10 @@ use crate::base::seal::{Purpose, SealError, Sealer};
 use crate::base::secret::secret_type;
 use crate::base::time::UnixTime;
 use crate::base::types::{ClientId, Issuer};
+use crate::config::providers::{ProviderConfig, ProviderId, ProviderKind, Providers};
 use crate::http::cookies::{read_chunked, CookieJar};
 use crate::jose::claims::ListClaims;
+use crate::oidc::github::GitHubIdentity;
 use crate::oidc::id_token::VerifiedIdToken;
 
 pub use crate::http::cookies::MAX_COOKIE_VALUE;
@@ -27,6 +29,9 @@ secret_type!(
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Session {
+    /// The provider the person signed in with (`default` for the single-provider variables).
+    #[serde(default, rename = "p", skip_serializing_if = "ProviderId::is_default")]
+    pub provider: ProviderId,
     pub iss: Issuer,
     pub sub: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,6 +47,18 @@ pub struct Session {
     /// True when the groups did not fit in the cookie and were left out.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub groups_omitted: bool,
+    /// Google's `hd` (the Workspace domain), kept only from a Google provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hd: Option<String>,
+    /// GitHub: the person's organizations and `org/team` slugs, when the rules read them.
+    #[serde(default, rename = "gho", skip_serializing_if = "Vec::is_empty")]
+    pub github_orgs: Vec<String>,
+    #[serde(default, rename = "ght", skip_serializing_if = "Vec::is_empty")]
+    pub github_teams: Vec<String>,
+    /// GitHub: until when the identity and memberships read from its API are trusted; then
+    /// they are read again, as a refresh.
+    #[serde(default, rename = "ghu", skip_serializing_if = "Option::is_none")]
+    pub github_until: Option<UnixTime>,
     /// The provider's session id (`sid`), which back-channel logout names.
     #[serde(default, rename = "psid", skip_serializing_if = "Option::is_none")]
     pub provider_sid: Option<String>,
@@ -76,6 +93,7 @@ pub struct SessionTokens {
 
 impl Session {
     pub fn from_id_token(
+        provider: &ProviderConfig,
         t: VerifiedIdToken,
         names: &ListClaims,
         tokens: SessionTokens,
@@ -83,6 +101,11 @@ impl Session {
         ttl_secs: u64,
     ) -> Self {
         Self {
+            provider: provider.id.clone(),
+            hd: hosted_domain(provider, &t),
+            github_orgs: Vec::new(),
+            github_teams: Vec::new(),
+            github_until: None,
             groups: t.list(&names.groups),
             roles: t.list(&names.roles),
             provider_sid: t
@@ -104,9 +127,59 @@ impl Session {
         }
     }
 
+    /// A GitHub sign-in: the numeric id is the subject, in the namespace of the GitHub
+    /// instance's URL.
+    pub fn from_github(
+        provider: &ProviderConfig,
+        who: GitHubIdentity,
+        tokens: SessionTokens,
+        now: UnixTime,
+        ttl_secs: u64,
+    ) -> Self {
+        let mut s = Self {
+            provider: provider.id.clone(),
+            iss: provider.issuer.clone(),
+            sub: String::new(),
+            email: None,
+            email_verified: None,
+            name: None,
+            groups: Vec::new(),
+            roles: Vec::new(),
+            groups_omitted: false,
+            hd: None,
+            github_orgs: Vec::new(),
+            github_teams: Vec::new(),
+            github_until: None,
+            provider_sid: None,
+            tokens,
+            iat: now,
+            exp: now.plus(ttl_secs),
+            seen: now,
+        };
+        s.update_github(provider, who, now);
+        s
+    }
+
+    /// What GitHub's API says now replaces what it said before.
+    pub fn update_github(&mut self, provider: &ProviderConfig, who: GitHubIdentity, now: UnixTime) {
+        self.sub = who.id;
+        self.email_verified = who.email.as_ref().map(|_| true);
+        self.email = who.email;
+        self.name = who.name;
+        self.github_orgs = who.orgs;
+        self.github_teams = who.teams;
+        self.github_until = Some(now.plus(provider.membership_ttl_secs));
+    }
+
     /// The identity claims of a refreshed ID token replace the old ones (groups may have
     /// changed); the session's lifetimes stay.
-    pub fn update_identity(&mut self, t: VerifiedIdToken, names: &ListClaims) {
+    pub fn update_identity(
+        &mut self,
+        provider: &ProviderConfig,
+        t: VerifiedIdToken,
+        names: &ListClaims,
+    ) {
+        self.hd = hosted_domain(provider, &t);
         self.groups = t.list(&names.groups);
         self.roles = t.list(&names.roles);
         self.groups_omitted = false;
@@ -153,14 +226,17 @@ impl Session {
     }
 
     /// Whether the session is still good at `now`: not past its absolute end, not idle for
-    /// longer than `idle_secs`, and from the configured issuer.
+    /// longer than `idle_secs`, and from a configured provider and its issuer.
     pub fn check(
         &self,
         now: UnixTime,
-        issuer: &Issuer,
+        providers: &Providers,
         idle_secs: Option<u64>,
     ) -> Result<(), NoSession> {
-        if &self.iss != issuer || now >= self.exp || self.iat > now.plus(60) {
+        let known = providers
+            .get(self.provider.as_str())
+            .is_some_and(|p| p.issuer == self.iss);
+        if !known || now >= self.exp || self.iat > now.plus(60) {
             return Err(NoSession::Expired);
         }
         if idle_secs.is_some_and(|idle| now >= self.seen.max(self.iat).plus(idle)) {
@@ -184,8 +260,12 @@ impl Session {
     }
 
     /// A refresh is due: there is a refresh token and the access token is gone or within
-    /// `margin` seconds of expiry. Without a known expiry the session is never refreshed.
+    /// `margin` seconds of expiry (without a known expiry, never), or what GitHub said is
+    /// due to be read again.
     pub fn needs_refresh(&self, now: UnixTime, margin: u64) -> bool {
+        if self.github_until.is_some_and(|until| now >= until) {
+            return true;
+        }
         self.tokens.refresh_token.is_some()
             && self
                 .tokens
@@ -241,6 +321,18 @@ pub enum NoSession {
 /// id, so a cookie from another deployment sharing COOKIE_SECRET and the issuer does not open.
 pub fn binding(name: &str, client_id: &ClientId) -> String {
     format!("{name}\u{0}{}", client_id.as_str())
+}
+
+/// Google's `hd` claim, only from a Google provider: another provider's `hd` means nothing.
+fn hosted_domain(provider: &ProviderConfig, t: &VerifiedIdToken) -> Option<String> {
+    if provider.kind != ProviderKind::Google {
+        return None;
+    }
+    t.claims
+        .get("hd")
+        .and_then(|v| v.as_str())
+        .filter(|d| !d.is_empty() && d.len() <= 253)
+        .map(str::to_ascii_lowercase)
 }
 
 /// The session cookie as it came in: its sealed value (joined from its chunks) and the chunk
@@ -303,7 +395,11 @@ mod tests {
     ) -> Result<Session, NoSession> {
         let cookie = SessionCookie::from_header(jar, cookie_header);
         let session = open_session(sealer, jar, &cookie, client_id)?;
-        session.check(UnixTime::from_secs(now), issuer, None)?;
+        session.check(
+            UnixTime::from_secs(now),
+            &Providers::for_tests(issuer.as_str()),
+            None,
+        )?;
         Ok(session)
     }
 
@@ -321,6 +417,11 @@ mod tests {
 
     fn session(groups: usize) -> Session {
         Session {
+            provider: ProviderId::default_id(),
+            hd: None,
+            github_orgs: Vec::new(),
+            github_teams: Vec::new(),
+            github_until: None,
             iss: Issuer::new("https://idp"),
             sub: "alice".into(),
             email: Some("alice@example.com".into()),
@@ -537,7 +638,7 @@ mod tests {
 
     #[test]
     fn idle_sessions_end_and_the_timer_moves_only_in_steps() {
-        let iss = Issuer::new("https://idp");
+        let iss = Providers::for_tests("https://idp");
         let mut s = session(0);
         let idle = Some(100);
         assert_eq!(s.check(t(150), &iss, idle), Ok(()));

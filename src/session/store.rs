@@ -137,7 +137,7 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
             .sealer
             .seal_json(
                 Purpose::Session,
-                &binding(&name, &self.cfg.client_id),
+                &binding(&name, self.cfg.providers.session_binding()),
                 &StoreRef { object, id },
             )
             .map_err(|e| StartError::Seal(format!("sealing the session reference: {e:?}")))?;
@@ -153,9 +153,13 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
     pub async fn end(&self) -> (Option<Session>, Vec<String>) {
         let cookie = self.cookie();
         let ended = match self.cfg.session_store {
-            SessionStore::Cookie => {
-                open_session(&self.cfg.sealer, self.jar, &cookie, &self.cfg.client_id).ok()
-            }
+            SessionStore::Cookie => open_session(
+                &self.cfg.sealer,
+                self.jar,
+                &cookie,
+                self.cfg.providers.session_binding(),
+            )
+            .ok(),
             SessionStore::DurableObject => match self.open_ref(&cookie) {
                 Ok(r) => self
                     .call(&r.object, StoreCall::End { id: r.id })
@@ -186,7 +190,10 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
             .sealer
             .open_json(
                 Purpose::Session,
-                &binding(&self.jar.session_name(), &self.cfg.client_id),
+                &binding(
+                    &self.jar.session_name(),
+                    self.cfg.providers.session_binding(),
+                ),
                 value,
             )
             .map_err(|_| NoSession::Unreadable)
@@ -226,7 +233,7 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
             set_cookies: cookie.delete(jar),
         };
         match answer {
-            Ok(Some(session)) => match session.check(now, &self.cfg.issuer, None) {
+            Ok(Some(session)) => match session.check(now, &self.cfg.providers, None) {
                 Ok(()) => Ok(Loaded {
                     session,
                     set_cookies: Vec::new(),
@@ -249,9 +256,9 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
     ) -> Result<Loaded, Unloaded> {
         let (cfg, jar, platform) = (self.cfg, self.jar, self.platform);
         let now = platform.now();
-        let mut session = open_session(&cfg.sealer, jar, &cookie, &cfg.client_id)
+        let mut session = open_session(&cfg.sealer, jar, &cookie, cfg.providers.session_binding())
             .map_err(|why| Unloaded::clearing(why, jar, &cookie))?;
-        if let Err(why) = session.check(now, &cfg.issuer, cfg.session_idle_secs) {
+        if let Err(why) = session.check(now, &cfg.providers, cfg.session_idle_secs) {
             return Err(Unloaded {
                 why,
                 set_cookies: cookie.delete(jar),
@@ -330,7 +337,11 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
         let name = self.jar.session_name();
         let too_large = || StartError::Seal("the session does not fit in its cookies".into());
         let (session, sealed) = session
-            .seal(&self.cfg.sealer, &name, &self.cfg.client_id)
+            .seal(
+                &self.cfg.sealer,
+                &name,
+                self.cfg.providers.session_binding(),
+            )
             .map_err(|e| match e {
                 SessionSealError::TooLarge => too_large(),
                 SessionSealError::Seal(e) => {

@@ -27,6 +27,16 @@ fn check_with(
     token: &str,
     access_token: Option<&str>,
 ) -> Result<VerifiedIdToken, String> {
+    check_spelled(key, jwks_keys, token, access_token, None)
+}
+
+fn check_spelled(
+    key: &TestKey,
+    jwks_keys: &[&TestKey],
+    token: &str,
+    access_token: Option<&str>,
+    issuer_spelling: Option<&str>,
+) -> Result<VerifiedIdToken, String> {
     let set = JwkSet::parse(&jwks_json(jwks_keys)).unwrap();
     let jws = UnverifiedJws::parse(token).map_err(|e| format!("jws: {e}"))?;
     let jwk = set.select(&jws.header).map_err(|e| format!("key: {e:?}"))?;
@@ -38,6 +48,7 @@ fn check_with(
         verified,
         &Expectations {
             issuer: &issuer,
+            issuer_spelling,
             client_id: &client,
             nonce: Some(&nonce),
             now: UnixTime::from_i64(NOW),
@@ -59,6 +70,23 @@ fn with(mut c: Value, field: &str, v: Value) -> Value {
 fn without(mut c: Value, field: &str) -> Value {
     c.as_object_mut().unwrap().remove(field);
     c
+}
+
+#[test]
+fn another_spelling_of_the_issuer_passes_only_when_the_provider_has_one() {
+    let key = TestKey::rsa(Some("r1"));
+    let bare = key.sign(&with(claims(), "iss", json!("idp.example.com")));
+    let spelled = check_spelled(&key, &[&key], &bare, None, Some("idp.example.com")).unwrap();
+    assert_eq!(
+        spelled.issuer.as_str(),
+        ISS,
+        "the session keeps the canonical issuer"
+    );
+    assert!(check_spelled(&key, &[&key], &bare, None, None).is_err());
+    let other = key.sign(&with(claims(), "iss", json!("evil.example.com")));
+    assert!(check_spelled(&key, &[&key], &other, None, Some("idp.example.com")).is_err());
+    let exact = key.sign(&claims());
+    assert!(check_spelled(&key, &[&key], &exact, None, Some("idp.example.com")).is_ok());
 }
 
 #[test]

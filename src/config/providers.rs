@@ -1,0 +1,663 @@
+//! The identity providers a deployment trusts. One provider comes from the `OIDC_*` variables
+//! (its id is `default`); several are named in `PROVIDERS`, each read from the same variables
+//! with its id in front (`ENTRA_OIDC_ISSUER`, `GITHUB_OIDC_CLIENT_ID`, ...).
+
+use url::Url;
+
+use crate::base::secret::ClientSecret;
+use crate::base::types::{ClientId, Issuer};
+use crate::config::read::{err, parse_issuer_var, Vars};
+use crate::config::{ConfigError, TokenAuthMethod, DEFAULT_SCOPES};
+
+/// The id of the provider the single-provider variables describe.
+pub const DEFAULT_PROVIDER: &str = "default";
+pub const GITHUB_DEFAULT_URL: &str = "https://github.com";
+pub const GITHUB_DEFAULT_SCOPES: &str = "read:user user:email";
+/// How often a GitHub session's organizations and teams are read again, by default.
+pub const DEFAULT_MEMBERSHIP_TTL_SECS: u64 = 3600;
+
+/// Authorization parameters the gate sets itself; `OIDC_AUTH_PARAMS` may not name them.
+/// `request` and `request_uri` would replace them all, `response_mode` would break the callback.
+pub const RESERVED_AUTH_PARAMS: [&str; 11] = [
+    "state",
+    "nonce",
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "scope",
+    "code_challenge",
+    "code_challenge_method",
+    "request",
+    "request_uri",
+    "response_mode",
+];
+
+/// A provider's id: lowercase letters, digits and `-`, starting with a letter, at most 32.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct ProviderId(String);
+
+impl ProviderId {
+    pub fn parse(v: &str) -> Option<Self> {
+        let ok = (1..=32).contains(&v.len())
+            && v.starts_with(|c: char| c.is_ascii_lowercase())
+            && v.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        ok.then(|| Self(v.to_owned()))
+    }
+
+    pub fn default_id() -> Self {
+        Self(DEFAULT_PROVIDER.to_owned())
+    }
+
+    pub fn is_default(&self) -> bool {
+        self.0 == DEFAULT_PROVIDER
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for ProviderId {
+    fn default() -> Self {
+        Self::default_id()
+    }
+}
+
+impl std::fmt::Display for ProviderId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What protocol the provider speaks, and its quirks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// OpenID Connect with discovery.
+    Oidc,
+    /// Google: OpenID Connect, an issuer also written without its scheme, `hd`, offline access.
+    Google,
+    /// GitHub (or GitHub Enterprise Server): OAuth 2.0 and its REST API, no OpenID Connect.
+    GitHub,
+}
+
+/// GitHub's endpoints, from its base URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GitHubUrls {
+    pub authorize: Url,
+    pub token: Url,
+    /// The REST API root, ending with `/`.
+    pub api: Url,
+}
+
+#[derive(Debug)]
+pub struct ProviderConfig {
+    pub id: ProviderId,
+    /// What the chooser and pages call it.
+    pub name: String,
+    pub kind: ProviderKind,
+    /// The OpenID issuer; for GitHub, its base URL (the namespace of its user ids).
+    pub issuer: Issuer,
+    pub client_id: ClientId,
+    pub client_secret: ClientSecret,
+    /// Space-separated.
+    pub scopes: String,
+    pub token_auth_method: TokenAuthMethod,
+    /// `OIDC_AUTH_PARAMS`: extra authorization parameters, none of them reserved.
+    pub auth_params: Vec<(String, String)>,
+    /// GitHub: how long organization and team membership is trusted before it is read again.
+    pub membership_ttl_secs: u64,
+}
+
+impl ProviderConfig {
+    /// Whether `iss` names this provider: exactly its issuer, or for Google only, the issuer
+    /// without its scheme (Google's ID tokens may say `accounts.google.com`).
+    pub fn accepts_issuer(&self, iss: &str) -> bool {
+        iss == self.issuer.as_str() || Some(iss) == self.issuer_spelling()
+    }
+
+    /// Google only: its issuer without the scheme.
+    pub fn issuer_spelling(&self) -> Option<&str> {
+        if self.kind != ProviderKind::Google {
+            return None;
+        }
+        let s = self.issuer.as_str();
+        s.strip_prefix("https://")
+            .or_else(|| s.strip_prefix("http://"))
+    }
+
+    /// GitHub's endpoints: github.com's API lives on api.github.com, Enterprise Server's under
+    /// `/api/v3/`.
+    pub fn github(&self) -> Option<GitHubUrls> {
+        if self.kind != ProviderKind::GitHub {
+            return None;
+        }
+        let base = Url::parse(&format!("{}/", self.issuer.as_str().trim_end_matches('/'))).ok()?;
+        let api = if base.host_str() == Some("github.com") {
+            Url::parse("https://api.github.com/").ok()?
+        } else {
+            base.join("api/v3/").ok()?
+        };
+        Some(GitHubUrls {
+            authorize: base.join("login/oauth/authorize").ok()?,
+            token: base.join("login/oauth/access_token").ok()?,
+            api,
+        })
+    }
+
+    /// OpenID Connect providers have discovery, keys and ID tokens; GitHub has none.
+    pub fn is_oidc(&self) -> bool {
+        self.kind != ProviderKind::GitHub
+    }
+
+    fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.split(' ').any(|s| s == scope)
+    }
+}
+
+#[derive(Debug)]
+pub struct Providers {
+    list: Vec<ProviderConfig>,
+    /// `LOGIN_PROVIDER_DEFAULT`, or the only provider.
+    login_default: Option<usize>,
+    /// What sealed sessions are bound to: the client id, or with several providers every
+    /// provider's id and client id (changing the set of providers ends every session).
+    binding: ClientId,
+}
+
+impl Providers {
+    pub fn get(&self, id: &str) -> Option<&ProviderConfig> {
+        self.list.iter().find(|p| p.id.as_str() == id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &ProviderConfig> {
+        self.list.iter()
+    }
+
+    /// The first provider listed.
+    pub fn first(&self) -> &ProviderConfig {
+        &self.list[0]
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Where `/auth/login` without `provider` goes; `None` shows the chooser.
+    pub fn login_default(&self) -> Option<&ProviderConfig> {
+        self.login_default.map(|i| &self.list[i])
+    }
+
+    pub fn session_binding(&self) -> &ClientId {
+        &self.binding
+    }
+
+    /// The OpenID provider with this issuer whose client is `aud`'s (back-channel logout).
+    pub fn oidc_for(
+        &self,
+        iss: &str,
+        audience_has: impl Fn(&str) -> bool,
+    ) -> Option<&ProviderConfig> {
+        self.list
+            .iter()
+            .filter(|p| p.is_oidc() && p.accepts_issuer(iss))
+            .find(|p| audience_has(p.client_id.as_str()))
+    }
+
+    /// The issuers whose JWT access tokens APIs accept by default.
+    pub fn oidc_issuers(&self) -> Vec<Issuer> {
+        self.list
+            .iter()
+            .filter(|p| p.kind == ProviderKind::Oidc)
+            .map(|p| p.issuer.clone())
+            .collect()
+    }
+
+    /// GitHub providers ask for `read:org` when the rules read organizations or teams.
+    pub(super) fn want_github_orgs(&mut self) {
+        for p in self.list.iter_mut() {
+            if p.kind == ProviderKind::GitHub && !p.has_scope("read:org") {
+                p.scopes.push_str(" read:org");
+            }
+        }
+    }
+
+    /// Every provider a requirement names must exist.
+    pub(super) fn check_named(&self, ids: &[&str]) -> Result<(), ConfigError> {
+        match ids.iter().find(|id| self.get(id).is_none()) {
+            Some(id) => Err(err(
+                "ACCESS_RULES",
+                format!("provider:{id} names no provider in PROVIDERS"),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The providers, from `PROVIDERS` and the prefixed variables, or the single-provider ones.
+pub(super) fn read_providers<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<F>,
+) -> Result<Providers, ConfigError> {
+    let Some(names) = vars.get("PROVIDERS") else {
+        let p = read_provider(vars, ProviderId::default_id(), "")?;
+        let binding = p.client_id.clone();
+        return Ok(Providers {
+            list: vec![p],
+            login_default: Some(0),
+            binding,
+        });
+    };
+    if let Some(stray) = ["OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"]
+        .into_iter()
+        .find(|n| vars.get(n).is_some())
+    {
+        return Err(err(
+            stray,
+            "is not read when PROVIDERS is set: put the provider's id in front (ENTRA_OIDC_ISSUER)",
+        ));
+    }
+    let mut list: Vec<ProviderConfig> = Vec::new();
+    for name in crate::access::policy::list(&names) {
+        let id = ProviderId::parse(name).ok_or_else(|| {
+            err("PROVIDERS", "each id must be lowercase letters, digits and -, starting with a letter (at most 32)")
+        })?;
+        if list.iter().any(|p| p.id == id) {
+            return Err(err("PROVIDERS", format!("lists {id} twice")));
+        }
+        let prefix = format!("{}_", id.as_str().to_ascii_uppercase().replace('-', "_"));
+        list.push(read_provider(vars, id, &prefix)?);
+    }
+    if list.is_empty() {
+        return Err(err("PROVIDERS", "lists no provider"));
+    }
+    let login_default = match vars.get("LOGIN_PROVIDER_DEFAULT") {
+        None if list.len() == 1 => Some(0),
+        None => None,
+        Some(id) => Some(
+            list.iter()
+                .position(|p| p.id.as_str() == id)
+                .ok_or_else(|| err("LOGIN_PROVIDER_DEFAULT", "names no provider in PROVIDERS"))?,
+        ),
+    };
+    let binding = list
+        .iter()
+        .map(|p| format!("{}={}", p.id, p.client_id.as_str()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok(Providers {
+        list,
+        login_default,
+        binding: ClientId::new(binding),
+    })
+}
+
+fn read_provider<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<F>,
+    id: ProviderId,
+    prefix: &str,
+) -> Result<ProviderConfig, ConfigError> {
+    let name = |base: &str| format!("{prefix}{base}");
+    let issuer_var = name("OIDC_ISSUER");
+    let kind_var = name("OIDC_PROVIDER_KIND");
+    let stated_kind = vars.choice(
+        &kind_var,
+        None,
+        &[
+            ("oidc", Some(ProviderKind::Oidc)),
+            ("google", Some(ProviderKind::Google)),
+            ("github", Some(ProviderKind::GitHub)),
+        ],
+    )?;
+    let issuer_text = vars.get(&issuer_var);
+    let kind = stated_kind.unwrap_or(match issuer_text.as_deref() {
+        _ if id.as_str() == "github" => ProviderKind::GitHub,
+        Some("https://accounts.google.com") => ProviderKind::Google,
+        _ => ProviderKind::Oidc,
+    });
+    let issuer = match (kind, issuer_text) {
+        (ProviderKind::GitHub, None) => Issuer::new(GITHUB_DEFAULT_URL),
+        (_, Some(v)) => parse_issuer_var(&issuer_var, &v)?,
+        (_, None) => return Err(err(issuer_var, "is not set")),
+    };
+    let client_id = ClientId::new(vars.required(&name("OIDC_CLIENT_ID"))?);
+    let client_secret = ClientSecret::new(vars.required(&name("OIDC_CLIENT_SECRET"))?);
+
+    let scopes_var = name("OIDC_SCOPES");
+    let default_scopes = match kind {
+        ProviderKind::GitHub => GITHUB_DEFAULT_SCOPES,
+        _ => DEFAULT_SCOPES,
+    };
+    let scopes = vars
+        .get(&scopes_var)
+        .unwrap_or_else(|| default_scopes.to_owned());
+    let scopes = scopes.split_whitespace().collect::<Vec<_>>().join(" ");
+    if kind != ProviderKind::GitHub && !scopes.split(' ').any(|s| s == "openid") {
+        return Err(err(scopes_var, "must include openid"));
+    }
+    if scopes.is_empty()
+        || scopes
+            .chars()
+            .any(|c| c == '"' || c == '\\' || c.is_control())
+    {
+        return Err(err(
+            scopes_var,
+            "contains characters not allowed in a scope",
+        ));
+    }
+    // GitHub documents its client credentials as form fields.
+    let default_method = match kind {
+        ProviderKind::GitHub => TokenAuthMethod::ClientSecretPost,
+        _ => TokenAuthMethod::ClientSecretBasic,
+    };
+    let token_auth_method = vars.choice(
+        &name("OIDC_TOKEN_AUTH_METHOD"),
+        default_method,
+        &[
+            ("client_secret_basic", TokenAuthMethod::ClientSecretBasic),
+            ("client_secret_post", TokenAuthMethod::ClientSecretPost),
+        ],
+    )?;
+    let params_var = name("OIDC_AUTH_PARAMS");
+    let auth_params = vars
+        .get(&params_var)
+        .map(|v| parse_auth_params(&v).map_err(|problem| err(&params_var, problem)))
+        .transpose()?
+        .unwrap_or_default();
+    let display = vars.get(&name("OIDC_PROVIDER_NAME"));
+    if display
+        .as_deref()
+        .is_some_and(|d| d.chars().count() > 64 || d.chars().any(char::is_control))
+    {
+        return Err(err(
+            name("OIDC_PROVIDER_NAME"),
+            "must be at most 64 characters, without control characters",
+        ));
+    }
+    let display = display.unwrap_or_else(|| default_name(&id, kind, &issuer));
+    let membership_ttl_secs = vars
+        .duration(
+            &name("OIDC_MEMBERSHIP_TTL"),
+            60..=86400,
+            "must be a duration between 1m and 1d, like 15m or 1h",
+        )?
+        .unwrap_or(DEFAULT_MEMBERSHIP_TTL_SECS);
+    Ok(ProviderConfig {
+        id,
+        name: display,
+        kind,
+        issuer,
+        client_id,
+        client_secret,
+        scopes,
+        token_auth_method,
+        auth_params,
+        membership_ttl_secs,
+    })
+}
+
+fn default_name(id: &ProviderId, kind: ProviderKind, issuer: &Issuer) -> String {
+    match kind {
+        ProviderKind::GitHub => "GitHub".into(),
+        ProviderKind::Google => "Google".into(),
+        ProviderKind::Oidc if id.is_default() => Url::parse(issuer.as_str())
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "your identity provider".into()),
+        ProviderKind::Oidc => {
+            let mut chars = id.as_str().chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        }
+    }
+}
+
+/// `prompt=select_account&login_hint=a%40b.example`: form-encoded pairs, each name once, none
+/// of them one the gate sets.
+pub fn parse_auth_params(v: &str) -> Result<Vec<(String, String)>, String> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for (k, val) in url::form_urlencoded::parse(v.as_bytes()) {
+        let ok_name = !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !ok_name {
+            return Err(
+                "must be form-encoded pairs like prompt=select_account&login_hint=a%40b.example"
+                    .into(),
+            );
+        }
+        let lower = k.to_ascii_lowercase();
+        if RESERVED_AUTH_PARAMS.contains(&lower.as_str()) {
+            return Err(format!(
+                "may not set {lower}: the gate sets it for every sign-in"
+            ));
+        }
+        if pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case(&k)) {
+            return Err(format!("names {k} twice"));
+        }
+        if val.chars().any(char::is_control) {
+            return Err(format!("{k} has control characters"));
+        }
+        pairs.push((k.into_owned(), val.into_owned()));
+    }
+    Ok(pairs)
+}
+
+impl Providers {
+    /// One OpenID provider, `default`, with this issuer and client id `client` (tests).
+    #[cfg(test)]
+    pub fn for_tests(issuer: &str) -> Self {
+        let p = ProviderConfig {
+            id: ProviderId::default_id(),
+            name: "Test".into(),
+            kind: ProviderKind::Oidc,
+            issuer: Issuer::new(issuer),
+            client_id: ClientId::new("client"),
+            client_secret: ClientSecret::new("s3cret-value".into()),
+            scopes: DEFAULT_SCOPES.into(),
+            token_auth_method: TokenAuthMethod::ClientSecretBasic,
+            auth_params: Vec::new(),
+            membership_ttl_secs: DEFAULT_MEMBERSHIP_TTL_SECS,
+        };
+        Self {
+            binding: p.client_id.clone(),
+            list: vec![p],
+            login_default: Some(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn read(pairs: &[(&str, &str)]) -> Result<Providers, ConfigError> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        read_providers(&Vars(|k: &str| m.get(k).cloned()))
+    }
+
+    const TWO: [(&str, &str); 7] = [
+        ("PROVIDERS", "entra github"),
+        ("ENTRA_OIDC_ISSUER", "https://login.example.com/t/v2.0"),
+        ("ENTRA_OIDC_CLIENT_ID", "entra-client"),
+        ("ENTRA_OIDC_CLIENT_SECRET", "s1"),
+        ("GITHUB_OIDC_CLIENT_ID", "gh-client"),
+        ("GITHUB_OIDC_CLIENT_SECRET", "s2"),
+        ("ENTRA_OIDC_PROVIDER_NAME", "Contoso staff"),
+    ];
+
+    #[test]
+    fn the_single_provider_variables_make_the_default_provider() {
+        let p = read(&[
+            ("OIDC_ISSUER", "https://idp.example.com"),
+            ("OIDC_CLIENT_ID", "c"),
+            ("OIDC_CLIENT_SECRET", "s"),
+        ])
+        .unwrap();
+        assert_eq!(p.len(), 1);
+        let only = p.login_default().unwrap();
+        assert!(only.id.is_default());
+        assert_eq!(only.kind, ProviderKind::Oidc);
+        assert_eq!(only.name, "idp.example.com");
+        assert_eq!(p.session_binding().as_str(), "c");
+    }
+
+    #[test]
+    fn several_providers_read_their_prefixed_variables() {
+        let p = read(&TWO).unwrap();
+        assert_eq!(p.len(), 2);
+        assert!(p.login_default().is_none(), "two providers: the chooser");
+        let entra = p.get("entra").unwrap();
+        assert_eq!(entra.name, "Contoso staff");
+        assert_eq!(entra.client_id.as_str(), "entra-client");
+        assert_eq!(entra.scopes, DEFAULT_SCOPES);
+        let gh = p.get("github").unwrap();
+        assert_eq!(gh.kind, ProviderKind::GitHub);
+        assert_eq!(gh.issuer.as_str(), GITHUB_DEFAULT_URL);
+        assert_eq!(gh.scopes, GITHUB_DEFAULT_SCOPES);
+        let urls = gh.github().unwrap();
+        assert_eq!(
+            urls.authorize.as_str(),
+            "https://github.com/login/oauth/authorize"
+        );
+        assert_eq!(urls.api.as_str(), "https://api.github.com/");
+        assert_eq!(
+            p.session_binding().as_str(),
+            "entra=entra-client github=gh-client"
+        );
+        assert_eq!(p.oidc_issuers(), vec![entra.issuer.clone()]);
+    }
+
+    #[test]
+    fn github_enterprise_server_has_its_api_under_api_v3() {
+        let mut v = TWO.to_vec();
+        v.push(("GITHUB_OIDC_ISSUER", "https://git.corp.example/"));
+        let p = read(&v).unwrap();
+        let urls = p.get("github").unwrap().github().unwrap();
+        assert_eq!(urls.api.as_str(), "https://git.corp.example/api/v3/");
+        assert_eq!(
+            urls.token.as_str(),
+            "https://git.corp.example/login/oauth/access_token"
+        );
+    }
+
+    #[test]
+    fn mistakes_name_the_prefixed_variable() {
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (vec![("ENTRA_OIDC_CLIENT_ID", "")], "ENTRA_OIDC_CLIENT_ID"),
+            (
+                vec![("ENTRA_OIDC_ISSUER", "http://idp.example.com")],
+                "ENTRA_OIDC_ISSUER",
+            ),
+            (vec![("ENTRA_OIDC_SCOPES", "email")], "ENTRA_OIDC_SCOPES"),
+            (
+                vec![("GITHUB_OIDC_PROVIDER_KIND", "gitlab")],
+                "GITHUB_OIDC_PROVIDER_KIND",
+            ),
+            (vec![("PROVIDERS", "entra Entra")], "PROVIDERS"),
+            (vec![("PROVIDERS", "entra entra")], "PROVIDERS"),
+            (
+                vec![("OIDC_ISSUER", "https://idp.example.com")],
+                "OIDC_ISSUER",
+            ),
+            (
+                vec![("LOGIN_PROVIDER_DEFAULT", "google")],
+                "LOGIN_PROVIDER_DEFAULT",
+            ),
+            (
+                vec![("ENTRA_OIDC_AUTH_PARAMS", "state=x")],
+                "ENTRA_OIDC_AUTH_PARAMS",
+            ),
+            (
+                vec![("GITHUB_OIDC_MEMBERSHIP_TTL", "5s")],
+                "GITHUB_OIDC_MEMBERSHIP_TTL",
+            ),
+        ];
+        for (extra, var) in cases {
+            let mut v: HashMap<&str, &str> = TWO.iter().copied().collect();
+            v.extend(extra.iter().copied());
+            let v: Vec<(&str, &str)> = v.into_iter().collect();
+            let e = read(&v).unwrap_err();
+            assert_eq!(e.variable, var, "{extra:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_login_default_skips_the_chooser() {
+        let mut v = TWO.to_vec();
+        v.push(("LOGIN_PROVIDER_DEFAULT", "github"));
+        let p = read(&v).unwrap();
+        assert_eq!(p.login_default().unwrap().id.as_str(), "github");
+    }
+
+    #[test]
+    fn google_accepts_its_issuer_without_the_scheme_and_no_one_else_does() {
+        let p = read(&[
+            ("PROVIDERS", "google corp"),
+            ("GOOGLE_OIDC_ISSUER", "https://accounts.google.com"),
+            ("GOOGLE_OIDC_CLIENT_ID", "g"),
+            ("GOOGLE_OIDC_CLIENT_SECRET", "s"),
+            ("CORP_OIDC_ISSUER", "https://idp.corp.example"),
+            ("CORP_OIDC_CLIENT_ID", "c"),
+            ("CORP_OIDC_CLIENT_SECRET", "s"),
+        ])
+        .unwrap();
+        let google = p.get("google").unwrap();
+        assert_eq!(google.kind, ProviderKind::Google);
+        assert!(google.accepts_issuer("https://accounts.google.com"));
+        assert!(google.accepts_issuer("accounts.google.com"));
+        for other in [
+            "http://accounts.google.com",
+            "accounts.google.com/",
+            "https://accounts.google.com/",
+            "ACCOUNTS.GOOGLE.COM",
+        ] {
+            assert!(!google.accepts_issuer(other), "{other}");
+        }
+        let corp = p.get("corp").unwrap();
+        assert!(!corp.accepts_issuer("idp.corp.example"));
+        assert_eq!(
+            p.oidc_issuers(),
+            vec![corp.issuer.clone()],
+            "Google access tokens are opaque"
+        );
+    }
+
+    #[test]
+    fn extra_authorization_parameters_never_replace_the_gates_own() {
+        assert_eq!(
+            parse_auth_params("prompt=select_account&login_hint=a%40b.example").unwrap(),
+            vec![
+                ("prompt".to_owned(), "select_account".to_owned()),
+                ("login_hint".to_owned(), "a@b.example".to_owned())
+            ]
+        );
+        for reserved in RESERVED_AUTH_PARAMS {
+            assert!(parse_auth_params(&format!("{reserved}=x")).is_err());
+            let upper = reserved.to_ascii_uppercase();
+            assert!(parse_auth_params(&format!("a=1&{upper}=x")).is_err());
+        }
+        for bad in ["=x", "a b=1", "prompt=1&prompt=2", "x=%0d%0a", "a%00=1"] {
+            assert!(parse_auth_params(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn github_asks_for_read_org_when_rules_need_it() {
+        let mut p = read(&TWO).unwrap();
+        p.want_github_orgs();
+        assert_eq!(
+            p.get("github").unwrap().scopes,
+            "read:user user:email read:org"
+        );
+        assert_eq!(p.get("entra").unwrap().scopes, DEFAULT_SCOPES);
+        p.want_github_orgs();
+        assert!(p.get("github").unwrap().scopes.matches("read:org").count() == 1);
+    }
+}
