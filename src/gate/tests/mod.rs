@@ -771,4 +771,5 @@ mod logout;
 mod policy;
 mod protect;
 mod provider;
+mod providers;
 mod sessions;

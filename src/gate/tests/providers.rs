@@ -1,0 +1,353 @@
+//! Several providers at once: the chooser, the provider bound into the login transaction and
+//! the session, `provider:` rules, and GitHub (OAuth 2.0 and its REST API).
+
+use super::*;
+
+const GH: &str = "https://git.example";
+const GH_AUTHORIZE: &str = "https://git.example/login/oauth/authorize";
+const GH_TOKEN: &str = "https://git.example/login/oauth/access_token";
+const GH_API: &str = "https://git.example/api/v3/";
+const GH_TOKEN_VALUE: &str = "gho_16C7e42F292c6912E7710c838347Ae178B4a";
+
+fn two_providers(extra: &[(&'static str, &'static str)]) -> Harness {
+    // The first of a name wins: `extra` overrides.
+    let mut vars = extra.to_vec();
+    vars.extend_from_slice(&[
+        ("OIDC_ISSUER", ""),
+        ("OIDC_CLIENT_ID", ""),
+        ("OIDC_CLIENT_SECRET", ""),
+        ("PROVIDERS", "idp github"),
+        ("IDP_OIDC_ISSUER", ISSUER),
+        ("IDP_OIDC_CLIENT_ID", "client"),
+        ("IDP_OIDC_CLIENT_SECRET", CLIENT_SECRET),
+        ("IDP_OIDC_PROVIDER_NAME", "Staff"),
+        ("GITHUB_OIDC_ISSUER", GH),
+        ("GITHUB_OIDC_CLIENT_ID", "gh-client"),
+        ("GITHUB_OIDC_CLIENT_SECRET", "gh-secret"),
+    ]);
+    Harness::with_config(&vars)
+}
+
+fn json_answer(body: Value) -> Response {
+    Response::new(200).with_body("application/json", body.to_string())
+}
+
+/// GitHub's API as one user sees it: `teams` as (org, slug).
+fn serve_github_user(h: &Harness, emails: Value, orgs: &[&str], teams: &[(&str, &str)]) {
+    h.idp.serve(
+        &format!("{GH_API}user"),
+        json_answer(json!({"id": 583231, "login": "octocat", "name": "The Octocat"})),
+    );
+    h.idp
+        .serve(&format!("{GH_API}user/emails"), json_answer(emails));
+    let orgs: Vec<Value> = orgs.iter().map(|o| json!({"login": o})).collect();
+    let teams: Vec<Value> = teams
+        .iter()
+        .map(|(o, s)| json!({"slug": s, "organization": {"login": o}}))
+        .collect();
+    h.idp.serve(
+        &format!("{GH_API}user/orgs?per_page=100&page=1"),
+        json_answer(json!(orgs)),
+    );
+    h.idp.serve(
+        &format!("{GH_API}user/teams?per_page=100&page=1"),
+        json_answer(json!(teams)),
+    );
+}
+
+fn verified_primary() -> Value {
+    json!([
+        {"email": "other@github.example", "primary": false, "verified": true},
+        {"email": "octocat@github.example", "primary": true, "verified": true},
+    ])
+}
+
+/// A GitHub login: the redirect, its state and transaction cookie.
+struct GitHubLogin {
+    authorize: Url,
+    state: String,
+    tx_cookie: SetCookie,
+}
+
+fn start_github_login(h: &Harness) -> GitHubLogin {
+    let resp = h.respond(&navigate(
+        &app("/auth/login?provider=github&return_to=/docs"),
+        None,
+    ));
+    assert_eq!(resp.status, 302, "{}", resp.body_text());
+    let authorize = Url::parse(location(&resp)).unwrap();
+    assert_eq!(authorize.as_str().split('?').next(), Some(GH_AUTHORIZE));
+    let state = query_param(&authorize, "state").unwrap();
+    let tx_cookie = set_cookies(&resp)
+        .into_iter()
+        .find(|c| c.name.contains("portcullis-tx-") && !c.is_deletion())
+        .unwrap();
+    GitHubLogin {
+        authorize,
+        state,
+        tx_cookie,
+    }
+}
+
+fn finish_github_login(h: &Harness, login: &GitHubLogin, token_answer: Response) -> Response {
+    h.idp.serve(GH_TOKEN, token_answer);
+    let url = app(&format!("/auth/callback?code={CODE}&state={}", login.state));
+    h.respond(&navigate(&url, Some(&login.tx_cookie.pair())))
+}
+
+fn github_token() -> Response {
+    json_answer(
+        json!({"access_token": GH_TOKEN_VALUE, "token_type": "bearer", "scope": "read:user,user:email"}),
+    )
+}
+
+fn github_session(h: &Harness) -> String {
+    let login = start_github_login(h);
+    let resp = finish_github_login(h, &login, github_token());
+    assert_eq!(resp.status, 302, "{}", resp.body_text());
+    assert_eq!(location(&resp), "/docs");
+    cookie_set(&resp, SESSION_COOKIE).unwrap().pair()
+}
+
+#[test]
+fn two_providers_get_a_chooser_that_keeps_the_return_path() {
+    let h = two_providers(&[]);
+    let resp = h.respond(&navigate(
+        &app("/auth/login?return_to=/reports/q%3F1"),
+        None,
+    ));
+    assert_eq!(resp.status, 200);
+    let body = resp.body_text();
+    assert!(
+        body.contains(r#"<form method="get" action="/auth/login">"#),
+        "{body}"
+    );
+    assert!(body.contains(r#"name="provider" value="idp">Sign in with Staff</button>"#));
+    assert!(body.contains(r#"name="provider" value="github">Sign in with GitHub</button>"#));
+    assert!(body.contains(r#"name="return_to" value="/reports/q?1""#));
+    assert!(
+        set_cookies(&resp).is_empty(),
+        "no transaction before a choice"
+    );
+
+    let unknown = h.respond(&navigate(&app("/auth/login?provider=gitlab"), None));
+    assert_eq!(unknown.status, 400);
+    assert_eq!(
+        h.idp.last_failure_reason().as_deref(),
+        Some("unknown_provider")
+    );
+
+    // A protected page sends the browser to the chooser.
+    let resp = h.respond(&navigate(&app("/reports"), None));
+    assert_eq!(location(&resp), "/auth/login?return_to=%2Freports");
+}
+
+#[test]
+fn a_login_default_skips_the_chooser() {
+    let h = two_providers(&[("LOGIN_PROVIDER_DEFAULT", "idp")]);
+    let login = h.start_login();
+    assert_eq!(login.param("client_id"), "client");
+}
+
+#[test]
+fn each_provider_signs_in_under_its_own_name() {
+    let h = two_providers(&[]);
+    let url = app("/auth/login?provider=idp");
+    let login = Login::from_response(h.respond(&navigate(&url, None)));
+    let resp = h.finish_sign_in(&login);
+    assert_eq!(resp.status, 302, "{}", resp.body_text());
+    let idp = cookie_set(&resp, SESSION_COOKIE).unwrap().pair();
+    let (_, _, user) = h.forward(&navigate(&app("/x"), Some(&idp)));
+    assert_eq!(user.as_deref(), Some("idp:alice"));
+
+    serve_github_user(&h, verified_primary(), &[], &[]);
+    let gh = github_session(&h);
+    let (headers, _, user) = h.forward(&navigate(&app("/x"), Some(&gh)));
+    assert_eq!(
+        user.as_deref(),
+        Some("github:583231"),
+        "the numeric id, never the login"
+    );
+    assert_eq!(
+        headers.get("X-Auth-Request-Email"),
+        Some("octocat@github.example")
+    );
+    let logged = h.idp.logged("sign_in");
+    assert_eq!(logged.last().unwrap()["provider"], "github");
+}
+
+#[test]
+fn the_callback_uses_only_the_provider_the_login_went_to() {
+    let h = two_providers(&[]);
+    serve_github_user(&h, verified_primary(), &[], &[]);
+    let login = start_github_login(&h);
+    assert!(query_param(&login.authorize, "nonce").is_none());
+    assert_eq!(
+        query_param(&login.authorize, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    // The answer names the other provider as its issuer: GitHub sends no `iss`, and the
+    // provider's identity comes from the sealed transaction, never from the callback.
+    h.idp.serve(GH_TOKEN, github_token());
+    let url = app(&format!(
+        "/auth/callback?code={CODE}&state={}&iss={}",
+        login.state,
+        url::form_urlencoded::byte_serialize(ISSUER.as_bytes()).collect::<String>()
+    ));
+    let resp = h.respond(&navigate(&url, Some(&login.tx_cookie.pair())));
+    assert_eq!(
+        resp.status,
+        400,
+        "an iss that is not GitHub's: {}",
+        resp.body_text()
+    );
+    assert!(h.idp.requests_to(TOKEN_URL).is_empty());
+    assert!(h.idp.requests_to(GH_TOKEN).is_empty());
+
+    let login = start_github_login(&h);
+    let resp = finish_github_login(&h, &login, github_token());
+    assert_eq!(resp.status, 302);
+    assert!(
+        h.idp.requests_to(TOKEN_URL).is_empty(),
+        "never the other provider's token endpoint"
+    );
+    let token_call = &h.idp.requests_to(GH_TOKEN)[0];
+    assert_eq!(token_call.headers.get("Accept"), Some("application/json"));
+    let body = token_call.body.as_deref().unwrap();
+    assert!(body.contains("client_id=gh-client") && body.contains("code_verifier="));
+    for req in h
+        .idp
+        .requests
+        .borrow()
+        .iter()
+        .filter(|r| r.url.starts_with(GH))
+    {
+        let ua = req.headers.get("User-Agent");
+        assert!(
+            req.url == GH_TOKEN || ua.is_some_and(|u| !u.is_empty()),
+            "{} without a User-Agent",
+            req.url
+        );
+    }
+}
+
+#[test]
+fn github_errors_in_a_200_and_form_answers() {
+    let h = two_providers(&[]);
+    serve_github_user(&h, verified_primary(), &[], &[]);
+    let login = start_github_login(&h);
+    let refusal = json_answer(
+        json!({"error": "bad_verification_code", "error_description": "The code passed is incorrect or expired."}),
+    );
+    let resp = finish_github_login(&h, &login, refusal);
+    assert_eq!(resp.status, 400, "{}", resp.body_text());
+    assert_sets_no_session(&resp);
+    assert_eq!(
+        h.idp.last_failure_reason().as_deref(),
+        Some("invalid_grant")
+    );
+
+    let login = start_github_login(&h);
+    let form = Response::new(200).with_body(
+        "application/x-www-form-urlencoded; charset=utf-8",
+        format!("access_token={GH_TOKEN_VALUE}&scope=read%3Auser&token_type=bearer"),
+    );
+    let resp = finish_github_login(&h, &login, form);
+    assert_eq!(resp.status, 302, "{}", resp.body_text());
+}
+
+#[test]
+fn an_unverified_primary_address_is_no_address() {
+    let h = two_providers(&[("ACCESS_RULES", "/corp/* domain:corp.example")]);
+    serve_github_user(
+        &h,
+        json!([
+            {"email": "victim@corp.example", "primary": true, "verified": false},
+            {"email": "sneaky@github.example", "primary": false, "verified": true},
+        ]),
+        &[],
+        &[],
+    );
+    let gh = github_session(&h);
+    let (headers, _, _) = h.forward(&navigate(&app("/x"), Some(&gh)));
+    assert_eq!(headers.get("X-Auth-Request-Email"), None);
+    let resp = h.respond(&navigate(&app("/corp/x"), Some(&gh)));
+    assert_eq!(resp.status, 403);
+}
+
+#[test]
+fn provider_rules_refuse_another_providers_session_and_offer_the_right_one() {
+    let h = two_providers(&[("ACCESS_RULES", "/admin/* provider:idp&group:admins")]);
+    serve_github_user(&h, verified_primary(), &[], &[]);
+    let gh = github_session(&h);
+    let resp = h.respond(&navigate(&app("/admin/users"), Some(&gh)));
+    assert_eq!(resp.status, 403);
+    let body = resp.body_text();
+    assert!(
+        body.contains(
+            r#"href="/auth/login?provider=idp&amp;return_to=%2Fadmin%2Fusers">Sign in with Staff"#
+        ),
+        "{body}"
+    );
+    assert!(!body.contains("provider=github"));
+    let json = h.respond(&api_get(&app("/admin/users"), Some(&gh)));
+    assert_eq!(json_body(&json)["sub"], "github:583231");
+}
+
+#[test]
+fn github_memberships_are_read_again_when_due_and_a_revoked_token_ends_the_session() {
+    let h = two_providers(&[
+        (
+            "ACCESS_RULES",
+            "/team/* github-team:acme/admins; /org/* github-org:acme",
+        ),
+        ("GITHUB_OIDC_MEMBERSHIP_TTL", "60"),
+    ]);
+    serve_github_user(&h, verified_primary(), &["Acme"], &[("Acme", "admins")]);
+    let login = start_github_login(&h);
+    let scope = query_param(&login.authorize, "scope").unwrap();
+    assert_eq!(
+        scope, "read:user user:email read:org",
+        "read:org added for the rules"
+    );
+    let resp = finish_github_login(&h, &login, github_token());
+    let gh = cookie_set(&resp, SESSION_COOKIE).unwrap().pair();
+    h.forward(&navigate(&app("/team/x"), Some(&gh)));
+    h.forward(&navigate(&app("/org/x"), Some(&gh)));
+
+    // Removed from the team: within the interval nothing is read, after it the rule refuses.
+    serve_github_user(&h, verified_primary(), &["Acme"], &[]);
+    let calls = h.idp.fetches_of(&format!("{GH_API}user"));
+    h.idp.advance(30);
+    h.forward(&navigate(&app("/team/x"), Some(&gh)));
+    assert_eq!(h.idp.fetches_of(&format!("{GH_API}user")), calls);
+    h.idp.advance(31);
+    let resp = match h.handle(&navigate(&app("/team/x"), Some(&gh))) {
+        Outcome::Respond(r) => r,
+        Outcome::Forward { .. } => panic!("a removed team member got in"),
+    };
+    assert_eq!(resp.status, 403);
+    let rewritten = cookie_set(&resp, SESSION_COOKIE).unwrap().pair();
+    h.forward(&navigate(&app("/org/x"), Some(&rewritten)));
+
+    // The token is revoked at GitHub: the next check ends the session.
+    h.idp.serve(
+        &format!("{GH_API}user"),
+        Response::new(401).with_body("application/json", r#"{"message":"Bad credentials"}"#),
+    );
+    h.idp.advance(61);
+    let resp = h.respond(&navigate(&app("/org/x"), Some(&rewritten)));
+    assert_eq!(resp.status, 302);
+    assert!(location(&resp).starts_with("/auth/login"));
+    assert!(cookie_deleted(&resp, SESSION_COOKIE));
+}
+
+#[test]
+fn a_session_from_a_provider_no_longer_configured_is_no_session() {
+    let h = two_providers(&[]);
+    serve_github_user(&h, verified_primary(), &[], &[]);
+    let gh = github_session(&h);
+    let other = two_providers(&[("PROVIDERS", "idp")]);
+    let resp = other.respond(&navigate(&app("/x"), Some(&gh)));
+    assert_eq!(resp.status, 302, "the provider set changed: sign in again");
+}
