@@ -111,13 +111,8 @@ pub struct ProviderConfig {
 }
 
 impl ProviderConfig {
-    /// Whether `iss` names this provider: exactly its issuer, or for Google only, the issuer
-    /// without its scheme (Google's ID tokens may say `accounts.google.com`).
-    pub fn accepts_issuer(&self, iss: &str) -> bool {
-        iss == self.issuer.as_str() || Some(iss) == self.issuer_spelling()
-    }
-
-    /// Google only: its issuer without the scheme.
+    /// Another spelling of the issuer its ID tokens may carry: for Google only, the issuer
+    /// without its scheme (`accounts.google.com`).
     pub fn issuer_spelling(&self) -> Option<&str> {
         if self.kind != ProviderKind::Google {
             return None;
@@ -176,6 +171,7 @@ impl Providers {
     }
 
     /// The first provider listed.
+    #[cfg(test)]
     pub fn first(&self) -> &ProviderConfig {
         &self.list[0]
     }
@@ -191,18 +187,6 @@ impl Providers {
 
     pub fn session_binding(&self) -> &ClientId {
         &self.binding
-    }
-
-    /// The OpenID provider with this issuer whose client is `aud`'s (back-channel logout).
-    pub fn oidc_for(
-        &self,
-        iss: &str,
-        audience_has: impl Fn(&str) -> bool,
-    ) -> Option<&ProviderConfig> {
-        self.list
-            .iter()
-            .filter(|p| p.is_oidc() && p.accepts_issuer(iss))
-            .find(|p| audience_has(p.client_id.as_str()))
     }
 
     /// The issuers whose JWT access tokens APIs accept by default.
@@ -596,6 +580,10 @@ mod tests {
         assert_eq!(p.login_default().unwrap().id.as_str(), "github");
     }
 
+    fn accepts(p: &ProviderConfig, iss: &str) -> bool {
+        iss == p.issuer.as_str() || Some(iss) == p.issuer_spelling()
+    }
+
     #[test]
     fn google_accepts_its_issuer_without_the_scheme_and_no_one_else_does() {
         let p = read(&[
@@ -610,18 +598,18 @@ mod tests {
         .unwrap();
         let google = p.get("google").unwrap();
         assert_eq!(google.kind, ProviderKind::Google);
-        assert!(google.accepts_issuer("https://accounts.google.com"));
-        assert!(google.accepts_issuer("accounts.google.com"));
+        assert!(accepts(google, "https://accounts.google.com"));
+        assert!(accepts(google, "accounts.google.com"));
         for other in [
             "http://accounts.google.com",
             "accounts.google.com/",
             "https://accounts.google.com/",
             "ACCOUNTS.GOOGLE.COM",
         ] {
-            assert!(!google.accepts_issuer(other), "{other}");
+            assert!(!accepts(google, other), "{other}");
         }
         let corp = p.get("corp").unwrap();
-        assert!(!corp.accepts_issuer("idp.corp.example"));
+        assert!(!accepts(corp, "idp.corp.example"));
         assert_eq!(
             p.oidc_issuers(),
             vec![corp.issuer.clone()],

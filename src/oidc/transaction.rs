@@ -220,7 +220,6 @@ impl LoginTransaction {
             nonce: self.nonce,
             return_to: self.return_to,
             issuer: self.issuer,
-            provider: self.provider,
         })
     }
 }
@@ -234,7 +233,6 @@ pub struct CodeExchange {
     pub nonce: Nonce,
     pub return_to: String,
     pub issuer: Issuer,
-    pub provider: ProviderId,
 }
 
 impl CodeExchange {
