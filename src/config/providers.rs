@@ -232,7 +232,7 @@ pub(super) fn read_providers<F: Fn(&str) -> Option<String>>(
             binding,
         });
     };
-    if let Some(stray) = ["OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"]
+    if let Some(stray) = ["OIDC_ISSUER", "OIDC_CLIENT_ID"]
         .into_iter()
         .find(|n| vars.get(n).is_some())
     {
