@@ -291,6 +291,9 @@ impl Config {
                         .collect::<Result<_, _>>()?,
                     None => providers.oidc_issuers(),
                 };
+                if issuers.is_empty() {
+                    return Err(err("API_ISSUERS", "is not set, and no provider's access tokens are JWTs (GitHub's and Google's are opaque): list the issuers of your API's tokens"));
+                }
                 let typ = vars.choice(
                     "API_TOKEN_TYP",
                     TypPolicy::AtJwtOrJwt,
@@ -354,6 +357,19 @@ pub mod tests_support {
     use super::Config;
 
     pub const SECRET_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+    /// The variables of [`test_config`] before its `extra`.
+    pub fn base_vars() -> std::collections::HashMap<String, String> {
+        [
+            ("OIDC_ISSUER", "https://idp.example.com"),
+            ("OIDC_CLIENT_ID", "client"),
+            ("OIDC_CLIENT_SECRET", "s3cret-value"),
+            ("COOKIE_SECRET", SECRET_B64),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
 
     /// A valid configuration for unit tests, with `extra` overriding or adding variables.
     pub fn test_config(extra: &[(&str, &str)]) -> Config {

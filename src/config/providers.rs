@@ -573,6 +573,25 @@ mod tests {
     }
 
     #[test]
+    fn apis_need_an_issuer_of_jwt_access_tokens() {
+        let github_only = [
+            ("OIDC_ISSUER", ""),
+            ("OIDC_CLIENT_ID", ""),
+            ("PROVIDERS", "github"),
+            ("GITHUB_OIDC_CLIENT_ID", "gh"),
+            ("GITHUB_OIDC_CLIENT_SECRET", "s"),
+            ("API_AUDIENCES", "api://x"),
+        ];
+        let m: HashMap<&str, &str> = github_only.into_iter().collect();
+        let mut with_base = crate::config::tests_support::base_vars();
+        with_base.extend(m.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let e = crate::config::Config::from_vars(|k| with_base.get(k).cloned()).unwrap_err();
+        assert_eq!(e.variable, "API_ISSUERS");
+        with_base.insert("API_ISSUERS".into(), "https://issuer.example".into());
+        assert!(crate::config::Config::from_vars(|k| with_base.get(k).cloned()).is_ok());
+    }
+
+    #[test]
     fn a_login_default_skips_the_chooser() {
         let mut v = TWO.to_vec();
         v.push(("LOGIN_PROVIDER_DEFAULT", "github"));
