@@ -284,6 +284,7 @@ impl Session {
 
     pub fn userinfo(&self) -> serde_json::Value {
         serde_json::json!({
+            "provider": self.provider.as_str(),
             "iss": self.iss.as_str(),
             "sub": self.sub,
             "email": self.email,

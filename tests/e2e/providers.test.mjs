@@ -403,7 +403,9 @@ test('github-org and github-team rules', async () => {
 test('an error in GitHub\'s 200 token answer is an error page, not a session', async () => {
   github.failNextToken({ error: 'bad_verification_code', error_description: 'The code passed is incorrect or expired.', error_uri: 'https://docs.github.com/apps/troubleshooting' });
   const agent = new Agent();
+  const tokenCalls = github.requests.filter((r) => r.path === '/login/oauth/access_token').length;
   const [res, at] = await signInFake(agent, 'github');
+  assert.equal(github.requests.filter((r) => r.path === '/login/oauth/access_token').length, tokenCalls + 1, 'the code reached the token endpoint');
   assert.ok(res.status === 502 || (res.status >= 400 && res.status < 500), `ended at ${at} with ${res.status}`);
   assert.match(res.headers.get('content-type'), /^text\/html/);
   assert.deepEqual(sessionCookies(agent), []);
@@ -427,6 +429,7 @@ test('a GitHub token the API refuses signs no one in', async () => {
   // The worker reads the API right after the code exchange; a token the API calls bad is no session.
   const agent = new Agent();
   const [, callback] = await agent.signIn(loginUrl('github'), { stopAtCallback: true });
+  assert.equal(new URL(callback).pathname, '/auth/callback');
   github.failNextToken({ access_token: 'gho_notissuedbythisfakeatallxxxxxxxxxx', token_type: 'bearer', scope: 'read:user,user:email,read:org' });
   const res = await agent.request(callback);
   assert.ok(res.status >= 400, `${res.status}`);
@@ -493,7 +496,9 @@ test('Google\'s iss with or without the scheme signs in; any other iss is refuse
     for (const spelling of [`https://${bare}`, `${google.issuer}/`, 'accounts.google.com', `${bare}.evil.example`]) {
       google.issSpelling = spelling;
       const agent = new Agent();
+      const tokenCalls = google.requests.filter((r) => r.path === '/token').length;
       const [res, at] = await signInFake(agent, 'google');
+      assert.equal(google.requests.filter((r) => r.path === '/token').length, tokenCalls + 1, `${spelling}: an ID token was issued`);
       assert.ok(res.status >= 400, `${spelling}: ended at ${at} with ${res.status}`);
       assert.deepEqual(sessionCookies(agent), [], spelling);
     }
