@@ -1,5 +1,4 @@
-// DRAFT, written against the multi-provider contract before the Rust side has landed: several
-// identity providers behind one gate. Two oidc-provider instances (`one`, `two`, 4-second
+// Several identity providers behind one gate. Two oidc-provider instances (`one`, `two`, 4-second
 // access tokens) kept apart, a fake GitHub (OAuth 2.0 and its REST API) and a fake Google
 // (hd, iss spellings, offline access), all on loopback, in front of an origin that echoes
 // what it receives.
