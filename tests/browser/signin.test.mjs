@@ -1,11 +1,10 @@
 // A real headless Chromium (Debian's) clicks through the demo sign-in and sees the page.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../support/browser.mjs';
 import { startIdp } from '../support/idp.mjs';
 import { startWorker, freePort, clientVars } from '../support/harness.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 let idp; let worker; let browser;
 
 before(async () => {
@@ -15,11 +14,7 @@ before(async () => {
     port: workerPort,
     vars: clientVars(idp.issuer),
   });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -7,6 +7,7 @@
 // numeric id stays. No dependencies.
 import http from 'node:http';
 import crypto from 'node:crypto';
+import { readBody, basicCredentials } from './http.mjs';
 
 /**
  * The default users, keyed by login. `emails` as /user/emails lists them; `orgs` by login;
@@ -49,33 +50,12 @@ const splitScopes = (s) => [...new Set((s ?? '').split(/[\s,]+/).filter(Boolean)
 /** A stable small number for an organization or team name (GitHub ids are numbers). */
 const idFor = (name) => crypto.createHash('sha256').update(name).digest().readUInt32BE(0) % 1_000_000;
 
-function readBody(req) {
-  return new Promise((resolve, reject) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (d) => { body += d; });
-    req.on('end', () => resolve(body));
-    req.on('error', reject);
-  });
-}
-
 /** Form or JSON body (GitHub takes both) as a plain object of strings. */
 function parseBody(req, raw) {
   if (/application\/json/i.test(req.headers['content-type'] ?? '')) {
     try { return Object.fromEntries(Object.entries(JSON.parse(raw)).map(([k, v]) => [k, String(v)])); } catch { return {}; }
   }
   return Object.fromEntries(new URLSearchParams(raw));
-}
-
-/** `client_id:client_secret` from an HTTP Basic header (RFC 6749 2.3.1 form-encoding). */
-function basicCredentials(header) {
-  const m = /^Basic\s+(\S+)$/i.exec(header ?? '');
-  if (!m) return null;
-  const decoded = Buffer.from(m[1], 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon < 0) return null;
-  const unform = (s) => decodeURIComponent(s.replace(/\+/g, ' '));
-  try { return { id: unform(decoded.slice(0, colon)), secret: unform(decoded.slice(colon + 1)) }; } catch { return null; }
 }
 
 /**

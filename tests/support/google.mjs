@@ -6,6 +6,7 @@
 // node:http and node:crypto only; sign-in is immediate for the user chosen by signInAs.
 import http from 'node:http';
 import crypto from 'node:crypto';
+import { readBody, basicCredentials } from './http.mjs';
 
 /** The users, keyed by what signInAs takes. `hd` marks a Workspace (hosted domain) account. */
 export const GOOGLE_USERS = {
@@ -24,27 +25,6 @@ const NO_STORE = { 'cache-control': 'no-cache, no-store, max-age=0, must-revalid
 
 const random = (bytes = 24) => crypto.randomBytes(bytes).toString('base64url');
 const b64url = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
-
-function readBody(req) {
-  return new Promise((resolve, reject) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (d) => { body += d; });
-    req.on('end', () => resolve(body));
-    req.on('error', reject);
-  });
-}
-
-/** `client_id:client_secret` from an HTTP Basic header (RFC 6749 2.3.1 form-encoding). */
-function basicCredentials(header) {
-  const m = /^Basic\s+(\S+)$/i.exec(header ?? '');
-  if (!m) return null;
-  const decoded = Buffer.from(m[1], 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon < 0) return null;
-  const unform = (s) => decodeURIComponent(s.replace(/\+/g, ' '));
-  try { return { id: unform(decoded.slice(0, colon)), secret: unform(decoded.slice(colon + 1)) }; } catch { return null; }
-}
 
 /**
  * Starts the fake. `users` defaults to GOOGLE_USERS. `expiresIn` (seconds, also settable on
