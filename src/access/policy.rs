@@ -23,6 +23,8 @@ pub enum Requirement {
     Provider(String),
     /// Google's verified `hd` claim (the Workspace domain), lowercase.
     HostedDomain(String),
+    /// Entra: signed in from this tenant (its id, lowercase).
+    Tenant(String),
     /// A member of this GitHub organization, lowercase.
     GitHubOrg(String),
     /// A member of this GitHub team, `org/slug`, lowercase.
@@ -48,6 +50,13 @@ impl Requirement {
             "group" if value_ok => Self::Group(value.to_owned()),
             "role" if value_ok => Self::Role(value.to_owned()),
             "provider" if value_ok => Self::Provider(value.to_owned()),
+            "tenant"
+                if value_ok
+                    && value.len() == 36
+                    && value.chars().all(|c| c.is_ascii_hexdigit() || c == '-') =>
+            {
+                Self::Tenant(value.to_ascii_lowercase())
+            }
             "hd" if value_ok && !value.contains('@') => {
                 Self::HostedDomain(value.to_ascii_lowercase())
             }
@@ -77,6 +86,7 @@ impl std::fmt::Display for Requirement {
             Self::Role(v) => write!(f, "role:{v}"),
             Self::Provider(v) => write!(f, "provider:{v}"),
             Self::HostedDomain(v) => write!(f, "hd:{v}"),
+            Self::Tenant(v) => write!(f, "tenant:{v}"),
             Self::GitHubOrg(v) => write!(f, "github-org:{v}"),
             Self::GitHubTeam(v) => write!(f, "github-team:{v}"),
         }
@@ -152,6 +162,8 @@ pub struct Identity<'a> {
     pub provider: Option<&'a str>,
     /// Google's `hd`, only ever from a Google provider.
     pub hosted_domain: Option<&'a str>,
+    /// Entra multi-tenant sign-in: the tenant id.
+    pub tenant: Option<&'a str>,
     /// GitHub organizations and `org/team` slugs, as GitHub spells them.
     pub github_orgs: &'a [String],
     pub github_teams: &'a [String],
@@ -172,6 +184,7 @@ impl Identity<'_> {
             roles,
             provider: None,
             hosted_domain: None,
+            tenant: None,
             github_orgs: &[],
             github_teams: &[],
         }
@@ -240,7 +253,7 @@ impl Policy {
                 .ok_or_else(|| bad("the pattern must be an absolute path or /dir/*".into()))?;
             let any_of = tokens
                 .flat_map(|t| t.split(',').filter(|s| !s.is_empty()))
-                .map(|t| AllOf::parse(t).ok_or_else(|| bad("requirements are public, authenticated, email:ADDRESS, domain:DOMAIN, group:NAME, role:NAME, provider:ID, hd:DOMAIN, github-org:NAME or github-team:ORG/SLUG, joined by & when all are needed".into())))
+                .map(|t| AllOf::parse(t).ok_or_else(|| bad("requirements are public, authenticated, email:ADDRESS, domain:DOMAIN, group:NAME, role:NAME, provider:ID, tenant:GUID, hd:DOMAIN, github-org:NAME or github-team:ORG/SLUG, joined by & when all are needed".into())))
                 .collect::<Result<Vec<_>, _>>()?;
             if any_of.is_empty() {
                 return Err(bad("a rule needs at least one requirement".into()));
@@ -360,6 +373,7 @@ impl Policy {
             Requirement::HostedDomain(d) => {
                 who.hosted_domain.is_some_and(|h| h.eq_ignore_ascii_case(d))
             }
+            Requirement::Tenant(t) => who.tenant.is_some_and(|x| x.eq_ignore_ascii_case(t)),
             Requirement::GitHubOrg(o) => who.github_orgs.iter().any(|x| x.eq_ignore_ascii_case(o)),
             Requirement::GitHubTeam(t) => {
                 who.github_teams.iter().any(|x| x.eq_ignore_ascii_case(t))
@@ -748,7 +762,18 @@ mod tests {
             "a team named like the org"
         );
         assert!(!decide(&p, "/team/x", &outsider));
+        let tenant = Identity {
+            tenant: Some("11111111-2222-3333-4444-555555555555"),
+            ..Identity::basic(None, None, &[], &[])
+        };
+        let t = policy(
+            "/t/* tenant:11111111-2222-3333-4444-555555555555",
+            &NO_ALLOW,
+        );
+        assert!(decide(&t, "/t/x", &tenant));
+        assert!(!decide(&t, "/t/x", &Identity::basic(None, None, &[], &[])));
         for bad in [
+            "/a/* tenant:contoso.com",
             "/a/* github-team:acme",
             "/a/* github-team:acme/x/y",
             "/a/* github-team:/x",

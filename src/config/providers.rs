@@ -6,7 +6,7 @@ use url::Url;
 
 use crate::base::secret::ClientSecret;
 use crate::base::types::{ClientId, Issuer};
-use crate::config::read::{err, parse_issuer_var, Vars};
+use crate::config::read::{err, parse_http_url, parse_issuer_var, Vars};
 use crate::config::{ConfigError, TokenAuthMethod, DEFAULT_SCOPES};
 
 /// The id of the provider the single-provider variables describe.
@@ -80,6 +80,74 @@ pub enum ProviderKind {
     Google,
     /// GitHub (or GitHub Enterprise Server): OAuth 2.0 and its REST API, no OpenID Connect.
     GitHub,
+    /// Microsoft Entra ID: OpenID Connect, multi-tenant issuer templates, group overage
+    /// through Microsoft Graph.
+    Entra,
+}
+
+/// The Entra tenants a multi-tenant provider lets in (`OIDC_ALLOWED_TENANTS`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tenants {
+    /// `*`, stated explicitly: any organization's users.
+    Any,
+    /// These tenant ids (GUIDs, lowercase).
+    Listed(Vec<String>),
+}
+
+impl Tenants {
+    pub fn parse(v: &str) -> Option<Self> {
+        if v.trim() == "*" {
+            return Some(Self::Any);
+        }
+        let listed: Option<Vec<String>> = crate::access::policy::list(v)
+            .map(|t| is_guid(t).then(|| t.to_ascii_lowercase()))
+            .collect();
+        listed.filter(|l| !l.is_empty()).map(Self::Listed)
+    }
+
+    pub fn allows(&self, tid: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Listed(l) => l.iter().any(|t| t.eq_ignore_ascii_case(tid)),
+        }
+    }
+}
+
+/// `8-4-4-4-12` hex digits: an Entra tenant or object id.
+pub fn is_guid(v: &str) -> bool {
+    let groups: Vec<&str> = v.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Microsoft Graph for an Entra authority: the cloud's own (sovereign clouds have theirs).
+fn default_graph_url(issuer: &Issuer) -> Option<Url> {
+    let host = Url::parse(issuer.as_str()).ok()?.host_str()?.to_owned();
+    let graph = match host.as_str() {
+        "login.microsoftonline.us" => "https://graph.microsoft.us",
+        "login.partner.microsoftonline.cn" | "login.chinacloudapi.cn" => {
+            "https://microsoftgraph.chinacloudapi.cn"
+        }
+        _ => "https://graph.microsoft.com",
+    };
+    Url::parse(graph).ok()
+}
+
+fn is_entra_host(issuer: &str) -> bool {
+    let host = Url::parse(issuer)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    matches!(
+        host.as_str(),
+        "login.microsoftonline.com"
+            | "login.microsoftonline.us"
+            | "login.partner.microsoftonline.cn"
+            | "login.chinacloudapi.cn"
+    ) || host.ends_with(".ciamlogin.com")
 }
 
 /// GitHub's endpoints, from its base URL.
@@ -108,6 +176,11 @@ pub struct ProviderConfig {
     pub auth_params: Vec<(String, String)>,
     /// GitHub: how long organization and team membership is trusted before it is read again.
     pub membership_ttl_secs: u64,
+    /// Entra multi-tenant (`common`, `organizations`): the tenants let in. `None`: the
+    /// discovery issuer must be the configured one exactly.
+    pub tenants: Option<Tenants>,
+    /// Entra: Microsoft Graph, for groups beyond the token's limit (`OIDC_GRAPH_URL`).
+    pub graph_url: Option<Url>,
 }
 
 impl ProviderConfig {
@@ -193,7 +266,7 @@ impl Providers {
     pub fn oidc_issuers(&self) -> Vec<Issuer> {
         self.list
             .iter()
-            .filter(|p| p.kind == ProviderKind::Oidc)
+            .filter(|p| matches!(p.kind, ProviderKind::Oidc | ProviderKind::Entra))
             .map(|p| p.issuer.clone())
             .collect()
     }
@@ -291,12 +364,14 @@ fn read_provider<F: Fn(&str) -> Option<String>>(
             ("oidc", Some(ProviderKind::Oidc)),
             ("google", Some(ProviderKind::Google)),
             ("github", Some(ProviderKind::GitHub)),
+            ("entra", Some(ProviderKind::Entra)),
         ],
     )?;
     let issuer_text = vars.get(&issuer_var);
     let kind = stated_kind.unwrap_or(match issuer_text.as_deref() {
         _ if id.as_str() == "github" => ProviderKind::GitHub,
         Some("https://accounts.google.com") => ProviderKind::Google,
+        Some(i) if is_entra_host(i) => ProviderKind::Entra,
         _ => ProviderKind::Oidc,
     });
     let issuer = match (kind, issuer_text) {
@@ -366,6 +441,28 @@ fn read_provider<F: Fn(&str) -> Option<String>>(
             "must be a duration between 1m and 1d, like 15m or 1h",
         )?
         .unwrap_or(DEFAULT_MEMBERSHIP_TTL_SECS);
+    let tenants_var = name("OIDC_ALLOWED_TENANTS");
+    let tenants = vars
+        .get(&tenants_var)
+        .map(|v| {
+            Tenants::parse(&v).ok_or_else(|| {
+                err(
+                    &tenants_var,
+                    "must be tenant ids (GUIDs) separated by spaces or commas, or * for any tenant",
+                )
+            })
+        })
+        .transpose()?;
+    if tenants.is_some() && kind != ProviderKind::Entra {
+        return Err(err(tenants_var, "applies to Entra ID providers only"));
+    }
+    let graph_var = name("OIDC_GRAPH_URL");
+    let graph_url = match (kind, vars.get(&graph_var)) {
+        (ProviderKind::Entra, Some(v)) => Some(parse_http_url(&graph_var, &v)?),
+        (ProviderKind::Entra, None) => default_graph_url(&issuer),
+        (_, Some(_)) => return Err(err(graph_var, "applies to Entra ID providers only")),
+        (_, None) => None,
+    };
     Ok(ProviderConfig {
         id,
         name: display,
@@ -377,6 +474,8 @@ fn read_provider<F: Fn(&str) -> Option<String>>(
         token_auth_method,
         auth_params,
         membership_ttl_secs,
+        tenants,
+        graph_url,
     })
 }
 
@@ -384,11 +483,12 @@ fn default_name(id: &ProviderId, kind: ProviderKind, issuer: &Issuer) -> String 
     match kind {
         ProviderKind::GitHub => "GitHub".into(),
         ProviderKind::Google => "Google".into(),
+        ProviderKind::Entra if id.is_default() => "Microsoft".into(),
         ProviderKind::Oidc if id.is_default() => Url::parse(issuer.as_str())
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
             .unwrap_or_else(|| "your identity provider".into()),
-        ProviderKind::Oidc => {
+        ProviderKind::Oidc | ProviderKind::Entra => {
             let mut chars = id.as_str().chars();
             chars
                 .next()
@@ -444,6 +544,8 @@ impl Providers {
             token_auth_method: TokenAuthMethod::ClientSecretBasic,
             auth_params: Vec::new(),
             membership_ttl_secs: DEFAULT_MEMBERSHIP_TTL_SECS,
+            tenants: None,
+            graph_url: None,
         };
         Self {
             binding: p.client_id.clone(),
@@ -589,6 +691,66 @@ mod tests {
         assert_eq!(e.variable, "API_ISSUERS");
         with_base.insert("API_ISSUERS".into(), "https://issuer.example".into());
         assert!(crate::config::Config::from_vars(|k| with_base.get(k).cloned()).is_ok());
+    }
+
+    #[test]
+    fn entra_tenants_and_graph() {
+        let entra = |extra: &[(&str, &str)]| {
+            let mut v = vec![
+                (
+                    "OIDC_ISSUER",
+                    "https://login.microsoftonline.us/organizations/v2.0",
+                ),
+                ("OIDC_CLIENT_ID", "c"),
+                ("OIDC_CLIENT_SECRET", "s"),
+            ];
+            v.extend_from_slice(extra);
+            read(&v)
+        };
+        let p = entra(&[(
+            "OIDC_ALLOWED_TENANTS",
+            "11111111-2222-3333-4444-555555555555, AAAAAAAA-2222-3333-4444-555555555555",
+        )])
+        .unwrap();
+        let only = p.first();
+        assert_eq!(only.kind, ProviderKind::Entra);
+        assert_eq!(
+            only.graph_url.as_ref().unwrap().as_str(),
+            "https://graph.microsoft.us/"
+        );
+        let tenants = only.tenants.as_ref().unwrap();
+        assert!(tenants.allows("aaaaaaaa-2222-3333-4444-555555555555"));
+        assert!(!tenants.allows("bbbbbbbb-2222-3333-4444-555555555555"));
+        assert_eq!(
+            entra(&[("OIDC_ALLOWED_TENANTS", "*")])
+                .unwrap()
+                .first()
+                .tenants,
+            Some(Tenants::Any)
+        );
+        for bad in [
+            "contoso.com",
+            "*, 11111111-2222-3333-4444-555555555555",
+            "11111111-2222-3333-4444-55555555555",
+        ] {
+            assert_eq!(
+                entra(&[("OIDC_ALLOWED_TENANTS", bad)])
+                    .unwrap_err()
+                    .variable,
+                "OIDC_ALLOWED_TENANTS",
+                "{bad}"
+            );
+        }
+        let e = read(&[
+            ("OIDC_ISSUER", "https://idp.example.com"),
+            ("OIDC_CLIENT_ID", "c"),
+            ("OIDC_CLIENT_SECRET", "s"),
+            ("OIDC_ALLOWED_TENANTS", "*"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.variable, "OIDC_ALLOWED_TENANTS");
+        assert!(is_guid("11111111-2222-3333-4444-555555555555"));
+        assert!(!is_guid("11111111-2222-3333-4444-555555555555-1"));
     }
 
     #[test]

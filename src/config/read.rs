@@ -129,7 +129,7 @@ pub(super) fn parse_issuer_var(name: &str, v: &str) -> Result<Issuer, ConfigErro
 }
 
 /// An https URL; plain http only on a loopback host (local development), as for the issuer.
-pub(super) fn parse_http_url(name: &'static str, v: &str) -> Result<Url, ConfigError> {
+pub(super) fn parse_http_url(name: &str, v: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(v).map_err(|_| err(name, "is not a URL"))?;
     match url.scheme() {
         _ if url.host_str().is_none() => Err(err(name, "must be an http(s) URL")),

@@ -27,6 +27,7 @@ impl From<IdTokenFailure> for GateError {
         match e {
             IdTokenFailure::Provider(p) => p.into(),
             IdTokenFailure::Rejected(why) => Self::IdTokenRejected(why),
+            IdTokenFailure::TenantNotAllowed => Self::TenantNotAllowed,
         }
     }
 }
@@ -198,6 +199,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             nonce: Some(nonce),
             access_token: tokens.access_token.as_ref().map(|t| t.secret().as_str()),
             now,
+            issuer_template: meta.issuer_template.as_ref(),
         };
         let verified = id_token::verify(provider, self.cache, self.platform, check).await?;
         let session_tokens = SessionTokens {

@@ -61,6 +61,8 @@ pub enum GateError {
     },
     /// `/auth/login?provider=` names no configured provider.
     UnknownProvider,
+    /// A multi-tenant sign-in from a tenant `OIDC_ALLOWED_TENANTS` does not name.
+    TenantNotAllowed,
     /// An `Authorization: Bearer` header without a usable token in it.
     BearerMalformed,
     /// A route of `API_ROUTES` without any credential.
@@ -122,6 +124,7 @@ impl GateError {
                 502
             }
             Self::CrossSiteLogout | Self::Forbidden { .. } | Self::TokenForbidden => 403,
+            Self::TenantNotAllowed => 403,
             Self::InsufficientScope(_) => 403,
             Self::IdTokenRejected(_) | Self::SignInRequired { .. } => 401,
             Self::BearerMissing | Self::TokenRejected { .. } => 401,
@@ -157,6 +160,7 @@ impl GateError {
             Self::SignInRequired { .. } | Self::BearerMissing => "unauthenticated",
             Self::Forbidden { .. } | Self::TokenForbidden => "forbidden",
             Self::UnknownProvider => "unknown_provider",
+            Self::TenantNotAllowed => "tenant_not_allowed",
             Self::BearerMalformed | Self::BackchannelMethod | Self::LogoutTokenRefused(_) => {
                 "invalid_request"
             }
@@ -231,6 +235,7 @@ impl GateError {
             Self::CrossSiteLogout => "Sign-out refused",
             Self::Forbidden { .. } => "Not allowed",
             Self::UnknownProvider => "Unknown sign-in provider",
+            Self::TenantNotAllowed => "Your organization cannot sign in here",
             _ => "Sign-in failed",
         }
     }
@@ -269,6 +274,7 @@ impl GateError {
             Self::InsufficientScope(_) => "The token lacks the scope or role this route requires.".into(),
             Self::TokenForbidden => "Not allowed here.".into(),
             Self::UnknownProvider => "This sign-in link names a provider this site does not offer.".into(),
+            Self::TenantNotAllowed => "You signed in with an account of an organization (tenant) this site does not accept. Sign in with an account of an accepted organization.".into(),
             Self::ApiMethodNotListed(allow) => format!("This API path takes only {allow}."),
             Self::MethodOverride => "Method overrides (_method) are not accepted on API paths.".into(),
             Self::BackchannelMethod => "Back-channel logout takes a POST.".into(),
@@ -315,6 +321,7 @@ impl GateError {
                 | Self::TokenEndpoint(_)
                 | Self::IdTokenRejected(_)
                 | Self::MissingParameter(_)
+                | Self::TenantNotAllowed
         )
     }
 

@@ -12,6 +12,7 @@ use crate::http::cookies::{parse_cookie_header, CookieJar};
 use crate::http::pages::{page, Action};
 use crate::http::return_to::ReturnTo;
 use crate::http::Response;
+use crate::oidc::id_token::tenancy;
 use crate::oidc::transaction::{LoginTransaction, MAX_LIVE_TRANSACTIONS, TRANSACTION_TTL_SECS};
 use crate::platform::Platform;
 use crate::session::store::SessionObjects;
@@ -66,11 +67,12 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
     async fn authorize_endpoint(&self, provider: &ProviderConfig) -> Result<Url, GateError> {
         match provider.github() {
             Some(urls) => Ok(urls.authorize),
-            None => Ok(self
-                .metadata(provider)
-                .await?
-                .authorization_endpoint
-                .clone()),
+            None => {
+                let meta = self.metadata(provider).await?;
+                // A multi-tenant authority without its allow-list: refused before anyone signs in.
+                tenancy(provider, meta.issuer_template.as_ref())?;
+                Ok(meta.authorization_endpoint.clone())
+            }
         }
     }
 

@@ -47,6 +47,7 @@ impl Principal<'_> {
                 roles: &s.roles,
                 provider: Some(s.provider.as_str()),
                 hosted_domain: s.hd.as_deref(),
+                tenant: s.tid.as_deref(),
                 github_orgs: &s.github_orgs,
                 github_teams: &s.github_teams,
             },

@@ -23,6 +23,46 @@ pub struct ProviderMetadata {
     pub revocation_endpoint: Option<Url>,
     pub code_challenge_methods_supported: Option<Vec<String>>,
     pub authorization_response_iss_parameter_supported: bool,
+    /// A multi-tenant authority's issuer (Entra's `common`, `organizations`): a template with
+    /// `{tenantid}` where the configured issuer has `organizations`, which no token carries.
+    pub issuer_template: Option<IssuerTemplate>,
+    /// RFC 9126 pushed authorization requests.
+    pub pushed_authorization_request_endpoint: Option<Url>,
+    pub require_pushed_authorization_requests: bool,
+}
+
+/// `https://login.microsoftonline.com/{tenantid}/v2.0`: the issuer of each tenant, with its
+/// tenant id in place of `{tenantid}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerTemplate {
+    before: String,
+    after: String,
+}
+
+pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
+
+impl IssuerTemplate {
+    /// A template that fits `configured`: the same text with one path segment (the
+    /// authority's `common` or `organizations`) in place of the placeholder.
+    pub fn fitting(template: &str, configured: &str) -> Option<Self> {
+        let (before, after) = template.split_once(TENANT_PLACEHOLDER)?;
+        // In the path, never the host: `https://host/` is three slashes.
+        let in_path = before.ends_with('/') && before.matches('/').count() >= 3;
+        if after.contains(TENANT_PLACEHOLDER) || !in_path {
+            return None;
+        }
+        let segment = configured.strip_prefix(before)?.strip_suffix(after)?;
+        let ok = !segment.is_empty() && !segment.contains(['/', '?', '#']);
+        ok.then(|| Self {
+            before: before.to_owned(),
+            after: after.to_owned(),
+        })
+    }
+
+    /// The issuer of `tenant`.
+    pub fn issuer_of(&self, tenant: &str) -> String {
+        format!("{}{tenant}{}", self.before, self.after)
+    }
 }
 
 /// The document as published (OpenID Connect Discovery 1.0 section 3).
@@ -40,6 +80,10 @@ struct Document {
     code_challenge_methods_supported: Option<Vec<String>>,
     #[serde(default)]
     authorization_response_iss_parameter_supported: bool,
+    #[serde(default)]
+    pushed_authorization_request_endpoint: Option<String>,
+    #[serde(default)]
+    require_pushed_authorization_requests: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,9 +114,14 @@ impl ProviderMetadata {
     pub fn parse(body: &[u8], expected: &Issuer) -> Result<Self, DiscoveryError> {
         let d: Document =
             serde_json::from_slice(body).map_err(|e| DiscoveryError::Unparsable(e.to_string()))?;
-        if d.issuer != expected.as_str() {
-            return Err(DiscoveryError::IssuerMismatch);
-        }
+        let issuer_template = if d.issuer == expected.as_str() {
+            None
+        } else {
+            Some(
+                IssuerTemplate::fitting(&d.issuer, expected.as_str())
+                    .ok_or(DiscoveryError::IssuerMismatch)?,
+            )
+        };
         // Endpoints on loopback may be http only when the issuer itself is (local development).
         let issuer_is_loopback = Url::parse(expected.as_str()).is_ok_and(|u| u.scheme() == "http");
         let endpoint = |name: &'static str, url: &str| {
@@ -95,6 +144,10 @@ impl ProviderMetadata {
             optional("end_session_endpoint", d.end_session_endpoint.as_deref())?;
         let revocation_endpoint =
             optional("revocation_endpoint", d.revocation_endpoint.as_deref())?;
+        let pushed_authorization_request_endpoint = optional(
+            "pushed_authorization_request_endpoint",
+            d.pushed_authorization_request_endpoint.as_deref(),
+        )?;
         // Absent means "not advertised" (Entra ID), which still works; a list without S256 does not.
         if d.code_challenge_methods_supported
             .as_ref()
@@ -112,6 +165,9 @@ impl ProviderMetadata {
             code_challenge_methods_supported: d.code_challenge_methods_supported,
             authorization_response_iss_parameter_supported: d
                 .authorization_response_iss_parameter_supported,
+            issuer_template,
+            pushed_authorization_request_endpoint,
+            require_pushed_authorization_requests: d.require_pushed_authorization_requests,
         })
     }
 }
@@ -172,6 +228,44 @@ mod tests {
             parse(&doc(), "https://LOGIN.example.com/t/v2.0").unwrap_err(),
             DiscoveryError::IssuerMismatch
         );
+    }
+
+    #[test]
+    fn a_multi_tenant_template_fits_only_its_own_authority() {
+        let mut d = doc();
+        d["issuer"] = json!("https://login.example.com/{tenantid}/v2.0");
+        let m = parse(&d, "https://login.example.com/organizations/v2.0").unwrap();
+        let t = m.issuer_template.unwrap();
+        assert_eq!(
+            t.issuer_of("11111111-2222-3333-4444-555555555555"),
+            "https://login.example.com/11111111-2222-3333-4444-555555555555/v2.0"
+        );
+        for configured in [
+            "https://login.example.com/a/b/v2.0",
+            "https://login.example.com//v2.0",
+            "https://other.example.com/organizations/v2.0",
+            "https://login.example.com/organizations/v2.0/",
+            "https://login.example.com.evil/organizations/v2.0",
+        ] {
+            assert_eq!(
+                parse(&d, configured).unwrap_err(),
+                DiscoveryError::IssuerMismatch,
+                "{configured}"
+            );
+        }
+        for template in [
+            "https://login.example.com/{tenantid}/{tenantid}/v2.0",
+            "https://login.example.com{tenantid}/v2.0",
+            "https://{tenantid}.example.com/organizations/v2.0",
+        ] {
+            d["issuer"] = json!(template);
+            assert!(
+                parse(&d, "https://login.example.com/organizations/v2.0").is_err(),
+                "{template}"
+            );
+        }
+        let exact = parse(&doc(), ISS).unwrap();
+        assert!(exact.issuer_template.is_none());
     }
 
     #[test]

@@ -13,8 +13,9 @@ use crate::jose::jws::{JwsAlg, VerifiedJws};
 use url::Url;
 
 use crate::base::types::{ClientId, Issuer, Nonce};
-use crate::config::providers::ProviderConfig;
+use crate::config::providers::{is_guid, ProviderConfig, Tenants};
 use crate::jose::jws::UnverifiedJws;
+use crate::oidc::discovery::IssuerTemplate;
 use crate::oidc::provider::{ProviderCache, ProviderError, Refetch, SignedTokenError};
 use crate::platform::Platform;
 
@@ -33,6 +34,15 @@ pub struct Expectations<'a> {
     pub now: UnixTime,
     /// The access token from the same response, to check `at_hash` when present.
     pub access_token: Option<&'a str>,
+    /// A multi-tenant authority: the issuer is the template filled with the token's `tid`.
+    pub tenancy: Option<Tenancy<'a>>,
+}
+
+/// Entra's `common` / `organizations`: which tenants' issuers are accepted.
+#[derive(Clone, Copy)]
+pub struct Tenancy<'a> {
+    pub template: &'a IssuerTemplate,
+    pub allowed: &'a Tenants,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +62,12 @@ pub enum IdTokenError {
     NonceMismatch,
     MissingSubject,
     AccessTokenHashMismatch,
+    /// Multi-tenant: `tid` absent or not a GUID.
+    BadTenant,
+    /// Multi-tenant: `oid` absent or not a GUID.
+    BadObjectId,
+    /// Multi-tenant: a tenant the allow-list does not name.
+    TenantNotAllowed,
 }
 
 impl std::fmt::Display for IdTokenError {
@@ -74,6 +90,9 @@ impl std::fmt::Display for IdTokenError {
             Self::NonceMismatch => "nonce is missing or does not match the login",
             Self::MissingSubject => "token has no sub",
             Self::AccessTokenHashMismatch => "at_hash does not match the access token",
+            Self::BadTenant => "tid is missing or not a tenant id",
+            Self::BadObjectId => "oid is missing or not an object id",
+            Self::TenantNotAllowed => "the tenant is not in OIDC_ALLOWED_TENANTS",
         };
         f.write_str(s)
     }
@@ -98,8 +117,13 @@ impl From<ClaimsError> for IdTokenError {
 #[allow(clippy::manual_non_exhaustive)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedIdToken {
+    /// The configured issuer (for a multi-tenant authority, its `organizations` form).
     pub issuer: Issuer,
+    /// `sub`; for a multi-tenant authority, `tid/oid` (Entra's stable names of the tenant and
+    /// the user in it).
     pub subject: String,
+    /// Multi-tenant: the tenant id (`tid`), lowercase.
+    pub tenant: Option<String>,
     pub email: Option<String>,
     /// `None` when the provider did not say.
     pub email_verified: Option<bool>,
@@ -127,9 +151,15 @@ pub fn validate(
     }
     let c = Claims::parse(&jws)?;
     let r = &c.registered;
-    if r.iss != expect.issuer.as_str() && Some(r.iss.as_str()) != expect.issuer_spelling {
-        return Err(IdTokenError::IssuerMismatch);
-    }
+    let tenant = match expect.tenancy {
+        None => {
+            if r.iss != expect.issuer.as_str() && Some(r.iss.as_str()) != expect.issuer_spelling {
+                return Err(IdTokenError::IssuerMismatch);
+            }
+            None
+        }
+        Some(t) => Some(tenant_of(&c, t)?),
+    };
     let client_id = expect.client_id.as_str();
     if !r.aud.contains(client_id) {
         return Err(IdTokenError::AudienceMismatch);
@@ -163,7 +193,17 @@ pub fn validate(
             return Err(IdTokenError::NonceMismatch);
         }
     }
-    let subject = r.subject().ok_or(IdTokenError::MissingSubject)?.to_owned();
+    let sub = r.subject().ok_or(IdTokenError::MissingSubject)?;
+    let subject = match &tenant {
+        None => sub.to_owned(),
+        Some(tid) => {
+            let oid = c
+                .string("oid")?
+                .filter(|o| is_guid(o))
+                .ok_or(IdTokenError::BadObjectId)?;
+            format!("{tid}/{}", oid.to_ascii_lowercase())
+        }
+    };
     if let (Some(at_hash), Some(access_token)) = (at_hash?, expect.access_token) {
         if at_hash != access_token_hash(jws.header().alg, access_token) {
             return Err(IdTokenError::AccessTokenHashMismatch);
@@ -181,9 +221,27 @@ pub fn validate(
         email: email?.map(str::to_owned),
         email_verified,
         name: name?.or(preferred_username?).map(str::to_owned),
+        tenant,
         claims: c.all,
         _sealed: (),
     })
+}
+
+/// The tenant of a multi-tenant token: its `tid` is a GUID, its `iss` is the template filled
+/// with that `tid` (so a token cannot claim one tenant and be issued by another), and the
+/// tenant is allowed.
+fn tenant_of(c: &Claims, t: Tenancy<'_>) -> Result<String, IdTokenError> {
+    let tid = c
+        .string("tid")?
+        .filter(|t| is_guid(t))
+        .ok_or(IdTokenError::BadTenant)?;
+    if c.registered.iss != t.template.issuer_of(tid) {
+        return Err(IdTokenError::IssuerMismatch);
+    }
+    if !t.allowed.allows(tid) {
+        return Err(IdTokenError::TenantNotAllowed);
+    }
+    Ok(tid.to_ascii_lowercase())
 }
 
 /// `at_hash`: base64url of the left half of the hash of the access token, the hash being the
@@ -206,6 +264,8 @@ pub struct IdTokenCheck<'a> {
     /// The access token from the same answer, for `at_hash`.
     pub access_token: Option<&'a str>,
     pub now: UnixTime,
+    /// Discovery's multi-tenant issuer template, when it has one.
+    pub issuer_template: Option<&'a IssuerTemplate>,
 }
 
 /// Why an ID token from the token endpoint was not accepted.
@@ -215,6 +275,23 @@ pub enum IdTokenFailure {
     Provider(ProviderError),
     /// The token is not acceptable (malformed, no fitting key, bad signature, a claim rule).
     Rejected(String),
+    /// A multi-tenant token from a tenant the allow-list does not name.
+    TenantNotAllowed,
+}
+
+/// How tokens of `provider` name their issuer, given discovery's `template`: a multi-tenant
+/// authority needs its allow-list.
+pub fn tenancy<'a>(
+    provider: &'a ProviderConfig,
+    template: Option<&'a IssuerTemplate>,
+) -> Result<Option<Tenancy<'a>>, ProviderError> {
+    match (template, &provider.tenants) {
+        (None, _) => Ok(None),
+        (Some(template), Some(allowed)) => Ok(Some(Tenancy { template, allowed })),
+        (Some(_), None) => Err(ProviderError::Invalid(
+            "the issuer is a multi-tenant authority: set OIDC_ALLOWED_TENANTS to the tenant ids to let in (or *)".into(),
+        )),
+    }
 }
 
 /// Verifies an ID token from the token endpoint: signature with the provider's keys, then
@@ -226,6 +303,7 @@ pub async fn verify<P: Platform>(
     check: IdTokenCheck<'_>,
 ) -> Result<VerifiedIdToken, IdTokenFailure> {
     let reject = |why: String| IdTokenFailure::Rejected(why);
+    let tenancy = tenancy(provider, check.issuer_template).map_err(IdTokenFailure::Provider)?;
     let jws = UnverifiedJws::parse(check.raw).map_err(|e| reject(e.to_string()))?;
     let verified = cache
         .verify(platform, check.jwks_uri, jws, Refetch::Always)
@@ -242,8 +320,12 @@ pub async fn verify<P: Platform>(
         nonce: check.nonce,
         now: check.now,
         access_token: check.access_token,
+        tenancy,
     };
-    validate(verified, &expect).map_err(|e| reject(e.to_string()))
+    validate(verified, &expect).map_err(|e| match e {
+        IdTokenError::TenantNotAllowed => IdTokenFailure::TenantNotAllowed,
+        e => reject(e.to_string()),
+    })
 }
 
 #[cfg(test)]

@@ -136,6 +136,7 @@ mod tests {
     fn session(tag: &str) -> Session {
         Session {
             provider: ProviderId::default_id(),
+            tid: None,
             hd: None,
             github_orgs: Vec::new(),
             github_teams: Vec::new(),

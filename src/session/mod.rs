@@ -47,6 +47,9 @@ pub struct Session {
     /// True when the groups did not fit in the cookie and were left out.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub groups_omitted: bool,
+    /// Entra multi-tenant: the person's tenant id (`sub` is then `tid/oid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<String>,
     /// Google's `hd` (the Workspace domain), kept only from a Google provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hd: Option<String>,
@@ -102,6 +105,7 @@ impl Session {
     ) -> Self {
         Self {
             provider: provider.id.clone(),
+            tid: t.tenant.clone(),
             hd: hosted_domain(provider, &t),
             github_orgs: Vec::new(),
             github_teams: Vec::new(),
@@ -146,6 +150,7 @@ impl Session {
             groups: Vec::new(),
             roles: Vec::new(),
             groups_omitted: false,
+            tid: None,
             hd: None,
             github_orgs: Vec::new(),
             github_teams: Vec::new(),
@@ -285,6 +290,7 @@ impl Session {
     pub fn userinfo(&self) -> serde_json::Value {
         serde_json::json!({
             "provider": self.provider.as_str(),
+            "tid": self.tid,
             "iss": self.iss.as_str(),
             "sub": self.sub,
             "email": self.email,
@@ -419,6 +425,7 @@ mod tests {
     fn session(groups: usize) -> Session {
         Session {
             provider: ProviderId::default_id(),
+            tid: None,
             hd: None,
             github_orgs: Vec::new(),
             github_teams: Vec::new(),

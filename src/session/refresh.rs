@@ -159,6 +159,7 @@ async fn refresh_oidc<P: Platform>(
             nonce: None,
             access_token: answer.access_token.as_ref().map(|t| t.secret().as_str()),
             now,
+            issuer_template: meta.issuer_template.as_ref(),
         };
         let verified = id_token::verify(provider, cache, platform, check)
             .await
@@ -170,6 +171,9 @@ async fn refresh_oidc<P: Platform>(
                     RefreshError::Rejected(why)
                 }
                 IdTokenFailure::Rejected(why) => RefreshError::Rejected(why),
+                IdTokenFailure::TenantNotAllowed => {
+                    RefreshError::Rejected("the tenant is no longer allowed".into())
+                }
             })?;
         // iss and aud were checked by the claim rules; the person must be the same.
         if verified.subject != session.sub {

@@ -1,9 +1,11 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::config::providers::Tenants;
 use crate::jose::jwks::JwkSet;
 use crate::jose::jws::UnverifiedJws;
 use crate::jose::verify::{self, RustVerifier};
+use crate::oidc::discovery::IssuerTemplate;
 use crate::testing::{block_on, jwks_json, TestKey};
 
 const NOW: i64 = 1_800_000_000;
@@ -53,6 +55,7 @@ fn check_spelled(
             nonce: Some(&nonce),
             now: UnixTime::from_i64(NOW),
             access_token,
+            tenancy: None,
         },
     )
     .map_err(|e| format!("claims: {e}"))
@@ -70,6 +73,108 @@ fn with(mut c: Value, field: &str, v: Value) -> Value {
 fn without(mut c: Value, field: &str) -> Value {
     c.as_object_mut().unwrap().remove(field);
     c
+}
+
+const TENANT_A: &str = "11111111-2222-3333-4444-555555555555";
+const TENANT_B: &str = "99999999-8888-7777-6666-555555555555";
+const OID: &str = "00000000-0000-0000-0000-00000000000A";
+
+/// A multi-tenant (`organizations`) token of `tid` issued by the issuer of `iss_tenant`.
+fn multi_tenant(claims: Value, allowed: &Tenants) -> Result<VerifiedIdToken, IdTokenError> {
+    let key = TestKey::rsa(Some("r1"));
+    let set = JwkSet::parse(&jwks_json(&[&key])).unwrap();
+    let token = key.sign(&claims);
+    let jws = UnverifiedJws::parse(&token).unwrap();
+    let jwk = set.select(&jws.header).unwrap();
+    let verified = block_on(verify::verify(&RustVerifier, jws, jwk)).unwrap();
+    let template = IssuerTemplate::fitting(
+        "https://login.example.com/{tenantid}/v2.0",
+        "https://login.example.com/organizations/v2.0",
+    )
+    .unwrap();
+    let (issuer, client, nonce) = (
+        Issuer::new("https://login.example.com/organizations/v2.0"),
+        ClientId::new(CLIENT),
+        Nonce::new(NONCE),
+    );
+    validate(
+        verified,
+        &Expectations {
+            issuer: &issuer,
+            issuer_spelling: None,
+            client_id: &client,
+            nonce: Some(&nonce),
+            now: UnixTime::from_i64(NOW),
+            access_token: None,
+            tenancy: Some(Tenancy {
+                template: &template,
+                allowed,
+            }),
+        },
+    )
+}
+
+fn tenant_claims(tid: &str, iss_tenant: &str) -> Value {
+    let mut c = claims();
+    c["iss"] = json!(format!("https://login.example.com/{iss_tenant}/v2.0"));
+    c["tid"] = json!(tid);
+    c["oid"] = json!(OID);
+    c
+}
+
+#[test]
+fn a_multi_tenant_token_is_its_own_tenants_and_keyed_on_tid_and_oid() {
+    let only_a = Tenants::parse(TENANT_A).unwrap();
+    let t = multi_tenant(tenant_claims(TENANT_A, TENANT_A), &only_a).unwrap();
+    assert_eq!(t.tenant.as_deref(), Some(TENANT_A));
+    assert_eq!(
+        t.subject,
+        format!("{TENANT_A}/{}", OID.to_ascii_lowercase())
+    );
+    assert_eq!(
+        t.issuer.as_str(),
+        "https://login.example.com/organizations/v2.0"
+    );
+
+    // A token claiming tenant A from tenant B's issuer, and the other way round.
+    assert_eq!(
+        multi_tenant(tenant_claims(TENANT_A, TENANT_B), &Tenants::Any).unwrap_err(),
+        IdTokenError::IssuerMismatch
+    );
+    assert_eq!(
+        multi_tenant(tenant_claims(TENANT_B, TENANT_A), &Tenants::Any).unwrap_err(),
+        IdTokenError::IssuerMismatch
+    );
+    assert_eq!(
+        multi_tenant(tenant_claims(TENANT_B, TENANT_B), &only_a).unwrap_err(),
+        IdTokenError::TenantNotAllowed
+    );
+    assert!(multi_tenant(tenant_claims(TENANT_B, TENANT_B), &Tenants::Any).is_ok());
+    for tid in [
+        "organizations",
+        "{tenantid}",
+        "",
+        "11111111-2222-3333-4444-55555555555g",
+        "x/../y",
+    ] {
+        assert_eq!(
+            multi_tenant(tenant_claims(tid, tid), &Tenants::Any).unwrap_err(),
+            IdTokenError::BadTenant,
+            "{tid}"
+        );
+    }
+    let mut no_oid = tenant_claims(TENANT_A, TENANT_A);
+    no_oid["oid"] = json!("alice");
+    assert_eq!(
+        multi_tenant(no_oid, &only_a).unwrap_err(),
+        IdTokenError::BadObjectId
+    );
+    let mut template_iss = tenant_claims(TENANT_A, TENANT_A);
+    template_iss["iss"] = json!("https://login.example.com/{tenantid}/v2.0");
+    assert_eq!(
+        multi_tenant(template_iss, &Tenants::Any).unwrap_err(),
+        IdTokenError::IssuerMismatch
+    );
 }
 
 #[test]
