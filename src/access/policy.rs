@@ -164,6 +164,8 @@ pub struct Identity<'a> {
     pub hosted_domain: Option<&'a str>,
     /// Entra multi-tenant sign-in: the tenant id.
     pub tenant: Option<&'a str>,
+    /// The token had too many groups and Microsoft Graph did not give them.
+    pub groups_unresolved: bool,
     /// GitHub organizations and `org/team` slugs, as GitHub spells them.
     pub github_orgs: &'a [String],
     pub github_teams: &'a [String],
@@ -185,6 +187,7 @@ impl Identity<'_> {
             provider: None,
             hosted_domain: None,
             tenant: None,
+            groups_unresolved: false,
             github_orgs: &[],
             github_teams: &[],
         }
@@ -393,8 +396,15 @@ impl Policy {
                 .iter()
                 .flat_map(|a| a.0.iter())
                 .any(|r| matches!(r, Requirement::Email(_) | Requirement::Domain(_)));
+        let wants_group = rule
+            .any_of
+            .iter()
+            .flat_map(|a| a.0.iter())
+            .any(|r| matches!(r, Requirement::Group(_)));
         Decision::Deny {
-            reason: if unverified {
+            reason: if wants_group && who.groups_unresolved {
+                GROUPS_UNRESOLVED.into()
+            } else if unverified {
                 "email address not verified by the provider".into()
             } else {
                 "no requirement of the rule is met".into()
@@ -426,6 +436,9 @@ impl Policy {
         }
     }
 }
+
+/// Why a group rule denies someone whose groups Microsoft Graph did not give.
+pub const GROUPS_UNRESOLVED: &str = "groups could not be read from Microsoft Graph";
 
 /// An email the origin may be told: the address, and whether the provider verified it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

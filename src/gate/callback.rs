@@ -15,6 +15,7 @@ use crate::http::OutboundRequest;
 use crate::http::{Method, Response};
 use crate::oidc::discovery::ProviderMetadata;
 use crate::oidc::github::{reads_memberships, GitHubClient, GitHubError};
+use crate::oidc::graph::overage_groups;
 use crate::oidc::id_token::{self, IdTokenCheck, IdTokenFailure};
 use crate::oidc::token_endpoint::{printable, RefreshResponse, TokenError, TokenResponse};
 use crate::oidc::transaction::{CallbackError, CallbackParams, CodeExchange, LoginTransaction};
@@ -202,6 +203,8 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             issuer_template: meta.issuer_template.as_ref(),
         };
         let verified = id_token::verify(provider, self.cache, self.platform, check).await?;
+        let access_token = tokens.access_token.as_ref().map(|t| t.secret().as_str());
+        let overage = overage_groups(provider, self.platform, &verified.claims, access_token).await;
         let session_tokens = SessionTokens {
             access_token: self
                 .cfg
@@ -219,14 +222,16 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 .as_ref()
                 .map(|_| StoredSecret::new(tokens.id_token.secret().clone())),
         };
-        Ok(Session::from_id_token(
+        let mut session = Session::from_id_token(
             provider,
             verified,
             &self.cfg.list_claims,
             session_tokens,
             now,
             self.cfg.session_ttl_secs,
-        ))
+        );
+        session.apply_overage(overage);
+        Ok(session)
     }
 
     /// A GitHub sign-in: its API says who holds the access token.

@@ -58,6 +58,8 @@ pub enum GateError {
         sub: String,
         /// Other ways in: sign-in links (label, href) for the providers the rule accepts.
         others: Vec<(String, String)>,
+        /// The person's groups could not be read from Microsoft Graph (group overage).
+        groups_unresolved: bool,
     },
     /// `/auth/login?provider=` names no configured provider.
     UnknownProvider,
@@ -360,7 +362,12 @@ impl GateError {
 
     fn page(&self, auth_prefix: &str) -> Response {
         let message = self.message();
-        if let Self::Forbidden { others, .. } = self {
+        if let Self::Forbidden {
+            others,
+            groups_unresolved,
+            ..
+        } = self
+        {
             let logout = format!("{auth_prefix}/logout");
             let mut actions: Vec<Action<'_>> = others
                 .iter()
@@ -374,7 +381,9 @@ impl GateError {
                 href: "/",
                 label: "Home",
             });
-            let hint = if others.is_empty() {
+            let hint = if *groups_unresolved {
+                "Your groups could not be read from Microsoft Graph when you signed in, so rules that need a group cannot pass. An administrator can grant the application the GroupMember.Read.All permission; then sign out and in again."
+            } else if others.is_empty() {
                 "If you should have access, ask the site's administrator, or sign in with another account."
             } else {
                 "If you have an account with another provider this page accepts, sign in with it."

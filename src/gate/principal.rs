@@ -48,6 +48,7 @@ impl Principal<'_> {
                 provider: Some(s.provider.as_str()),
                 hosted_domain: s.hd.as_deref(),
                 tenant: s.tid.as_deref(),
+                groups_unresolved: s.groups_unresolved,
                 github_orgs: &s.github_orgs,
                 github_teams: &s.github_teams,
             },

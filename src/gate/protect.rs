@@ -117,6 +117,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 who: session.shown_as().to_owned(),
                 sub: who.user().into_owned(),
                 others: self.other_providers(req, rule, &session.provider),
+                groups_unresolved: session.groups_unresolved,
             };
             let resp = forbidden.to_response(req.wants_html(), &self.cfg.auth_prefix);
             return Outcome::Respond(with_cookies(resp, set_cookies));

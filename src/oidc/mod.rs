@@ -4,6 +4,7 @@
 
 pub mod discovery;
 pub mod github;
+pub mod graph;
 pub mod id_token;
 pub mod logout_token;
 pub mod pkce;

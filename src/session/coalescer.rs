@@ -149,6 +149,7 @@ mod tests {
             groups: vec![],
             roles: vec![],
             groups_omitted: false,
+            groups_unresolved: false,
             provider_sid: None,
             tokens: SessionTokens::default(),
             iat: UnixTime::EPOCH,

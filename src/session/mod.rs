@@ -15,6 +15,7 @@ use crate::config::providers::{ProviderConfig, ProviderId, ProviderKind, Provide
 use crate::http::cookies::{read_chunked, CookieJar};
 use crate::jose::claims::ListClaims;
 use crate::oidc::github::GitHubIdentity;
+use crate::oidc::graph::GraphError;
 use crate::oidc::id_token::VerifiedIdToken;
 
 pub use crate::http::cookies::MAX_COOKIE_VALUE;
@@ -44,6 +45,9 @@ pub struct Session {
     pub groups: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// True when the token had too many groups and Microsoft Graph did not give them.
+    #[serde(default, rename = "gu", skip_serializing_if = "std::ops::Not::not")]
+    pub groups_unresolved: bool,
     /// True when the groups did not fit in the cookie and were left out.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub groups_omitted: bool,
@@ -124,10 +128,27 @@ impl Session {
             email_verified: t.email_verified,
             name: t.name,
             groups_omitted: false,
+            groups_unresolved: false,
             tokens,
             iat: now,
             exp: now.plus(ttl_secs),
             seen: now,
+        }
+    }
+
+    /// Groups read from Microsoft Graph for a token that had too many (`None`: the token had
+    /// them). When Graph gave none, the person has no groups, marked so.
+    pub fn apply_overage(&mut self, overage: Option<Result<Vec<String>, GraphError>>) {
+        match overage {
+            None => {}
+            Some(Ok(groups)) => {
+                self.groups = groups;
+                self.groups_unresolved = false;
+            }
+            Some(Err(_)) => {
+                self.groups.clear();
+                self.groups_unresolved = true;
+            }
         }
     }
 
@@ -150,6 +171,7 @@ impl Session {
             groups: Vec::new(),
             roles: Vec::new(),
             groups_omitted: false,
+            groups_unresolved: false,
             tid: None,
             hd: None,
             github_orgs: Vec::new(),
@@ -186,6 +208,7 @@ impl Session {
     ) {
         self.hd = hosted_domain(provider, &t);
         self.groups = t.list(&names.groups);
+        self.groups_unresolved = false;
         self.roles = t.list(&names.roles);
         self.groups_omitted = false;
         self.email = t.email;
@@ -299,6 +322,7 @@ impl Session {
             "groups": self.groups,
             "roles": self.roles,
             "groups_omitted": self.groups_omitted,
+            "groups_unresolved": self.groups_unresolved,
             "iat": self.iat,
             "exp": self.exp,
         })
@@ -440,6 +464,7 @@ mod tests {
                 .collect(),
             roles: vec!["reader".into()],
             groups_omitted: false,
+            groups_unresolved: false,
             provider_sid: None,
             tokens: SessionTokens::default(),
             iat: UnixTime::from_secs(100),

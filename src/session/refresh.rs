@@ -5,6 +5,7 @@ use url::Url;
 use crate::config::providers::{GitHubUrls, ProviderConfig};
 use crate::config::Config;
 use crate::oidc::github::{reads_memberships, GitHubClient, GitHubError};
+use crate::oidc::graph::overage_groups;
 use crate::oidc::id_token::{self, IdTokenCheck, IdTokenFailure};
 use crate::oidc::provider::{ProviderCache, ProviderError};
 use crate::oidc::token_endpoint::{client_request, RefreshResponse, TokenError};
@@ -181,7 +182,10 @@ async fn refresh_oidc<P: Platform>(
                 "the refreshed ID token is for another subject".into(),
             ));
         }
+        let access = answer.access_token.as_ref().map(|t| t.secret().as_str());
+        let overage = overage_groups(provider, platform, &verified.claims, access).await;
         next.update_identity(provider, verified, &cfg.list_claims);
+        next.apply_overage(overage);
         // Kept only when sign-in kept one (the provider has an end_session_endpoint).
         if next.tokens.id_token.is_some() {
             next.tokens.id_token = Some(StoredSecret::new(raw.secret().clone()));

@@ -351,3 +351,102 @@ fn a_session_from_a_provider_no_longer_configured_is_no_session() {
     let resp = other.respond(&navigate(&app("/x"), Some(&gh)));
     assert_eq!(resp.status, 302, "the provider set changed: sign in again");
 }
+
+// ----- Entra: groups beyond the token's limit ---------------------------------------------------
+
+const GRAPH: &str = "https://graph.example";
+const GRAPH_FIRST: &str = "https://graph.example/v1.0/me/transitiveMemberOf?$select=id&$top=999";
+const GRAPH_SECOND: &str =
+    "https://graph.example/v1.0/me/transitiveMemberOf?$select=id&$skiptoken=2";
+
+fn entra_overage(h: &Harness) -> Response {
+    h.sign_in_with_claims(|c| {
+        c.as_object_mut().unwrap().remove("groups");
+        c["_claim_names"] = json!({"groups": "src1"});
+        c["_claim_sources"] =
+            json!({"src1": {"endpoint": "https://graph.windows.net/t/users/o/getMemberObjects"}});
+    })
+}
+
+fn entra() -> Harness {
+    Harness::with_config(&[
+        ("OIDC_PROVIDER_KIND", "entra"),
+        ("OIDC_GRAPH_URL", GRAPH),
+        ("ACCESS_RULES", "/g/* group:g3"),
+    ])
+}
+
+#[test]
+fn an_overage_token_gets_its_groups_from_graph_page_by_page() {
+    let h = entra();
+    h.idp.serve(
+        GRAPH_FIRST,
+        json_answer(json!({
+            "value": [
+                {"@odata.type": "#microsoft.graph.group", "id": "g1"},
+                {"@odata.type": "#microsoft.graph.directoryRole", "id": "role-1"},
+                {"@odata.type": "#microsoft.graph.group", "id": "g2"},
+            ],
+            "@odata.nextLink": GRAPH_SECOND,
+        })),
+    );
+    h.idp.serve(
+        GRAPH_SECOND,
+        json_answer(json!({"value": [{"@odata.type": "#microsoft.graph.group", "id": "g3"}]})),
+    );
+    let resp = entra_overage(&h);
+    assert_eq!(resp.status, 302, "{}", resp.body_text());
+    let cookie = cookie_set(&resp, SESSION_COOKIE).unwrap().pair();
+    let (headers, _, _) = h.forward(&navigate(&app("/g/x"), Some(&cookie)));
+    assert_eq!(headers.get("X-Auth-Request-Groups"), Some("g1,g2,g3"));
+    let graph_call = &h.idp.requests_to(GRAPH_FIRST)[0];
+    assert_eq!(
+        graph_call.headers.get("Authorization"),
+        Some(format!("Bearer {ACCESS_TOKEN}").as_str())
+    );
+    assert!(
+        !h.idp
+            .requests
+            .borrow()
+            .iter()
+            .any(|r| r.url.contains("graph.windows.net")),
+        "the token's _claim_sources endpoint is never called"
+    );
+}
+
+#[test]
+fn when_graph_refuses_the_person_signs_in_without_groups_and_is_told_why() {
+    let h = entra();
+    h.idp.serve(
+        GRAPH_FIRST,
+        Response::new(403).with_body(
+            "application/json",
+            r#"{"error":{"code":"Authorization_RequestDenied"}}"#,
+        ),
+    );
+    let resp = entra_overage(&h);
+    assert_eq!(resp.status, 302, "{}", resp.body_text());
+    let cookie = cookie_set(&resp, SESSION_COOKIE).unwrap().pair();
+    let resp = h.respond(&navigate(&app("/g/x"), Some(&cookie)));
+    assert_eq!(resp.status, 403);
+    assert!(resp
+        .body_text()
+        .contains("could not be read from Microsoft Graph"));
+    let denied = h.idp.logged("access");
+    assert_eq!(
+        denied.last().unwrap()["reason"],
+        crate::access::policy::GROUPS_UNRESOLVED
+    );
+    assert_eq!(
+        h.idp.logged("groups_unresolved")[0]["reason"],
+        "Graph answered 403 Authorization_RequestDenied"
+    );
+}
+
+#[test]
+fn a_token_with_its_groups_never_calls_graph() {
+    let h = entra();
+    let cookie = h.sign_in();
+    h.forward(&navigate(&app("/x"), Some(&cookie)));
+    assert_eq!(h.idp.fetches_of(GRAPH_FIRST), 0);
+}
