@@ -150,6 +150,18 @@ fn is_entra_host(issuer: &str) -> bool {
     ) || host.ends_with(".ciamlogin.com")
 }
 
+/// When sign-in pushes its authorization request first (RFC 9126,
+/// `OIDC_PUSHED_AUTHORIZATION`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pushed {
+    /// When discovery requires it (`require_pushed_authorization_requests`).
+    Auto,
+    /// Whenever discovery has a `pushed_authorization_request_endpoint` (and an error
+    /// without one).
+    Always,
+    Never,
+}
+
 /// GitHub's endpoints, from its base URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GitHubUrls {
@@ -181,6 +193,7 @@ pub struct ProviderConfig {
     pub tenants: Option<Tenants>,
     /// Entra: Microsoft Graph, for groups beyond the token's limit (`OIDC_GRAPH_URL`).
     pub graph_url: Option<Url>,
+    pub pushed: Pushed,
 }
 
 impl ProviderConfig {
@@ -463,6 +476,21 @@ fn read_provider<F: Fn(&str) -> Option<String>>(
         (_, Some(_)) => return Err(err(graph_var, "applies to Entra ID providers only")),
         (_, None) => None,
     };
+    let pushed = vars.choice(
+        &name("OIDC_PUSHED_AUTHORIZATION"),
+        Pushed::Auto,
+        &[
+            ("auto", Pushed::Auto),
+            ("always", Pushed::Always),
+            ("never", Pushed::Never),
+        ],
+    )?;
+    if pushed == Pushed::Always && kind == ProviderKind::GitHub {
+        return Err(err(
+            name("OIDC_PUSHED_AUTHORIZATION"),
+            "GitHub has no pushed authorization requests",
+        ));
+    }
     Ok(ProviderConfig {
         id,
         name: display,
@@ -476,6 +504,7 @@ fn read_provider<F: Fn(&str) -> Option<String>>(
         membership_ttl_secs,
         tenants,
         graph_url,
+        pushed,
     })
 }
 
@@ -546,6 +575,7 @@ impl Providers {
             membership_ttl_secs: DEFAULT_MEMBERSHIP_TTL_SECS,
             tenants: None,
             graph_url: None,
+            pushed: Pushed::Auto,
         };
         Self {
             binding: p.client_id.clone(),

@@ -1,8 +1,6 @@
 //! `/auth/login`: a new login transaction sealed in its own cookie, and the redirect to the
 //! provider.
 
-use url::Url;
-
 use crate::base::seal::Purpose;
 use crate::base::time::UnixTime;
 use crate::config::providers::ProviderConfig;
@@ -13,6 +11,10 @@ use crate::http::pages::{page, Action};
 use crate::http::return_to::ReturnTo;
 use crate::http::Response;
 use crate::oidc::id_token::tenancy;
+use crate::oidc::transaction::{
+    authorization_url, pushed_authorization_url, pushed_endpoint, pushed_request,
+    pushed_request_uri,
+};
 use crate::oidc::transaction::{LoginTransaction, MAX_LIVE_TRANSACTIONS, TRANSACTION_TTL_SECS};
 use crate::platform::Platform;
 use crate::session::store::SessionObjects;
@@ -36,19 +38,13 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 None => return Ok(self.chooser(&return_to)),
             },
         };
-        let authorize = self.authorize_endpoint(provider).await?;
         let now = self.platform.now();
         // A refresh token keeps the access token the origin gets alive.
         let offline = self.cfg.pass_access_token.is_some();
-        let (tx, authorize_url) = LoginTransaction::begin(
-            provider,
-            &authorize,
-            &self.redirect_uri(req),
-            &return_to,
-            now,
-            offline,
-        )
-        .map_err(|e| GateError::Internal(e.to_string()))?;
+        let (tx, params) =
+            LoginTransaction::begin(provider, &self.redirect_uri(req), &return_to, now, offline)
+                .map_err(|e| GateError::Internal(e.to_string()))?;
+        let authorize_url = self.authorization_redirect(provider, &params).await?;
         let name = jar.transaction_name(tx.state());
         let sealed = self
             .cfg
@@ -64,16 +60,43 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         Ok(resp)
     }
 
-    async fn authorize_endpoint(&self, provider: &ProviderConfig) -> Result<Url, GateError> {
-        match provider.github() {
-            Some(urls) => Ok(urls.authorize),
-            None => {
-                let meta = self.metadata(provider).await?;
-                // A multi-tenant authority without its allow-list: refused before anyone signs in.
-                tenancy(provider, meta.issuer_template.as_ref())?;
-                Ok(meta.authorization_endpoint.clone())
-            }
+    /// Where the browser goes: the authorization endpoint with the request's parameters, or,
+    /// once they are pushed to the provider (RFC 9126), with only `client_id` and `request_uri`.
+    async fn authorization_redirect(
+        &self,
+        provider: &ProviderConfig,
+        params: &[(String, String)],
+    ) -> Result<String, GateError> {
+        if let Some(urls) = provider.github() {
+            return Ok(authorization_url(&urls.authorize, params));
         }
+        let meta = self.metadata(provider).await?;
+        // A multi-tenant authority without its allow-list: refused before anyone signs in.
+        tenancy(provider, meta.issuer_template.as_ref())?;
+        let endpoint =
+            pushed_endpoint(provider.pushed, &meta).map_err(GateError::ProviderConfig)?;
+        let Some(endpoint) = endpoint else {
+            return Ok(authorization_url(&meta.authorization_endpoint, params));
+        };
+        let resp = self
+            .platform
+            .fetch(pushed_request(provider, endpoint, params))
+            .await
+            .map_err(|e| {
+                GateError::ProviderUnavailable(format!("pushed authorization request: {e}"))
+            })?;
+        let request_uri = pushed_request_uri(&resp).map_err(|why| {
+            if resp.status >= 500 {
+                GateError::ProviderUnavailable(why)
+            } else {
+                GateError::ProviderConfig(why)
+            }
+        })?;
+        Ok(pushed_authorization_url(
+            &meta.authorization_endpoint,
+            provider.client_id.as_str(),
+            &request_uri,
+        ))
     }
 
     /// One button per provider, in the order of `PROVIDERS`; no JavaScript.

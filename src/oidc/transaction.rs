@@ -11,9 +11,12 @@ use crate::base::random::RandomError;
 use crate::base::secret::AuthorizationCode;
 use crate::base::time::UnixTime;
 use crate::base::types::{Issuer, Nonce, State};
-use crate::config::providers::{ProviderConfig, ProviderId, ProviderKind, RESERVED_AUTH_PARAMS};
+use crate::config::providers::{
+    ProviderConfig, ProviderId, ProviderKind, Pushed, RESERVED_AUTH_PARAMS,
+};
 use crate::http::return_to::ReturnTo;
 use crate::http::OutboundRequest;
+use crate::oidc::discovery::ProviderMetadata;
 use crate::oidc::pkce::PkceVerifier;
 use crate::oidc::token_endpoint::client_request;
 
@@ -46,6 +49,81 @@ pub struct LoginTransaction {
 }
 
 /// The parameters of a request to the callback.
+/// The authorization endpoint with `params` in its query. The endpoint's own query
+/// parameters stay, except ones of a reserved name, which would come first and win at many
+/// providers.
+pub fn authorization_url(authorize: &Url, params: &[(String, String)]) -> String {
+    let mut url = authorize.clone();
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| !RESERVED_AUTH_PARAMS.contains(&k.to_ascii_lowercase().as_str()))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.set_query(None);
+    url.query_pairs_mut()
+        .extend_pairs(&kept)
+        .extend_pairs(params);
+    url.into()
+}
+
+/// RFC 9126: the parameters pushed to the provider, client-authenticated.
+pub fn pushed_request(
+    provider: &ProviderConfig,
+    endpoint: &Url,
+    params: &[(String, String)],
+) -> OutboundRequest {
+    let pairs: Vec<(&str, &str)> = params
+        .iter()
+        .filter(|(k, _)| k != "client_id")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    client_request(provider, endpoint, &pairs)
+}
+
+/// The `request_uri` of a pushed request's answer (RFC 9126 2.2: 201 with JSON).
+pub fn pushed_request_uri(resp: &crate::http::Response) -> Result<String, String> {
+    if resp.status != 201 && resp.status != 200 {
+        let error = serde_json::from_slice::<serde_json::Value>(&resp.body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        return Err(format!(
+            "the pushed authorization request was answered {} {}",
+            resp.status,
+            crate::oidc::token_endpoint::printable(&error, 64)
+        ));
+    }
+    serde_json::from_slice::<serde_json::Value>(&resp.body)
+        .ok()
+        .and_then(|v| v["request_uri"].as_str().map(str::to_owned))
+        .filter(|u| !u.is_empty() && u.len() <= 2048)
+        .ok_or_else(|| "the pushed authorization request's answer has no request_uri".into())
+}
+
+/// The endpoint to push the authorization request to, if any.
+pub fn pushed_endpoint(mode: Pushed, meta: &ProviderMetadata) -> Result<Option<&Url>, String> {
+    let endpoint = meta.pushed_authorization_request_endpoint.as_ref();
+    match mode {
+        Pushed::Never => Ok(None),
+        Pushed::Auto => Ok(endpoint.filter(|_| meta.require_pushed_authorization_requests)),
+        Pushed::Always => endpoint.map(Some).ok_or_else(|| {
+            "OIDC_PUSHED_AUTHORIZATION is always, but discovery has no pushed_authorization_request_endpoint".into()
+        }),
+    }
+}
+
+/// The browser's authorization URL after a pushed request: only `client_id` and
+/// `request_uri` (RFC 9126 4).
+pub fn pushed_authorization_url(authorize: &Url, client_id: &str, request_uri: &str) -> String {
+    authorization_url(
+        authorize,
+        &[
+            ("client_id".to_owned(), client_id.to_owned()),
+            ("request_uri".to_owned(), request_uri.to_owned()),
+        ],
+    )
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct CallbackParams {
     pub code: Option<String>,
@@ -104,16 +182,15 @@ impl std::fmt::Display for CallbackError {
 
 impl LoginTransaction {
     /// Starts a sign-in: fresh state, nonce and PKCE verifier, and the authorization URL.
-    /// A new sign-in at `provider`, whose authorization endpoint is `authorize`. `offline`:
+    /// A new sign-in at `provider`, and its authorization request's parameters. `offline`:
     /// the session will want a refresh token (Google then asks for offline access).
     pub fn begin(
         provider: &ProviderConfig,
-        authorize: &Url,
         redirect_uri: &str,
         return_to: &ReturnTo,
         now: UnixTime,
         offline: bool,
-    ) -> Result<(Self, String), RandomError> {
+    ) -> Result<(Self, Vec<(String, String)>), RandomError> {
         let tx = Self {
             state: State::generate()?,
             nonce: Nonce::generate()?,
@@ -124,49 +201,40 @@ impl LoginTransaction {
             redirect_uri: redirect_uri.to_owned(),
             created_at: now,
         };
-        let url = tx.authorization_url(provider, authorize, offline);
-        Ok((tx, url))
+        let params = tx.authorization_params(provider, offline);
+        Ok((tx, params))
     }
 
-    fn authorization_url(
+    /// The authorization request's parameters: ours, then the provider's extra ones (which
+    /// cannot name ours).
+    fn authorization_params(
         &self,
         provider: &ProviderConfig,
-        authorize: &Url,
         offline: bool,
-    ) -> String {
-        let mut url = authorize.clone();
-        // The endpoint's own query parameters stay, except ones of a reserved name, which
-        // would come first and win at many providers.
-        let kept: Vec<(String, String)> = url
-            .query_pairs()
-            .filter(|(k, _)| !RESERVED_AUTH_PARAMS.contains(&k.to_ascii_lowercase().as_str()))
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        url.set_query(None);
-        let mut q = url.query_pairs_mut();
-        q.extend_pairs(&kept)
-            .append_pair("response_type", "code")
-            .append_pair("client_id", provider.client_id.as_str())
-            .append_pair("redirect_uri", &self.redirect_uri)
-            .append_pair("scope", &provider.scopes)
-            .append_pair("state", self.state.as_str());
+    ) -> Vec<(String, String)> {
+        let mut q: Vec<(String, String)> = Vec::new();
+        let mut add = |k: &str, v: &str| q.push((k.to_owned(), v.to_owned()));
+        add("response_type", "code");
+        add("client_id", provider.client_id.as_str());
+        add("redirect_uri", &self.redirect_uri);
+        add("scope", &provider.scopes);
+        add("state", self.state.as_str());
         if provider.is_oidc() {
-            q.append_pair("nonce", self.nonce.as_str());
+            add("nonce", self.nonce.as_str());
         }
-        q.append_pair("code_challenge", &self.verifier.challenge_s256())
-            .append_pair("code_challenge_method", "S256");
+        add("code_challenge", &self.verifier.challenge_s256());
+        add("code_challenge_method", "S256");
         let set = |name: &str| provider.auth_params.iter().any(|(k, _)| k == name);
         if provider.kind == ProviderKind::Google && offline {
             if !set("access_type") {
-                q.append_pair("access_type", "offline");
+                add("access_type", "offline");
             }
             if !set("prompt") {
-                q.append_pair("prompt", "consent");
+                add("prompt", "consent");
             }
         }
-        q.extend_pairs(&provider.auth_params);
-        drop(q);
-        url.into()
+        q.extend(provider.auth_params.iter().cloned());
+        q
     }
 
     pub fn provider(&self) -> &ProviderId {
@@ -266,15 +334,15 @@ mod tests {
     }
 
     fn begin_at(cfg: &Config, id: &str, offline: bool) -> (LoginTransaction, Url) {
-        let (tx, url) = LoginTransaction::begin(
+        let (tx, params) = LoginTransaction::begin(
             cfg.providers.get(id).unwrap(),
-            &authorize(),
             "https://app.example.com/auth/callback",
             &ReturnTo::parse(Some("/x"), "/auth"),
             UnixTime::from_secs(1000),
             offline,
         )
         .unwrap();
+        let url = authorization_url(&authorize(), &params);
         (tx, Url::parse(&url).unwrap())
     }
 

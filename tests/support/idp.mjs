@@ -39,6 +39,63 @@ export function makeSigningKey(kid = `k-${crypto.randomBytes(6).toString('hex')}
   return { ...privateKey.export({ format: 'jwk' }), kid, use: 'sig', alg: 'RS256' };
 }
 
+/** The public part of a JWK (what a client registers): no private members. */
+export function publicJwk(jwk) {
+  const pub = crypto.createPublicKey({ key: jwk, format: 'jwk' }).export({ format: 'jwk' });
+  for (const k of ['kid', 'alg', 'use', 'x5c', 'x5t', 'x5t#S256']) if (jwk[k] !== undefined) pub[k] = jwk[k];
+  return pub;
+}
+
+// The endpoints at which a client authenticates (oidc-provider's route names).
+const CLIENT_AUTH_ROUTES = new Set(['token', 'pushed_authorization_request', 'revocation', 'introspection', 'device_authorization', 'backchannel_authentication']);
+
+/**
+ * Records every request the provider serves, in order, as
+ * `{ method, path, route, query, body, status, clientId, grantType, authMethod, assertion, error }`:
+ * `route` is oidc-provider's name for the endpoint ('authorization', 'resume',
+ * 'pushed_authorization_request', 'token', 'discovery', 'jwks', ...; undefined for the
+ * interaction pages); `query` the names of the query parameters (what a browser carried to
+ * the authorization endpoint); `body` the names of the form parameters posted to an
+ * endpoint (names only: never values); `clientId` the client the request named; `authMethod`, at
+ * the endpoints where clients authenticate and only when that succeeded, the method used
+ * (the registered one: oidc-provider refuses any other); `assertion`, when the request had a
+ * client_assertion, its decoded `{ header, payload }` (whether or not it was accepted);
+ * `grantType` the token request's grant_type; `error` the OAuth error of a refused one.
+ */
+export function logRequests(provider) {
+  const requests = [];
+  provider.use(async (ctx, next) => {
+    const entry = { method: ctx.method, path: ctx.path, query: Object.keys(ctx.query) };
+    requests.push(entry);
+    try {
+      await next();
+    } finally {
+      const oidc = ctx.oidc;
+      entry.status = ctx.status;
+      entry.route = oidc?.route;
+      const params = oidc?.params ?? {};
+      entry.clientId = oidc?.client?.clientId ?? params.client_id;
+      if (params.grant_type) entry.grantType = params.grant_type;
+      // The body as posted: at the PAR endpoint `params` no longer has the auth parameters.
+      const assertion = oidc?.body?.client_assertion ?? params.client_assertion;
+      if (typeof assertion === 'string') entry.assertion = decodeJwt(assertion);
+      if (oidc?.body && typeof oidc.body === 'object') entry.body = Object.keys(oidc.body);
+      if (oidc?.client && CLIENT_AUTH_ROUTES.has(entry.route) && ctx.status < 400) entry.authMethod = oidc.client.clientAuthMethod;
+      if (ctx.status >= 400 && ctx.body && typeof ctx.body === 'object' && ctx.body.error) entry.error = ctx.body.error;
+    }
+  });
+  return requests;
+}
+
+function decodeJwt(jwt) {
+  const [h, p] = jwt.split('.');
+  try {
+    return { header: JSON.parse(Buffer.from(h, 'base64url')), payload: JSON.parse(Buffer.from(p, 'base64url')) };
+  } catch {
+    return { malformed: true };
+  }
+}
+
 /**
  * Starts the provider. `keys`: private JWKs, the first one signs. `workerOrigins`: origins of
  * the worker(s) allowed as redirect targets; the first one also gets back-channel logout
@@ -46,9 +103,33 @@ export function makeSigningKey(kid = `k-${crypto.randomBytes(6).toString('hex')}
  * `padBytes`: a claim of that many bytes in every ID token (Entra-sized tokens).
  * Refresh tokens are issued at every sign-in, as Entra ID does with offline_access, and
  * rotated at every refresh; reusing a spent one is refused (and revokes the grant).
+ *
+ * Client authentication: `tokenAuthMethod` is the client's token_endpoint_auth_method
+ * (client_secret_basic unless told). With 'private_key_jwt' the client has no secret and
+ * `clientJwks` (JWKs, an array or a `{ keys }` set; private members are dropped, so the
+ * client's private JWK will do) verifies its assertions; `clientAuthAlg` pins the one alg
+ * accepted (token_endpoint_auth_signing_alg), otherwise any asymmetric one.
+ * Pushed authorization requests (RFC 9126): oidc-provider enables them by default (the
+ * endpoint is in discovery, not required), and that stays so unless `par` is given:
+ * `par: { required: true }` also requires them (require_pushed_authorization_requests in
+ * discovery, plain authorization requests refused), `par: { required: false }` is the
+ * default made explicit, `par: false` removes the endpoint.
+ * The answer's `requests` lists every request the provider served, see `logRequests`.
  */
-export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins, clientId = DEMO_CLIENT_ID, clientSecret = DEMO_CLIENT_SECRET, tokenAuthMethod = 'client_secret_basic', apiResource, accessTokenTTL = 3600, padBytes = 0 }) {
+export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins, clientId = DEMO_CLIENT_ID, clientSecret = DEMO_CLIENT_SECRET, tokenAuthMethod = 'client_secret_basic', clientJwks, clientAuthAlg, par, apiResource, accessTokenTTL = 3600, padBytes = 0 }) {
   const issuer = `http://127.0.0.1:${port}`;
+  const keyBased = tokenAuthMethod === 'private_key_jwt';
+  if (keyBased && !clientJwks) throw new Error('private_key_jwt needs clientJwks');
+  const clientAuth = {
+    ...(keyBased ? {} : { client_secret: clientSecret }),
+    ...(clientJwks ? { jwks: { keys: (Array.isArray(clientJwks) ? clientJwks : clientJwks.keys).map(publicJwk) } } : {}),
+    ...(clientAuthAlg ? { token_endpoint_auth_signing_alg: clientAuthAlg } : {}),
+  };
+  const parFeature = par === undefined ? {} : {
+    pushedAuthorizationRequests: par === false
+      ? { enabled: false }
+      : { enabled: true, requirePushedAuthorizationRequests: Boolean(par.required) },
+  };
   // With `apiResource`, a second client gets RFC 9068 JWT access tokens for that API through
   // client credentials (API_CLIENT_ID / API_CLIENT_SECRET), scopes data.read and data.write.
   const apiClients = apiResource ? [{
@@ -74,7 +155,7 @@ export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins,
   const provider = new Provider(issuer, {
     clients: [...apiClients, {
       client_id: clientId,
-      client_secret: clientSecret,
+      ...clientAuth,
       redirect_uris: workerOrigins.map((o) => `${o}/auth/callback`),
       post_logout_redirect_uris: workerOrigins.map((o) => `${o}/auth/logged-out`),
       backchannel_logout_uri: `${workerOrigins[0]}/auth/backchannel-logout`,
@@ -101,6 +182,7 @@ export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins,
       rpInitiatedLogout: { enabled: true },
       revocation: { enabled: true },
       backchannelLogout: { enabled: true },
+      ...parFeature,
       ...apiFeatures,
     },
     findAccount: (ctx, id) => ({
@@ -113,6 +195,7 @@ export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins,
     }),
   });
   provider.proxy = false;
+  const requests = logRequests(provider);
   const server = http.createServer(provider.callback());
   await new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -124,10 +207,13 @@ export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins,
   provider.on('backchannel.success', (client) => events.push({ event: 'backchannel.success', client: client.clientId }));
   provider.on('backchannel.error', (client, err) => events.push({ event: 'backchannel.error', error: err.message }));
   provider.on('grant.revoked', () => events.push({ event: 'grant.revoked' }));
+  provider.on('pushed_authorization_request.success', (ctx, client) => events.push({ event: 'pushed_authorization_request.success', client: client.clientId, authMethod: client.clientAuthMethod }));
+  provider.on('pushed_authorization_request.error', (ctx, err) => events.push({ event: 'pushed_authorization_request.error', error: err.error, description: err.error_description }));
   return {
     issuer,
     provider,
     events,
+    requests,
     close: () => new Promise((resolve) => { server.closeAllConnections?.(); server.close(() => resolve()); }),
   };
 }
