@@ -203,8 +203,11 @@ pub fn client_request(
             );
         }
         TokenAuthMethod::ClientSecretPost => {
-            form.append_pair("client_id", cfg.client_id.as_str())
-                .append_pair("client_secret", cfg.client_secret.secret());
+            // A pushed authorization request carries `client_id` already: never twice.
+            if !params.iter().any(|(k, _)| *k == "client_id") {
+                form.append_pair("client_id", cfg.client_id.as_str());
+            }
+            form.append_pair("client_secret", cfg.client_secret.secret());
         }
     }
     req.body = Some(form.finish());

@@ -72,9 +72,9 @@ pub fn pushed_request(
     endpoint: &Url,
     params: &[(String, String)],
 ) -> OutboundRequest {
+    // `client_id` stays in the body whatever the client authentication (RFC 9126 2.1).
     let pairs: Vec<(&str, &str)> = params
         .iter()
-        .filter(|(k, _)| k != "client_id")
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     client_request(provider, endpoint, &pairs)

@@ -450,3 +450,98 @@ fn a_token_with_its_groups_never_calls_graph() {
     h.forward(&navigate(&app("/x"), Some(&cookie)));
     assert_eq!(h.idp.fetches_of(GRAPH_FIRST), 0);
 }
+
+// ----- pushed authorization requests (RFC 9126) ---------------------------------------------------
+
+const PAR_URL: &str = "https://idp.example.com/par";
+
+fn with_par(required: bool, mode: &'static str) -> Harness {
+    let h = Harness::with_config(&[("OIDC_PUSHED_AUTHORIZATION", mode)]);
+    let mut doc = discovery_doc(true);
+    doc["pushed_authorization_request_endpoint"] = PAR_URL.into();
+    doc["require_pushed_authorization_requests"] = required.into();
+    h.idp.serve(DISCOVERY_URL, cacheable_json(doc.to_string()));
+    h
+}
+
+fn login_location(h: &Harness) -> (Response, Url) {
+    let resp = h.respond(&navigate(&app("/auth/login"), None));
+    let url = Url::parse(location(&resp)).unwrap();
+    (resp, url)
+}
+
+#[test]
+fn a_provider_that_requires_par_gets_the_request_pushed_and_the_browser_only_a_request_uri() {
+    let h = with_par(true, "auto");
+    h.idp.serve(
+        PAR_URL,
+        Response::new(201).with_body(
+            "application/json",
+            r#"{"request_uri":"urn:ietf:params:oauth:request_uri:abc","expires_in":60}"#,
+        ),
+    );
+    let (resp, url) = login_location(&h);
+    assert_eq!(resp.status, 302);
+    let names: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    assert_eq!(names, vec!["client_id", "request_uri"]);
+    assert_eq!(
+        query_param(&url, "request_uri").as_deref(),
+        Some("urn:ietf:params:oauth:request_uri:abc")
+    );
+    let pushed = &h.idp.requests_to(PAR_URL)[0];
+    assert_eq!(pushed.method, "POST");
+    assert!(pushed
+        .headers
+        .get("Authorization")
+        .is_some_and(|a| a.starts_with("Basic ")));
+    let form: HashMap<String, String> =
+        url::form_urlencoded::parse(pushed.body.as_deref().unwrap().as_bytes())
+            .into_owned()
+            .collect();
+    for name in [
+        "state",
+        "nonce",
+        "code_challenge",
+        "redirect_uri",
+        "scope",
+        "response_type",
+    ] {
+        assert!(form.contains_key(name), "pushed without {name}");
+    }
+    // The transaction is the one the pushed state names.
+    let tx = set_cookies(&resp)
+        .into_iter()
+        .find(|c| c.name.contains("portcullis-tx-"))
+        .unwrap();
+    let state = crate::base::types::State::new(form["state"].clone());
+    assert_eq!(tx.name, CookieJar::new(true).transaction_name(&state));
+}
+
+#[test]
+fn par_is_used_only_when_required_or_asked_for_and_its_refusal_is_an_error_page() {
+    let h = with_par(false, "auto");
+    let (_, url) = login_location(&h);
+    assert!(
+        query_param(&url, "state").is_some(),
+        "not required: a plain request"
+    );
+    assert_eq!(h.idp.fetches_of(PAR_URL), 0);
+
+    let h = with_par(false, "always");
+    h.idp.serve(
+        PAR_URL,
+        Response::new(400).with_body("application/json", r#"{"error":"invalid_client"}"#),
+    );
+    let resp = h.respond(&navigate(&app("/auth/login"), None));
+    assert_eq!(resp.status, 500, "{}", resp.body_text());
+    assert!(h.idp.last_failure().unwrap()["detail"]
+        .to_string()
+        .contains("invalid_client"));
+    assert!(set_cookies(&resp)
+        .iter()
+        .all(|c| !c.name.contains("portcullis-tx-") || c.is_deletion()));
+
+    let h = with_par(true, "never");
+    let (_, url) = login_location(&h);
+    assert!(query_param(&url, "state").is_some());
+}
