@@ -36,6 +36,8 @@ pub enum SessionStore {
 pub enum TokenAuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// A JWT signed with `OIDC_CLIENT_KEY` (RFC 7523, OpenID Connect Core 9).
+    PrivateKeyJwt,
 }
 
 /// Which access decisions get a log line (`ACCESS_LOG`).

@@ -8,6 +8,7 @@ use crate::base::secret::ClientSecret;
 use crate::base::types::{ClientId, Issuer};
 use crate::config::read::{err, parse_http_url, parse_issuer_var, Vars};
 use crate::config::{ConfigError, TokenAuthMethod, DEFAULT_SCOPES};
+use crate::jose::client_key::ClientKey;
 
 /// The id of the provider the single-provider variables describe.
 pub const DEFAULT_PROVIDER: &str = "default";
@@ -184,6 +185,8 @@ pub struct ProviderConfig {
     /// Space-separated.
     pub scopes: String,
     pub token_auth_method: TokenAuthMethod,
+    /// `OIDC_CLIENT_KEY`, for `private_key_jwt`.
+    pub client_key: Option<ClientKey>,
     /// `OIDC_AUTH_PARAMS`: extra authorization parameters, none of them reserved.
     pub auth_params: Vec<(String, String)>,
     /// GitHub: how long organization and team membership is trusted before it is read again.
@@ -393,7 +396,6 @@ fn read_provider<F: Fn(&str) -> Option<String>>(
         (_, None) => return Err(err(issuer_var, "is not set")),
     };
     let client_id = ClientId::new(vars.required(&name("OIDC_CLIENT_ID"))?);
-    let client_secret = ClientSecret::new(vars.required(&name("OIDC_CLIENT_SECRET"))?);
 
     let scopes_var = name("OIDC_SCOPES");
     let default_scopes = match kind {
@@ -428,8 +430,25 @@ fn read_provider<F: Fn(&str) -> Option<String>>(
         &[
             ("client_secret_basic", TokenAuthMethod::ClientSecretBasic),
             ("client_secret_post", TokenAuthMethod::ClientSecretPost),
+            ("private_key_jwt", TokenAuthMethod::PrivateKeyJwt),
         ],
     )?;
+    let key_var = name("OIDC_CLIENT_KEY");
+    let (client_secret, client_key) = if token_auth_method == TokenAuthMethod::PrivateKeyJwt {
+        if kind == ProviderKind::GitHub {
+            return Err(err(
+                name("OIDC_TOKEN_AUTH_METHOD"),
+                "GitHub takes client_secret_post only",
+            ));
+        }
+        let key = ClientKey::parse(&vars.required(&key_var)?).map_err(|p| err(&key_var, p))?;
+        (ClientSecret::new(String::new()), Some(key))
+    } else {
+        (
+            ClientSecret::new(vars.required(&name("OIDC_CLIENT_SECRET"))?),
+            None,
+        )
+    };
     let params_var = name("OIDC_AUTH_PARAMS");
     let auth_params = vars
         .get(&params_var)
@@ -500,6 +519,7 @@ fn read_provider<F: Fn(&str) -> Option<String>>(
         client_secret,
         scopes,
         token_auth_method,
+        client_key,
         auth_params,
         membership_ttl_secs,
         tenants,
@@ -571,6 +591,7 @@ impl Providers {
             client_secret: ClientSecret::new("s3cret-value".into()),
             scopes: DEFAULT_SCOPES.into(),
             token_auth_method: TokenAuthMethod::ClientSecretBasic,
+            client_key: None,
             auth_params: Vec::new(),
             membership_ttl_secs: DEFAULT_MEMBERSHIP_TTL_SECS,
             tenants: None,

@@ -17,7 +17,9 @@ use crate::oidc::discovery::ProviderMetadata;
 use crate::oidc::github::{reads_memberships, GitHubClient, GitHubError};
 use crate::oidc::graph::overage_groups;
 use crate::oidc::id_token::{self, IdTokenCheck, IdTokenFailure};
-use crate::oidc::token_endpoint::{printable, RefreshResponse, TokenError, TokenResponse};
+use crate::oidc::token_endpoint::{
+    client_assertion, printable, RefreshResponse, TokenError, TokenResponse,
+};
 use crate::oidc::transaction::{CallbackError, CallbackParams, CodeExchange, LoginTransaction};
 use crate::platform::Platform;
 use crate::session::store::{SessionObjects, StartError};
@@ -130,7 +132,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 if exchange.issuer != provider.issuer {
                     return Err(GateError::LoginNotFound);
                 }
-                let req = exchange.token_request(provider, &urls.token);
+                let req = exchange.token_request(provider, &urls.token, None);
                 let answer = self.redeem(req, RefreshResponse::parse).await?;
                 let session = self.github_session(provider, &urls, answer, now).await?;
                 (session, exchange.return_to)
@@ -142,7 +144,11 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 if exchange.issuer != provider.issuer {
                     return Err(GateError::LoginNotFound);
                 }
-                let req = exchange.token_request(provider, &meta.token_endpoint);
+                let assertion = client_assertion(self.platform, provider, &meta.token_endpoint)
+                    .await
+                    .map_err(GateError::Internal)?;
+                let req =
+                    exchange.token_request(provider, &meta.token_endpoint, assertion.as_ref());
                 let tokens = self.redeem(req, TokenResponse::parse).await?;
                 let session = self
                     .oidc_session(provider, &meta, &exchange.nonce, tokens, now)

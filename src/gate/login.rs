@@ -11,6 +11,7 @@ use crate::http::pages::{page, Action};
 use crate::http::return_to::ReturnTo;
 use crate::http::Response;
 use crate::oidc::id_token::tenancy;
+use crate::oidc::token_endpoint::client_assertion;
 use crate::oidc::transaction::{
     authorization_url, pushed_authorization_url, pushed_endpoint, pushed_request,
     pushed_request_uri,
@@ -78,9 +79,17 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         let Some(endpoint) = endpoint else {
             return Ok(authorization_url(&meta.authorization_endpoint, params));
         };
+        let assertion = client_assertion(self.platform, provider, &meta.token_endpoint)
+            .await
+            .map_err(GateError::Internal)?;
         let resp = self
             .platform
-            .fetch(pushed_request(provider, endpoint, params))
+            .fetch(pushed_request(
+                provider,
+                endpoint,
+                params,
+                assertion.as_ref(),
+            ))
             .await
             .map_err(|e| {
                 GateError::ProviderUnavailable(format!("pushed authorization request: {e}"))

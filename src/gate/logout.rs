@@ -13,7 +13,8 @@ use crate::gate::{with_cookies, Gate, GateRequest};
 use crate::http::cookies::{parse_cookie_header, CookieJar};
 use crate::http::pages::{page, Action};
 use crate::http::{Method, Response};
-use crate::oidc::token_endpoint::client_request;
+use crate::oidc::discovery::ProviderMetadata;
+use crate::oidc::token_endpoint::{client_assertion, client_request};
 use crate::platform::Platform;
 use crate::session::store::SessionObjects;
 
@@ -117,7 +118,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                     meta.revocation_endpoint.as_ref(),
                     ended.as_ref().and_then(|s| s.tokens.refresh_token.as_ref()),
                 ) {
-                    self.revoke(provider, endpoint, rt.secret()).await;
+                    self.revoke(provider, &meta, endpoint, rt.secret()).await;
                 }
                 match meta.end_session_endpoint.clone() {
                     None => logged_out_path,
@@ -175,7 +176,22 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
     }
 
     /// RFC 7009: best effort; the session has ended here whatever the answer.
-    async fn revoke(&self, provider: &ProviderConfig, endpoint: &Url, refresh_token: &str) {
+    async fn revoke(
+        &self,
+        provider: &ProviderConfig,
+        meta: &ProviderMetadata,
+        endpoint: &Url,
+        refresh_token: &str,
+    ) {
+        let assertion = match client_assertion(self.platform, provider, &meta.token_endpoint).await
+        {
+            Ok(a) => a,
+            Err(why) => {
+                self.platform
+                    .log(&json!({"level":"warn","event":"revocation_failed","detail":why}));
+                return;
+            }
+        };
         let req = client_request(
             provider,
             endpoint,
@@ -183,6 +199,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 ("token", refresh_token),
                 ("token_type_hint", "refresh_token"),
             ],
+            assertion.as_ref(),
         );
         match self.platform.fetch(req).await {
             Ok(r) if r.status == 200 => self

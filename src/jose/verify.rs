@@ -1,6 +1,7 @@
 //! Signature verification: one trait with a platform implementation (WebCrypto in the
 //! worker) and a pure-Rust one for host tests, and the one step that releases a payload.
 
+use crate::jose::client_key::ClientKey;
 use crate::jose::jwks::PublicJwk;
 use crate::jose::jws::{JwsAlg, UnverifiedJws, VerifiedJws};
 
@@ -23,7 +24,8 @@ impl std::fmt::Display for SignatureError {
     }
 }
 
-/// Checks a signature with a public key. One implementation per platform.
+/// Checks a signature with a public key, and signs the client's own assertions
+/// (`private_key_jwt`). One implementation per platform.
 #[allow(async_fn_in_trait)] // single-threaded wasm: futures need not be Send
 pub trait SignatureVerifier {
     async fn verify(
@@ -33,6 +35,9 @@ pub trait SignatureVerifier {
         signing_input: &[u8],
         signature: &[u8],
     ) -> Result<(), SignatureError>;
+
+    /// Signs `signing_input` with the client's private key.
+    async fn sign(&self, key: &ClientKey, signing_input: &[u8]) -> Result<Vec<u8>, SignatureError>;
 }
 
 /// Checks `jws` with `key` and releases the payload.
@@ -62,6 +67,29 @@ impl SignatureVerifier for RustVerifier {
         signature: &[u8],
     ) -> Result<(), SignatureError> {
         verify_rust(alg, key, signing_input, signature)
+    }
+
+    async fn sign(&self, key: &ClientKey, signing_input: &[u8]) -> Result<Vec<u8>, SignatureError> {
+        use jwt_compact::alg::{Es256, Rsa, RsaPrivateKey};
+        use jwt_compact::jwk::JsonWebKey;
+        use jwt_compact::{Algorithm, AlgorithmSignature};
+        let unusable = |e: &dyn std::fmt::Display| SignatureError::UnusableKey(e.to_string());
+        let jwk: JsonWebKey<'_> =
+            serde_json::from_value(key.private_jwk().clone()).map_err(|e| unusable(&e))?;
+        Ok(match key.alg {
+            JwsAlg::Es256 => {
+                let sk =
+                    <Es256 as Algorithm>::SigningKey::try_from(&jwk).map_err(|e| unusable(&e))?;
+                Es256.sign(&sk, signing_input).as_bytes().into_owned()
+            }
+            alg => {
+                let sk = RsaPrivateKey::try_from(&jwk).map_err(|e| unusable(&e))?;
+                Rsa::with_name(alg.name())
+                    .sign(&sk, signing_input)
+                    .as_bytes()
+                    .into_owned()
+            }
+        })
     }
 }
 

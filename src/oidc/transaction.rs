@@ -18,7 +18,7 @@ use crate::http::return_to::ReturnTo;
 use crate::http::OutboundRequest;
 use crate::oidc::discovery::ProviderMetadata;
 use crate::oidc::pkce::PkceVerifier;
-use crate::oidc::token_endpoint::client_request;
+use crate::oidc::token_endpoint::{client_request, ClientAssertion};
 
 /// How long a sign-in may take, from redirect to callback.
 pub const TRANSACTION_TTL_SECS: u64 = 600;
@@ -71,13 +71,14 @@ pub fn pushed_request(
     provider: &ProviderConfig,
     endpoint: &Url,
     params: &[(String, String)],
+    assertion: Option<&ClientAssertion>,
 ) -> OutboundRequest {
     // `client_id` stays in the body whatever the client authentication (RFC 9126 2.1).
     let pairs: Vec<(&str, &str)> = params
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    client_request(provider, endpoint, &pairs)
+    client_request(provider, endpoint, &pairs, assertion)
 }
 
 /// The `request_uri` of a pushed request's answer (RFC 9126 2.2: 201 with JSON).
@@ -309,6 +310,7 @@ impl CodeExchange {
         &self,
         provider: &ProviderConfig,
         token_endpoint: &Url,
+        assertion: Option<&ClientAssertion>,
     ) -> OutboundRequest {
         client_request(
             provider,
@@ -319,6 +321,7 @@ impl CodeExchange {
                 ("redirect_uri", &self.redirect_uri),
                 ("code_verifier", self.verifier.secret()),
             ],
+            assertion,
         )
     }
 }
@@ -531,6 +534,7 @@ mod tests {
         let basic = ex.token_request(
             test_config(&[]).providers.first(),
             &Url::parse("https://idp.example.com/token").unwrap(),
+            None,
         );
         assert_eq!(basic.method, "POST");
         let body: std::collections::HashMap<_, _> =
@@ -556,6 +560,7 @@ mod tests {
                 .providers
                 .first(),
             &Url::parse("https://idp.example.com/token").unwrap(),
+            None,
         );
         let body: std::collections::HashMap<_, _> =
             url::form_urlencoded::parse(post.body.as_deref().unwrap().as_bytes())

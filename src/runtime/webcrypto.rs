@@ -11,6 +11,7 @@ use web_sys::{CryptoKey, SubtleCrypto};
 
 use crate::base::cache::BoundedCache;
 use crate::base::time::UnixTime;
+use crate::jose::client_key::ClientKey;
 use crate::jose::jwks::PublicJwk;
 use crate::jose::jws::JwsAlg;
 use crate::jose::verify::{SignatureError, SignatureVerifier};
@@ -147,7 +148,40 @@ impl WebCryptoVerifier {
     }
 }
 
+/// The private JWK and the algorithm objects to import and sign with.
+fn signing_params(key: &ClientKey) -> Result<(Value, Value), SignatureError> {
+    let (import, sign, _) = params(key.alg, key.private_jwk())?;
+    Ok((import, sign))
+}
+
 impl SignatureVerifier for WebCryptoVerifier {
+    async fn sign(&self, key: &ClientKey, signing_input: &[u8]) -> Result<Vec<u8>, SignatureError> {
+        let (import, sign) = signing_params(key)?;
+        let subtle = subtle()?;
+        let usages = Array::of1(&JsValue::from_str("sign"));
+        let promise = subtle
+            .import_key_with_object(
+                "jwk",
+                &to_object(key.private_jwk())?,
+                &to_object(&import)?,
+                false,
+                &usages,
+            )
+            .map_err(platform)?;
+        let crypto_key: CryptoKey = JsFuture::from(promise)
+            .await
+            .map_err(|e| {
+                SignatureError::UnusableKey(format!("WebCrypto refused the key: {}", platform(e)))
+            })?
+            .dyn_into()
+            .map_err(|_| SignatureError::Platform("importKey did not give a CryptoKey".into()))?;
+        let promise = subtle
+            .sign_with_object_and_u8_array(&to_object(&sign)?, &crypto_key, signing_input)
+            .map_err(platform)?;
+        let signature = JsFuture::from(promise).await.map_err(platform)?;
+        Ok(js_sys::Uint8Array::new(&signature).to_vec())
+    }
+
     async fn verify(
         &self,
         alg: JwsAlg,

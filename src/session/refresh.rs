@@ -8,7 +8,7 @@ use crate::oidc::github::{reads_memberships, GitHubClient, GitHubError};
 use crate::oidc::graph::overage_groups;
 use crate::oidc::id_token::{self, IdTokenCheck, IdTokenFailure};
 use crate::oidc::provider::{ProviderCache, ProviderError};
-use crate::oidc::token_endpoint::{client_request, RefreshResponse, TokenError};
+use crate::oidc::token_endpoint::{client_assertion, client_request, RefreshResponse, TokenError};
 use crate::platform::Platform;
 use crate::session::{Session, StoredSecret};
 
@@ -64,6 +64,9 @@ async fn spend_refresh_token<P: Platform>(
     platform: &P,
     refresh_token: &StoredSecret,
 ) -> Result<RefreshResponse, RefreshError> {
+    let assertion = client_assertion(platform, provider, endpoint)
+        .await
+        .map_err(RefreshError::Unavailable)?;
     let req = client_request(
         provider,
         endpoint,
@@ -71,6 +74,7 @@ async fn spend_refresh_token<P: Platform>(
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token.secret()),
         ],
+        assertion.as_ref(),
     );
     let resp = platform
         .fetch(req)

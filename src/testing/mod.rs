@@ -74,6 +74,20 @@ impl TestKey {
         }
     }
 
+    /// The private key as a JWK (JSON), with the kid.
+    pub fn private_jwk(&self) -> String {
+        let jwk: JsonWebKey<'_> = match &self.signer {
+            Signer::Rsa(k) => JsonWebKey::from(k.as_ref()),
+            Signer::Es256(k) => JsonWebKey::from(k),
+            Signer::Ed25519(k) => JsonWebKey::from(k),
+        };
+        let mut v = serde_json::to_value(&jwk).expect("jwk json");
+        if let Some(kid) = &self.kid {
+            v["kid"] = kid.clone().into();
+        }
+        v.to_string()
+    }
+
     pub fn default_alg(&self) -> &'static str {
         match self.signer {
             Signer::Rsa(_) => "RS256",

@@ -545,3 +545,88 @@ fn par_is_used_only_when_required_or_asked_for_and_its_refusal_is_an_error_page(
     let (_, url) = login_location(&h);
     assert!(query_param(&url, "state").is_some());
 }
+
+// ----- private_key_jwt ---------------------------------------------------------------------------
+
+#[test]
+fn private_key_jwt_signs_a_fresh_assertion_for_each_call_and_sends_no_secret() {
+    let client_key = TestKey::rsa_other(Some("client-1"));
+    let mut jwk: Value = serde_json::from_str(&client_key.private_jwk()).unwrap();
+    jwk["x5t#S256"] = "thumbprint".into();
+    let jwk = jwk.to_string();
+    let h = Harness::with_config(&[
+        ("OIDC_TOKEN_AUTH_METHOD", "private_key_jwt"),
+        ("OIDC_CLIENT_KEY", &jwk),
+        ("OIDC_CLIENT_SECRET", ""),
+    ]);
+    h.sign_in();
+    h.sign_in();
+    let calls = h.idp.requests_to(TOKEN_URL);
+    assert_eq!(calls.len(), 2);
+    let mut jtis = Vec::new();
+    for call in &calls {
+        assert_eq!(call.headers.get("Authorization"), None);
+        let form: HashMap<String, String> =
+            url::form_urlencoded::parse(call.body.as_deref().unwrap().as_bytes())
+                .into_owned()
+                .collect();
+        assert!(!form.contains_key("client_secret"));
+        assert_eq!(form["client_id"], "client");
+        assert_eq!(
+            form["client_assertion_type"],
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        );
+        let jws = crate::jose::jws::UnverifiedJws::parse(&form["client_assertion"]).unwrap();
+        assert_eq!(jws.header.kid.as_deref(), Some("client-1"));
+        let public = crate::jose::jwks::JwkSet::parse(&jwks_json(&[&client_key])).unwrap();
+        let key = public.select(&jws.header).unwrap().clone();
+        let verified = block_on(crate::jose::verify::verify(
+            &crate::jose::verify::RustVerifier,
+            jws,
+            &key,
+        ))
+        .expect("the assertion verifies with the client's public key");
+        let claims: Value = serde_json::from_slice(verified.payload()).unwrap();
+        assert_eq!(claims["iss"], "client");
+        assert_eq!(claims["sub"], "client");
+        assert_eq!(claims["aud"], TOKEN_URL);
+        assert_eq!(
+            claims["exp"].as_u64().unwrap(),
+            claims["iat"].as_u64().unwrap() + 300
+        );
+        jtis.push(claims["jti"].as_str().unwrap().to_owned());
+    }
+    assert_ne!(jtis[0], jtis[1], "a fresh jti for every call");
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(
+                h.idp.requests_to(TOKEN_URL)[0]
+                    .body
+                    .as_deref()
+                    .unwrap()
+                    .split("client_assertion=")
+                    .nth(1)
+                    .unwrap()
+                    .split('.')
+                    .next()
+                    .unwrap(),
+            )
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["x5t#S256"], "thumbprint");
+}
+
+#[test]
+fn private_key_jwt_needs_a_private_key() {
+    let public = TestKey::rsa(None).public_jwk().to_string();
+    let vars = crate::config::tests_support::base_vars();
+    let get = |k: &str| match k {
+        "OIDC_TOKEN_AUTH_METHOD" => Some("private_key_jwt".to_owned()),
+        "OIDC_CLIENT_KEY" => Some(public.clone()),
+        _ => vars.get(k).cloned(),
+    };
+    let e = Config::from_vars(get).unwrap_err();
+    assert_eq!(e.variable, "OIDC_CLIENT_KEY");
+    assert!(!e.problem.contains(&public[..20]));
+}
