@@ -14,7 +14,7 @@ use crate::base::seal::Sealer;
 use crate::base::types::Issuer;
 use crate::http::path::PathPattern;
 use crate::jose::claims::ListClaims;
-use providers::{read_providers, Providers};
+use providers::{read_providers, IssuerTemplate, Providers, Tenants, TENANT_PLACEHOLDER};
 use read::{err, is_header_name, parse_cookie_secret, parse_http_url, parse_issuer, Vars};
 
 pub const DEFAULT_SCOPES: &str = "openid profile email";
@@ -93,8 +93,28 @@ pub struct Config {
     pub assertion: Option<AssertionSigner>,
     /// Bearer access tokens, when `API_AUDIENCES` is set.
     pub api: Option<ApiConfig>,
+    /// Multi-tenant APIs: `API_ISSUERS` templates and `API_ALLOWED_TENANTS`.
+    pub api_tenancy: Option<ApiTenancy>,
     pub upstream: Upstream,
     pub auth_prefix: String,
+}
+
+/// The issuers of a multi-tenant API (Entra's v1 `https://sts.windows.net/{tenantid}/` and v2
+/// `https://login.microsoftonline.com/{tenantid}/v2.0`), for the tenants allowed.
+#[derive(Debug)]
+pub struct ApiTenancy {
+    pub templates: Vec<IssuerTemplate>,
+    pub allowed: Tenants,
+}
+
+impl ApiTenancy {
+    /// The tenant of a token's `iss`, when a template names it and the tenant is allowed.
+    pub fn tenant_of<'a>(&self, iss: &'a str) -> Option<&'a str> {
+        self.templates
+            .iter()
+            .find_map(|t| t.tenant_in(iss))
+            .filter(|tid| self.allowed.allows(tid))
+    }
 }
 
 /// A configuration problem: which variable, and what is wrong with it (never its value).
@@ -276,24 +296,55 @@ impl Config {
             }
         };
 
-        let api = match var("API_AUDIENCES") {
+        let (api, api_tenancy) = match var("API_AUDIENCES") {
             None => {
                 if var("API_ROUTES").is_some() {
                     return Err(err("API_AUDIENCES", "is not set, but API_ROUTES is: set the audience(s) your API's tokens carry"));
                 }
-                None
+                (None, None)
             }
             Some(auds) => {
                 let audiences: Vec<String> = crate::access::policy::list(&auds)
                     .map(str::to_owned)
                     .collect();
-                let issuers: Vec<Issuer> = match var("API_ISSUERS") {
-                    Some(v) => crate::access::policy::list(&v)
-                        .map(|i| parse_issuer(i).map_err(|_| err("API_ISSUERS", "each issuer must be an https URL (http only for localhost or 127.0.0.1)")))
+                let listed = var("API_ISSUERS");
+                let (templates, exact): (Vec<&str>, Vec<&str>) = listed
+                    .as_deref()
+                    .map(|v| {
+                        crate::access::policy::list(v).partition(|i| i.contains(TENANT_PLACEHOLDER))
+                    })
+                    .unwrap_or_default();
+                let bad_issuer = || {
+                    err("API_ISSUERS", "each issuer must be an https URL (http only for localhost or 127.0.0.1), with {tenantid} at most once, in its path")
+                };
+                let issuers: Vec<Issuer> = match listed {
+                    Some(_) => exact
+                        .iter()
+                        .map(|i| parse_issuer(i).map_err(|_| bad_issuer()))
                         .collect::<Result<_, _>>()?,
                     None => providers.oidc_issuers(),
                 };
-                if issuers.is_empty() {
+                let api_tenancy = if templates.is_empty() {
+                    None
+                } else {
+                    let templates = templates
+                        .iter()
+                        .map(|t| {
+                            parse_issuer(&t.replace(
+                                TENANT_PLACEHOLDER,
+                                "00000000-0000-0000-0000-000000000000",
+                            ))
+                            .ok()
+                            .and(IssuerTemplate::parse(t))
+                            .ok_or_else(bad_issuer)
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let allowed = var("API_ALLOWED_TENANTS")
+                        .ok_or_else(|| err("API_ALLOWED_TENANTS", "is not set, but API_ISSUERS has a {tenantid} template: list the tenant ids to accept, or *"))
+                        .and_then(|v| Tenants::parse(&v).ok_or_else(|| err("API_ALLOWED_TENANTS", "must be tenant ids (GUIDs) separated by spaces or commas, or *")))?;
+                    Some(ApiTenancy { templates, allowed })
+                };
+                if issuers.is_empty() && api_tenancy.is_none() {
                     return Err(err("API_ISSUERS", "is not set, and no provider's access tokens are JWTs (GitHub's and Google's are opaque): list the issuers of your API's tokens"));
                 }
                 let typ = vars.choice(
@@ -306,10 +357,11 @@ impl Config {
                 )?;
                 let api = ApiConfig::new(issuers, audiences, typ, var("API_ROUTES").as_deref())
                     .map_err(|p| err("API_ROUTES", p.0))?;
-                Some(match upstream {
+                let api = match upstream {
                     Upstream::Assets => api.for_assets(),
                     Upstream::Origin(_) => api,
-                })
+                };
+                (Some(api), api_tenancy)
             }
         };
 
@@ -341,6 +393,7 @@ impl Config {
             pass_access_token,
             assertion,
             api,
+            api_tenancy,
             upstream,
             auth_prefix,
         })

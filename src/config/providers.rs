@@ -86,6 +86,60 @@ pub enum ProviderKind {
     Entra,
 }
 
+/// `https://login.microsoftonline.com/{tenantid}/v2.0`: the issuer of each tenant, with its
+/// tenant id in place of `{tenantid}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerTemplate {
+    before: String,
+    after: String,
+}
+
+pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
+
+impl IssuerTemplate {
+    /// A template that fits `configured`: the same text with one path segment (the
+    /// authority's `common` or `organizations`) in place of the placeholder.
+    pub fn fitting(template: &str, configured: &str) -> Option<Self> {
+        let (before, after) = template.split_once(TENANT_PLACEHOLDER)?;
+        // In the path, never the host: `https://host/` is three slashes.
+        let in_path = before.ends_with('/') && before.matches('/').count() >= 3;
+        if after.contains(TENANT_PLACEHOLDER) || !in_path {
+            return None;
+        }
+        let segment = configured.strip_prefix(before)?.strip_suffix(after)?;
+        let ok = !segment.is_empty() && !segment.contains(['/', '?', '#']);
+        ok.then(|| Self {
+            before: before.to_owned(),
+            after: after.to_owned(),
+        })
+    }
+
+    /// A template written in the configuration (`API_ISSUERS`): the placeholder once, in the
+    /// path.
+    pub fn parse(template: &str) -> Option<Self> {
+        let (before, after) = template.split_once(TENANT_PLACEHOLDER)?;
+        let in_path = before.ends_with('/') && before.matches('/').count() >= 3;
+        let ok = in_path && !after.contains(TENANT_PLACEHOLDER) && !after.contains(['?', '#']);
+        ok.then(|| Self {
+            before: before.to_owned(),
+            after: after.to_owned(),
+        })
+    }
+
+    /// The tenant an issuer of this template names, when it is a tenant id (GUID).
+    pub fn tenant_in<'a>(&self, iss: &'a str) -> Option<&'a str> {
+        let tid = iss
+            .strip_prefix(self.before.as_str())?
+            .strip_suffix(self.after.as_str())?;
+        is_guid(tid).then_some(tid)
+    }
+
+    /// The issuer of `tenant`.
+    pub fn issuer_of(&self, tenant: &str) -> String {
+        format!("{}{tenant}{}", self.before, self.after)
+    }
+}
+
 /// The Entra tenants a multi-tenant provider lets in (`OIDC_ALLOWED_TENANTS`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Tenants {

@@ -9,6 +9,7 @@ use crate::access::api::{ApiRoute, RouteMatch};
 use crate::access::policy::{Decision, Rule};
 use crate::access::token_cache;
 use crate::base::time::UnixTime;
+use crate::base::types::Issuer;
 use crate::config::providers::ProviderId;
 use crate::config::{AccessLog, PassAccessToken};
 use crate::gate::error::GateError;
@@ -351,11 +352,21 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         let iss = jws
             .unverified_issuer()
             .ok_or_else(|| invalid("the token has no issuer"))?;
-        let issuer = api
-            .issuers
-            .iter()
-            .find(|i| i.as_str() == iss)
-            .ok_or_else(|| invalid("the token's issuer is not trusted"))?;
+        // A listed issuer, or one of a multi-tenant API's allowed tenants.
+        let exact = api.issuers.iter().find(|i| i.as_str() == iss);
+        let tenant = match exact {
+            Some(_) => None,
+            None => Some(
+                self.cfg
+                    .api_tenancy
+                    .as_ref()
+                    .and_then(|t| t.tenant_of(&iss))
+                    .ok_or_else(|| invalid("the token's issuer is not trusted"))?
+                    .to_owned(),
+            ),
+        };
+        let issuer = exact.cloned().unwrap_or_else(|| Issuer::new(iss.as_str()));
+        let issuer = &issuer;
         let meta = self
             .cache
             .metadata(self.platform, issuer)
@@ -370,8 +381,17 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 SignedTokenError::Key(_) => invalid("no signing key of the issuer fits the token"),
                 SignedTokenError::Signature(_) => invalid("the signature does not verify"),
             })?;
+        // A tenant's token must be that tenant's: its `tid` is the one its `iss` names.
+        if let Some(tid) = &tenant {
+            let claims: serde_json::Value =
+                serde_json::from_slice(verified.payload()).unwrap_or_default();
+            if claims["tid"].as_str() != Some(tid.as_str()) {
+                return Err(invalid("the token's tid is not the tenant of its issuer"));
+            }
+        }
+        let issuers = [issuer.clone()];
         let expect = AccessExpectations {
-            issuers: &api.issuers,
+            issuers: &issuers,
             audiences: &api.audiences,
             typ: api.typ,
             now,

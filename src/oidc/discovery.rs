@@ -4,6 +4,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::base::types::Issuer;
+pub use crate::config::providers::IssuerTemplate;
 use crate::http::is_loopback_host;
 
 pub const MIN_CACHE_TTL_SECS: u64 = 60;
@@ -29,40 +30,6 @@ pub struct ProviderMetadata {
     /// RFC 9126 pushed authorization requests.
     pub pushed_authorization_request_endpoint: Option<Url>,
     pub require_pushed_authorization_requests: bool,
-}
-
-/// `https://login.microsoftonline.com/{tenantid}/v2.0`: the issuer of each tenant, with its
-/// tenant id in place of `{tenantid}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssuerTemplate {
-    before: String,
-    after: String,
-}
-
-pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
-
-impl IssuerTemplate {
-    /// A template that fits `configured`: the same text with one path segment (the
-    /// authority's `common` or `organizations`) in place of the placeholder.
-    pub fn fitting(template: &str, configured: &str) -> Option<Self> {
-        let (before, after) = template.split_once(TENANT_PLACEHOLDER)?;
-        // In the path, never the host: `https://host/` is three slashes.
-        let in_path = before.ends_with('/') && before.matches('/').count() >= 3;
-        if after.contains(TENANT_PLACEHOLDER) || !in_path {
-            return None;
-        }
-        let segment = configured.strip_prefix(before)?.strip_suffix(after)?;
-        let ok = !segment.is_empty() && !segment.contains(['/', '?', '#']);
-        ok.then(|| Self {
-            before: before.to_owned(),
-            after: after.to_owned(),
-        })
-    }
-
-    /// The issuer of `tenant`.
-    pub fn issuer_of(&self, tenant: &str) -> String {
-        format!("{}{tenant}{}", self.before, self.after)
-    }
 }
 
 /// The document as published (OpenID Connect Discovery 1.0 section 3).

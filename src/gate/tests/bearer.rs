@@ -242,3 +242,100 @@ fn a_client_cannot_pose_as_another_identity_with_headers_beside_its_token() {
     assert_eq!(user.as_deref(), Some("alice"));
     assert_ne!(headers.get("X-Portcullis-Assertion"), Some("forged"));
 }
+
+// ----- a multi-tenant API ----------------------------------------------------------------------
+
+const TENANT_A: &str = "11111111-2222-3333-4444-555555555555";
+const TENANT_B: &str = "99999999-8888-7777-6666-555555555555";
+
+fn tenant_issuer(tid: &str) -> String {
+    format!("https://tenants.example.com/{tid}/v2.0")
+}
+
+/// `API_ISSUERS` with a `{tenantid}` template; tenant A's discovery and keys are served.
+fn multi_tenant_api(allowed: &str) -> (Harness, TestKey) {
+    let h = Harness::with_config(&[
+        ("API_AUDIENCES", API_AUD),
+        ("API_ISSUERS", "https://tenants.example.com/{tenantid}/v2.0"),
+        ("API_ALLOWED_TENANTS", allowed),
+    ]);
+    let key = TestKey::rsa(Some("t-1"));
+    for tid in [TENANT_A, TENANT_B] {
+        let iss = tenant_issuer(tid);
+        let jwks = format!("https://tenants.example.com/{tid}/keys");
+        h.idp.serve(
+            &format!("{iss}/.well-known/openid-configuration"),
+            cacheable_json(
+                json!({"issuer": iss, "authorization_endpoint": format!("{iss}/a"), "token_endpoint": format!("{iss}/t"), "jwks_uri": jwks})
+                    .to_string(),
+            ),
+        );
+        h.idp.serve(&jwks, jwks_answer(&[&key]));
+    }
+    (h, key)
+}
+
+#[test]
+fn a_multi_tenant_api_accepts_its_allowed_tenants_own_tokens_only() {
+    let (h, key) = multi_tenant_api(TENANT_A);
+    let good = access_token(&key, &tenant_issuer(TENANT_A), |c| {
+        c["tid"] = TENANT_A.into()
+    });
+    let (_, _, user) = h.forward(&with_bearer(Method::Get, &app("/api/x"), &good));
+    assert_eq!(user.as_deref(), Some("alice"));
+
+    let other_tenant = access_token(&key, &tenant_issuer(TENANT_B), |c| {
+        c["tid"] = TENANT_B.into()
+    });
+    let resp = h.respond(&with_bearer(Method::Get, &app("/api/x"), &other_tenant));
+    assert_eq!(resp.status, 401);
+    assert_eq!(
+        h.idp.fetches_of(&format!(
+            "{}/.well-known/openid-configuration",
+            tenant_issuer(TENANT_B)
+        )),
+        0,
+        "a tenant not allowed: nothing fetched"
+    );
+
+    let mismatched = access_token(&key, &tenant_issuer(TENANT_A), |c| {
+        c["tid"] = TENANT_B.into()
+    });
+    let resp = h.respond(&with_bearer(Method::Get, &app("/api/x"), &mismatched));
+    assert_eq!(resp.status, 401);
+    let not_a_guid = access_token(&key, "https://tenants.example.com/common/v2.0", |c| {
+        c["tid"] = "common".into()
+    });
+    assert_eq!(
+        h.respond(&with_bearer(Method::Get, &app("/api/x"), &not_a_guid))
+            .status,
+        401
+    );
+
+    let (h, key) = multi_tenant_api("*");
+    let b = access_token(&key, &tenant_issuer(TENANT_B), |c| {
+        c["tid"] = TENANT_B.into()
+    });
+    h.forward(&with_bearer(Method::Get, &app("/api/x"), &b));
+}
+
+#[test]
+fn a_tenant_template_needs_its_allow_list() {
+    let vars = crate::config::tests_support::base_vars();
+    let get = |k: &str| match k {
+        "API_AUDIENCES" => Some(API_AUD.to_owned()),
+        "API_ISSUERS" => Some("https://tenants.example.com/{tenantid}/v2.0".to_owned()),
+        _ => vars.get(k).cloned(),
+    };
+    assert_eq!(
+        Config::from_vars(get).unwrap_err().variable,
+        "API_ALLOWED_TENANTS"
+    );
+    let get = |k: &str| match k {
+        "API_AUDIENCES" => Some(API_AUD.to_owned()),
+        "API_ISSUERS" => Some("https://{tenantid}.example.com/v2.0".to_owned()),
+        "API_ALLOWED_TENANTS" => Some("*".to_owned()),
+        _ => vars.get(k).cloned(),
+    };
+    assert_eq!(Config::from_vars(get).unwrap_err().variable, "API_ISSUERS");
+}
