@@ -1,6 +1,7 @@
 //! Configuration: wrangler vars and secrets, read and validated once per isolate into a typed
 //! [`Config`]. Errors name the variable, never its value.
 
+mod entra;
 pub mod providers;
 mod read;
 

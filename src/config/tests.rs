@@ -155,7 +155,7 @@ fn token_auth_method_choices() {
         TokenAuthMethod::ClientSecretPost
     );
     assert_eq!(
-        problem_var(&[("OIDC_TOKEN_AUTH_METHOD", "private_key_jwt")]),
+        problem_var(&[("OIDC_TOKEN_AUTH_METHOD", "client_secret_jwt")]),
         "OIDC_TOKEN_AUTH_METHOD"
     );
 }
