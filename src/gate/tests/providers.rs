@@ -630,3 +630,20 @@ fn private_key_jwt_needs_a_private_key() {
     assert_eq!(e.variable, "OIDC_CLIENT_KEY");
     assert!(!e.problem.contains(&public[..20]));
 }
+
+#[test]
+fn graph_paging_stops_at_its_cap() {
+    let h = entra();
+    // A next link that never ends: read up to the cap, and the sign-in still completes.
+    h.idp.serve(
+        GRAPH_FIRST,
+        json_answer(json!({
+            "value": [{"@odata.type": "#microsoft.graph.group", "id": "g3"}],
+            "@odata.nextLink": GRAPH_FIRST,
+        })),
+    );
+    let resp = entra_overage(&h);
+    assert_eq!(resp.status, 302, "{}", resp.body_text());
+    assert_eq!(h.idp.fetches_of(GRAPH_FIRST), crate::oidc::graph::MAX_PAGES);
+    assert_eq!(h.idp.logged("groups_capped").len(), 1);
+}
