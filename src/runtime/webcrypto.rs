@@ -132,49 +132,38 @@ impl WebCryptoVerifier {
         if let Some(k) = self.keys.get(&cache_key, UnixTime::EPOCH) {
             return Ok(k);
         }
-        let usages = Array::of1(&JsValue::from_str("verify"));
-        let promise = subtle
-            .import_key_with_object("jwk", &to_object(jwk)?, &to_object(import)?, false, &usages)
-            .map_err(platform)?;
-        let key: CryptoKey = JsFuture::from(promise)
-            .await
-            .map_err(|e| {
-                SignatureError::UnusableKey(format!("WebCrypto refused the key: {}", platform(e)))
-            })?
-            .dyn_into()
-            .map_err(|_| SignatureError::Platform("importKey did not give a CryptoKey".into()))?;
+        let key = import_key(subtle, jwk, import, "verify").await?;
         self.keys.insert(cache_key, key.clone(), UnixTime::NEVER);
         Ok(key)
     }
 }
 
-/// The private JWK and the algorithm objects to import and sign with.
-fn signing_params(key: &ClientKey) -> Result<(Value, Value), SignatureError> {
-    let (import, sign, _) = params(key.alg, key.private_jwk())?;
-    Ok((import, sign))
+/// WebCrypto's `importKey` of a JWK for one usage (`verify` or `sign`).
+async fn import_key(
+    subtle: &SubtleCrypto,
+    jwk: &Value,
+    import: &Value,
+    usage: &str,
+) -> Result<CryptoKey, SignatureError> {
+    let usages = Array::of1(&JsValue::from_str(usage));
+    let promise = subtle
+        .import_key_with_object("jwk", &to_object(jwk)?, &to_object(import)?, false, &usages)
+        .map_err(platform)?;
+    JsFuture::from(promise)
+        .await
+        .map_err(|e| {
+            SignatureError::UnusableKey(format!("WebCrypto refused the key: {}", platform(e)))
+        })?
+        .dyn_into()
+        .map_err(|_| SignatureError::Platform("importKey did not give a CryptoKey".into()))
 }
 
 impl SignatureVerifier for WebCryptoVerifier {
     async fn sign(&self, key: &ClientKey, signing_input: &[u8]) -> Result<Vec<u8>, SignatureError> {
-        let (import, sign) = signing_params(key)?;
+        // Imported for each assertion (sign-in and refresh only), never cached.
+        let (import, sign, _) = params(key.alg, key.private_jwk())?;
         let subtle = subtle()?;
-        let usages = Array::of1(&JsValue::from_str("sign"));
-        let promise = subtle
-            .import_key_with_object(
-                "jwk",
-                &to_object(key.private_jwk())?,
-                &to_object(&import)?,
-                false,
-                &usages,
-            )
-            .map_err(platform)?;
-        let crypto_key: CryptoKey = JsFuture::from(promise)
-            .await
-            .map_err(|e| {
-                SignatureError::UnusableKey(format!("WebCrypto refused the key: {}", platform(e)))
-            })?
-            .dyn_into()
-            .map_err(|_| SignatureError::Platform("importKey did not give a CryptoKey".into()))?;
+        let crypto_key = import_key(&subtle, key.private_jwk(), &import, "sign").await?;
         let promise = subtle
             .sign_with_object_and_u8_array(&to_object(&sign)?, &crypto_key, signing_input)
             .map_err(platform)?;

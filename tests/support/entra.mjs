@@ -17,7 +17,7 @@
 // node:http and node:crypto only; sign-in is immediate for the user chosen by signInAs.
 import http from 'node:http';
 import crypto from 'node:crypto';
-import { readBody, basicCredentials } from './http.mjs';
+import { readBody, basicCredentials, send } from './http.mjs';
 
 const CODE_TTL_MS = 10 * 60 * 1000;
 const NO_STORE = { 'cache-control': 'no-store, no-cache', pragma: 'no-cache' };
@@ -30,14 +30,6 @@ const b64url = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v))
 const s256 = (verifier) => crypto.createHash('sha256').update(verifier).digest('base64url');
 const splitScopes = (s) => [...new Set((s ?? '').split(' ').filter(Boolean))];
 
-function send(res, status, body, headers = {}) {
-  if (typeof body === 'string') {
-    res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', ...headers });
-    return res.end(body);
-  }
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
-  return res.end(JSON.stringify(body));
-}
 
 const closer = (server) => () => new Promise((resolve) => { server.closeAllConnections?.(); server.close(() => resolve()); });
 

@@ -7,7 +7,7 @@
 // numeric id stays. No dependencies.
 import http from 'node:http';
 import crypto from 'node:crypto';
-import { readBody, basicCredentials } from './http.mjs';
+import { readBody, basicCredentials, send } from './http.mjs';
 
 /**
  * The default users, keyed by login. `emails` as /user/emails lists them; `orgs` by login;
@@ -104,14 +104,6 @@ export async function startFakeGitHub({ port, clientId, clientSecret, users = GI
     close: () => new Promise((resolve) => { server.closeAllConnections?.(); server.close(() => resolve()); }),
   };
 
-  function send(res, status, body, headers = {}) {
-    if (typeof body === 'string') {
-      res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', ...headers });
-      return res.end(body);
-    }
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
-    return res.end(JSON.stringify(body));
-  }
 
   function authorize(req, res, q) {
     if (q.get('client_id') !== clientId) return send(res, 404, '<h1>404: the OAuth application was not found</h1>');

@@ -6,7 +6,7 @@
 // node:http and node:crypto only; sign-in is immediate for the user chosen by signInAs.
 import http from 'node:http';
 import crypto from 'node:crypto';
-import { readBody, basicCredentials } from './http.mjs';
+import { readBody, basicCredentials, send } from './http.mjs';
 
 /** The users, keyed by what signInAs takes. `hd` marks a Workspace (hosted domain) account. */
 export const GOOGLE_USERS = {
@@ -89,14 +89,6 @@ export async function startFakeGoogle({ port, clientId, clientSecret, users = GO
     });
   }
 
-  function send(res, status, body, headers = {}) {
-    if (typeof body === 'string') {
-      res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', ...headers });
-      return res.end(body);
-    }
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
-    return res.end(JSON.stringify(body));
-  }
 
   const discovery = {
     issuer,

@@ -20,3 +20,13 @@ export function basicCredentials(header) {
   const unform = (s) => decodeURIComponent(s.replace(/\+/g, ' '));
   try { return { id: unform(decoded.slice(0, colon)), secret: unform(decoded.slice(colon + 1)) }; } catch { return null; }
 }
+
+/** An HTML page (a string body) or JSON (anything else). */
+export function send(res, status, body, headers = {}) {
+  if (typeof body === 'string') {
+    res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', ...headers });
+    return res.end(body);
+  }
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
+  return res.end(JSON.stringify(body));
+}
