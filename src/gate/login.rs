@@ -14,9 +14,8 @@ use crate::oidc::id_token::tenancy;
 use crate::oidc::token_endpoint::client_assertion;
 use crate::oidc::transaction::{
     authorization_url, pushed_authorization_url, pushed_endpoint, pushed_request,
-    pushed_request_uri,
+    pushed_request_uri, LoginTransaction, MAX_LIVE_TRANSACTIONS, TRANSACTION_TTL_SECS,
 };
-use crate::oidc::transaction::{LoginTransaction, MAX_LIVE_TRANSACTIONS, TRANSACTION_TTL_SECS};
 use crate::platform::Platform;
 use crate::session::store::SessionObjects;
 
