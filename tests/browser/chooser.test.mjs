@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { launchChromium } from '../support/browser.mjs';
+import { launchChromium, signInAtProvider } from '../support/browser.mjs';
 import { startIdp, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET } from '../support/idp.mjs';
 import { startWorker, freePort, TEST_COOKIE_SECRET } from '../support/harness.mjs';
 
@@ -75,12 +75,7 @@ test('the chooser shows both providers as buttons and signs in through the secon
 
   await partnersButton.click();
   await page.waitForURL((u) => u.origin === partners.issuer);
-  await page.waitForSelector('input[name="login"]');
-  await page.fill('input[name="login"]', 'bob');
-  await page.fill('input[name="password"]', 'any password');
-  await page.click('button[type="submit"]');
-  await page.waitForSelector('button[type="submit"]');
-  await page.click('button[type="submit"]');
+  await signInAtProvider(page, 'bob');
   await page.waitForURL(`${worker.origin}/docs/`);
   assert.match(await page.textContent('h1'), /Protected documentation/);
 

@@ -1,7 +1,7 @@
 // A real headless Chromium (Debian's) clicks through the demo sign-in and sees the page.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchChromium } from '../support/browser.mjs';
+import { launchChromium, signInAtProvider } from '../support/browser.mjs';
 import { startIdp } from '../support/idp.mjs';
 import { startWorker, freePort, clientVars } from '../support/harness.mjs';
 
@@ -26,14 +26,7 @@ after(async () => {
 test('a person signs in through the provider in a real browser and sees the protected page', async () => {
   const page = await browser.newPage();
   await page.goto(`${worker.origin}/docs/`);
-  // oidc-provider's login form
-  await page.waitForSelector('input[name="login"]');
-  await page.fill('input[name="login"]', 'alice');
-  await page.fill('input[name="password"]', 'any password');
-  await page.click('button[type="submit"]');
-  // its consent form
-  await page.waitForSelector('button[type="submit"]');
-  await page.click('button[type="submit"]');
+  await signInAtProvider(page, 'alice');
   await page.waitForURL(`${worker.origin}/docs/`);
   assert.match(await page.textContent('h1'), /Protected documentation/);
 

@@ -11,3 +11,13 @@ export function launchChromium() {
       '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
 }
+
+/** Signs in as `user` at oidc-provider's login form, then its consent form. */
+export async function signInAtProvider(page, user) {
+  await page.waitForSelector('input[name="login"]');
+  await page.fill('input[name="login"]', user);
+  await page.fill('input[name="password"]', 'any password');
+  await page.click('button[type="submit"]');
+  await page.waitForSelector('button[type="submit"]');
+  await page.click('button[type="submit"]');
+}
