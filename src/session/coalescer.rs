@@ -135,26 +135,14 @@ mod tests {
 
     fn session(tag: &str) -> Session {
         Session {
-            provider: ProviderId::default_id(),
-            tid: None,
-            hd: None,
-            github_orgs: Vec::new(),
-            github_teams: Vec::new(),
-            github_until: None,
-            iss: Issuer::new("https://idp"),
             sub: tag.into(),
-            email: None,
-            email_verified: None,
-            name: None,
-            groups: vec![],
-            roles: vec![],
-            groups_omitted: false,
-            groups_unresolved: false,
-            provider_sid: None,
-            tokens: SessionTokens::default(),
-            iat: UnixTime::EPOCH,
-            exp: UnixTime::from_secs(10_000),
-            seen: UnixTime::EPOCH,
+            ..Session::blank(
+                ProviderId::default_id(),
+                Issuer::new("https://idp"),
+                SessionTokens::default(),
+                UnixTime::EPOCH,
+                UnixTime::from_secs(10_000),
+            )
         }
     }
 

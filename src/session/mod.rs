@@ -161,9 +161,28 @@ impl Session {
         now: UnixTime,
         ttl_secs: u64,
     ) -> Self {
-        let mut s = Self {
-            provider: provider.id.clone(),
-            iss: provider.issuer.clone(),
+        let mut s = Self::blank(
+            provider.id.clone(),
+            provider.issuer.clone(),
+            tokens,
+            now,
+            now.plus(ttl_secs),
+        );
+        s.update_github(provider, who, now);
+        s
+    }
+
+    /// A session of `iss` from `iat` to `exp` that says nothing of the person yet.
+    pub(crate) fn blank(
+        provider: ProviderId,
+        iss: Issuer,
+        tokens: SessionTokens,
+        iat: UnixTime,
+        exp: UnixTime,
+    ) -> Self {
+        Self {
+            provider,
+            iss,
             sub: String::new(),
             email: None,
             email_verified: None,
@@ -179,12 +198,10 @@ impl Session {
             github_until: None,
             provider_sid: None,
             tokens,
-            iat: now,
-            exp: now.plus(ttl_secs),
-            seen: now,
-        };
-        s.update_github(provider, who, now);
-        s
+            iat,
+            exp,
+            seen: iat,
+        }
     }
 
     /// What GitHub's API says now replaces what it said before.
@@ -448,13 +465,6 @@ mod tests {
 
     fn session(groups: usize) -> Session {
         Session {
-            provider: ProviderId::default_id(),
-            tid: None,
-            hd: None,
-            github_orgs: Vec::new(),
-            github_teams: Vec::new(),
-            github_until: None,
-            iss: Issuer::new("https://idp"),
             sub: "alice".into(),
             email: Some("alice@example.com".into()),
             email_verified: Some(true),
@@ -463,13 +473,13 @@ mod tests {
                 .map(|i| format!("00000000-0000-0000-0000-{i:012}"))
                 .collect(),
             roles: vec!["reader".into()],
-            groups_omitted: false,
-            groups_unresolved: false,
-            provider_sid: None,
-            tokens: SessionTokens::default(),
-            iat: UnixTime::from_secs(100),
-            exp: UnixTime::from_secs(1000),
-            seen: UnixTime::from_secs(100),
+            ..Session::blank(
+                ProviderId::default_id(),
+                Issuer::new("https://idp"),
+                SessionTokens::default(),
+                UnixTime::from_secs(100),
+                UnixTime::from_secs(1000),
+            )
         }
     }
 
