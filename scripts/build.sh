@@ -8,6 +8,8 @@ for tool in worker-build wasm-bindgen; do
 done
 [ -x "$WASM_OPT_BIN" ] || { echo "portcullis: node_modules is missing; run 'make setup' first" >&2; exit 1; }
 worker-build --release
+# The profiling copy (bench/profile.mjs) keeps the function names.
+mkdir -p target/profile && cp build/index_bg.wasm target/profile/index_bg.wasm
 # Drop the name section (140 KB of function names) that worker-build leaves in. Cargo's
 # `strip = true` cannot do it: it also drops the target_features section wasm-bindgen reads.
 wasm-opt --strip-debug --strip-producers build/index_bg.wasm -o build/index_bg.wasm

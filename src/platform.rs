@@ -30,4 +30,9 @@ pub trait Platform {
     async fn sleep_ms(&self, ms: u64);
     /// One structured log line (JSON).
     fn log(&self, line: &serde_json::Value);
+    /// One log line already written as JSON (see [`crate::base::log_line`]).
+    fn log_json(&self, line: String) {
+        let value = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
+        self.log(&value);
+    }
 }

@@ -2,6 +2,7 @@
 //! bounded cache.
 
 pub mod cache;
+pub mod log_line;
 pub mod random;
 pub mod seal;
 pub mod secret;

@@ -18,7 +18,6 @@ impl UnixTime {
         Self(secs)
     }
 
-    #[cfg(test)]
     pub const fn as_secs(self) -> u64 {
         self.0
     }

@@ -134,6 +134,10 @@ pub struct ProviderConfig {
     /// Entra: Microsoft Graph, for groups beyond the token's limit (`OIDC_GRAPH_URL`).
     pub graph_url: Option<Url>,
     pub pushed: Pushed,
+    /// `OIDC_LOGOUT_ID_TOKEN_HINT`: keep the ID token in the session, for `id_token_hint` at
+    /// the provider's logout. Off by default (it is most of a cookie's size; logout sends
+    /// `client_id` instead), on by default for Okta, which requires the hint.
+    pub logout_id_token_hint: bool,
 }
 
 impl ProviderConfig {
@@ -447,6 +451,11 @@ fn read_provider<F: Fn(&str) -> Option<String>>(
             "GitHub has no pushed authorization requests",
         ));
     }
+    let logout_id_token_hint = vars.choice(
+        &name("OIDC_LOGOUT_ID_TOKEN_HINT"),
+        requires_id_token_hint(&issuer),
+        &[("true", true), ("false", false)],
+    )?;
     Ok(ProviderConfig {
         id,
         name: display,
@@ -462,6 +471,23 @@ fn read_provider<F: Fn(&str) -> Option<String>>(
         tenants,
         graph_url,
         pushed,
+        logout_id_token_hint,
+    })
+}
+
+/// Okta refuses RP-initiated logout without `id_token_hint`; the others take `client_id`.
+fn requires_id_token_hint(issuer: &Issuer) -> bool {
+    Url::parse(issuer.as_str()).ok().is_some_and(|u| {
+        u.host_str().is_some_and(|h| {
+            [
+                ".okta.com",
+                ".oktapreview.com",
+                ".okta-emea.com",
+                ".okta-gov.com",
+            ]
+            .iter()
+            .any(|d| h.ends_with(d))
+        })
     })
 }
 
@@ -534,6 +560,7 @@ impl Providers {
             tenants: None,
             graph_url: None,
             pushed: Pushed::Auto,
+            logout_id_token_hint: false,
         };
         Self {
             binding: p.client_id.clone(),

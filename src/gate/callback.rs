@@ -222,10 +222,11 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 .refresh_token
                 .as_ref()
                 .map(|t| StoredSecret::new(t.secret().clone())),
-            // Only for `id_token_hint` at the provider's logout.
+            // Only for `id_token_hint` at the provider's logout, when asked for.
             id_token: meta
                 .end_session_endpoint
                 .as_ref()
+                .filter(|_| provider.logout_id_token_hint)
                 .map(|_| StoredSecret::new(tokens.id_token.secret().clone())),
         };
         let mut session = Session::from_id_token(

@@ -8,6 +8,7 @@ use crate::access::access_token::{self, AccessExpectations, VerifiedAccessToken}
 use crate::access::api::{ApiRoute, RouteMatch};
 use crate::access::policy::{Decision, Rule};
 use crate::access::token_cache;
+use crate::base::log_line::LogLine;
 use crate::base::time::UnixTime;
 use crate::base::types::Issuer;
 use crate::config::providers::ProviderId;
@@ -224,10 +225,22 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         if !wanted {
             return;
         }
-        self.platform.log(&json!({
-            "event": "access", "time": self.platform.now(), "path": path.as_str().chars().take(200).collect::<String>(),
-            "sub": sub, "rule": rule, "outcome": verdict.as_str(), "reason": reason,
-        }));
+        let path = path.as_str();
+        let path = path
+            .char_indices()
+            .nth(200)
+            .map_or(path, |(cut, _)| &path[..cut]);
+        self.platform.log_json(
+            LogLine::new()
+                .str("event", "access")
+                .num("time", self.platform.now().as_secs())
+                .str("path", path)
+                .str("sub", sub)
+                .str("rule", rule)
+                .str("outcome", verdict.as_str())
+                .str("reason", reason)
+                .finish(),
+        );
     }
 
     /// The request headers for the origin: inbound identity stripped, the real one set.

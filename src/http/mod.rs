@@ -7,6 +7,7 @@ pub mod pages;
 pub mod path;
 pub mod return_to;
 pub mod upstream;
+pub mod wire;
 
 use url::Url;
 

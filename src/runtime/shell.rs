@@ -2,20 +2,24 @@
 //! answer back. No decisions are made here.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
 
-use wasm_bindgen::JsValue;
-use worker::{
-    console_log, event, wasm_bindgen, web_sys, Context, Date, Env, Fetch, Request, RequestInit,
-    Response as WorkerResponse, Result,
-};
+use url::Url;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use worker::{js_sys, web_sys, Date, Env, Fetch, Request, RequestInit, Result};
 
 use crate::access::token_cache::TokenCache;
 use crate::base::time::UnixTime;
 use crate::config::{Config, Upstream, DEFAULT_AUTH_PREFIX};
 use crate::gate::error::GateError;
 use crate::gate::{Gate, GateRequest, Outcome};
-use crate::http::upstream::{header_changes, protected_caching, CDN_CACHE_HEADERS};
+use crate::http::wire::{forward_edits, items, pairs, parse_head, protected_response_edits};
 use crate::http::{Headers, Method, OutboundRequest, Response};
 use crate::oidc::provider::ProviderCache;
 use crate::platform::NetworkError;
@@ -38,6 +42,7 @@ pub(crate) struct Isolate {
     pub tokens: TokenCache,
     pub refreshes: RefreshCoalescer,
     pub verifier: WebCryptoVerifier,
+    pub glue: Glue,
 }
 
 thread_local! {
@@ -57,11 +62,12 @@ pub(crate) fn isolate(env: &Env) -> std::result::Result<Rc<Isolate>, GateError> 
     })
     .map_err(GateError::Config)?;
     let i = Rc::new(Isolate {
-        config,
         cache: ProviderCache::new(),
         tokens: TokenCache::default(),
         refreshes: RefreshCoalescer::default(),
         verifier: WebCryptoVerifier::default(),
+        glue: Glue::new(config.auth_prefix.clone()),
+        config,
     });
     ISOLATE.with(|s| *s.borrow_mut() = Some(i.clone()));
     Ok(i)
@@ -133,11 +139,17 @@ impl Platform for WorkerPlatform<'_> {
     }
 
     async fn sleep_ms(&self, ms: u64) {
-        worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+        // A promise, not worker::Delay: Delay keeps the waker of its first poll, which is not
+        // a task's when the request is first polled outside the executor (see `Relay`).
+        let _ = JsFuture::from(sleep(ms as f64)).await;
     }
 
     fn log(&self, line: &serde_json::Value) {
-        console_log!("{}", line);
+        log_line(line);
+    }
+
+    fn log_json(&self, line: String) {
+        log_js(&line);
     }
 }
 
@@ -176,49 +188,159 @@ impl SessionObjects for WorkerPlatform<'_> {
     }
 }
 
-#[event(fetch)]
-async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<WorkerResponse> {
-    let wants_html = req
-        .headers()
+#[wasm_bindgen(module = "/src/runtime/glue.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = requestHead)]
+    fn request_head(request: &web_sys::Request) -> String;
+    fn respond(status: u16, headers: &str, body: Vec<u8>) -> web_sys::Response;
+    #[allow(clippy::too_many_arguments)] // one JS call: each argument would be a crossing otherwise
+    fn forward(
+        request: &web_sys::Request,
+        target: &str,
+        remove: &str,
+        append: &str,
+        flags: u32,
+        cookies: &str,
+        fetcher: &JsValue,
+        cache_edits: &js_sys::Function,
+        failed: &js_sys::Function,
+    ) -> js_sys::Promise;
+    fn sleep(ms: f64) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = log)]
+    fn log_js(line: &str);
+}
+
+/// `forward`'s flags (glue.js).
+const PROTECTED: u32 = 1;
+const NO_STORE: u32 = 2;
+const WITH_BODY: u32 = 4;
+const WANTS_HTML: u32 = 8;
+
+/// The two Rust functions glue.js calls back, made once per isolate.
+pub(crate) struct Glue {
+    cache_edits: js_sys::Function,
+    failed: js_sys::Function,
+}
+
+impl Glue {
+    fn new(auth_prefix: String) -> Self {
+        let cache_edits = Closure::<dyn Fn(Option<String>, Option<String>) -> String>::new(
+            |cc: Option<String>, vary: Option<String>| {
+                protected_response_edits(cc.as_deref(), vary.as_deref())
+            },
+        );
+        let failed = Closure::<dyn Fn(String, String, bool) -> web_sys::Response>::new(
+            move |detail: String, path: String, wants_html: bool| {
+                log_line(
+                    &serde_json::json!({"level":"error","event":"upstream_failed","path":path,"detail":detail}),
+                );
+                to_js_response(GateError::UpstreamUnavailable.to_response(wants_html, &auth_prefix))
+            },
+        );
+        Self {
+            cache_edits: cache_edits.into_js_value().unchecked_into(),
+            failed: failed.into_js_value().unchecked_into(),
+        }
+    }
+}
+
+/// Wakes whichever task polls the request's work last. The work is first polled right here,
+/// with no task at all: a signed-in request usually needs nothing it has to wait for, and then
+/// its answer (or the upstream's promise) goes back without a trip through the futures
+/// executor. A timer that kept the first waker still reaches the task that took over.
+#[derive(Default)]
+struct Relay(Mutex<Option<Waker>>);
+
+impl Wake for Relay {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Ok(slot) = self.0.lock() {
+            if let Some(w) = slot.as_ref() {
+                w.wake_by_ref();
+            }
+        }
+    }
+}
+
+/// The worker's fetch handler (worker-build's shim calls the export named `fetch`).
+#[wasm_bindgen]
+pub fn fetch(request: web_sys::Request, env: Env, _ctx: JsValue) -> js_sys::Promise {
+    let mut work = Box::pin(handle(request, env));
+    let relay = Arc::new(Relay::default());
+    let waker = Waker::from(relay.clone());
+    match work.as_mut().poll(&mut TaskContext::from_waker(&waker)) {
+        Poll::Ready(answer) => js_sys::Promise::resolve(&answer),
+        Poll::Pending => wasm_bindgen_futures::future_to_promise(async move {
+            let answer = std::future::poll_fn(|cx| {
+                if let Ok(mut slot) = relay.0.lock() {
+                    *slot = Some(cx.waker().clone());
+                }
+                work.as_mut().poll(cx)
+            })
+            .await;
+            Ok(answer)
+        }),
+    }
+}
+
+/// One request: the gate's decision, then its answer or the promise of the upstream's.
+async fn handle(request: web_sys::Request, env: Env) -> JsValue {
+    let head_text = request_head(&request);
+    let head = match parse_head(&head_text) {
+        Ok(h) => h,
+        Err(e) => {
+            log_line(
+                &serde_json::json!({"level":"error","event":"bad_request","detail":e.to_string()}),
+            );
+            return to_js_response(
+                GateError::MissingParameter("url").to_response(false, DEFAULT_AUTH_PREFIX),
+            )
+            .into();
+        }
+    };
+    let wants_html = head
+        .headers
         .get("Accept")
-        .ok()
-        .flatten()
         .is_some_and(|a| a.contains("text/html"));
     let isolate = match isolate(&env) {
         Ok(i) => i,
         Err(e) => {
-            console_log!(
-                "{}",
-                serde_json::json!({"level":"error","event":"configuration_error","detail":e.log_detail()})
+            log_line(
+                &serde_json::json!({"level":"error","event":"configuration_error","detail":e.log_detail()}),
             );
-            return to_worker_response(e.to_response(wants_html, DEFAULT_AUTH_PREFIX));
+            return to_js_response(e.to_response(wants_html, DEFAULT_AUTH_PREFIX)).into();
         }
     };
-    let Ok(url) = req.url() else {
-        return to_worker_response(
+    let Ok(url) = Url::parse(head.url) else {
+        return to_js_response(
             GateError::MissingParameter("url").to_response(wants_html, &isolate.config.auth_prefix),
-        );
+        )
+        .into();
     };
-    let method = Method::parse(req.inner().method().as_str());
+    let method = Method::parse(head.method);
     // Only the back-channel logout route takes a body; everything else streams through.
     let body = if method == Method::Post
         && url.path() == isolate.config.auth_path("backchannel-logout")
-        && req
-            .headers()
+        && head
+            .headers
             .get("Content-Length")
-            .ok()
-            .flatten()
             .and_then(|l| l.parse::<usize>().ok())
             .is_some_and(|l| l <= MAX_BODY)
     {
-        req.text().await.ok()
+        match request.text() {
+            Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()),
+            Err(_) => None,
+        }
     } else {
         None
     };
     let gate_req = GateRequest {
         method,
         url,
-        headers: from_worker_headers(req.headers()),
+        headers: head.headers,
         body,
     };
     let platform = WorkerPlatform {
@@ -233,49 +355,55 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<WorkerRespon
         platform: &platform,
     };
     match gate.handle(&gate_req).await {
-        Outcome::Respond(resp) => to_worker_response(resp),
+        Outcome::Respond(resp) => to_js_response(resp).into(),
         Outcome::Forward {
             path,
             headers,
             protected,
             set_cookies,
-        } => match forward(
-            &env,
-            &isolate.config.upstream,
-            &req,
-            &gate_req,
-            &path,
-            &headers,
-            protected,
-            &set_cookies,
-        )
-        .await
-        {
-            Ok(resp) => Ok(resp),
-            Err(e) => {
-                platform.log(&serde_json::json!({"level":"error","event":"upstream_failed","path":gate_req.url.path(),"detail":e.to_string()}));
-                to_worker_response(
-                    GateError::UpstreamUnavailable
-                        .to_response(wants_html, &isolate.config.auth_prefix),
-                )
+        } => {
+            match pass_on(
+                &env,
+                &isolate,
+                &request,
+                &gate_req,
+                &path,
+                &headers,
+                protected,
+                &set_cookies,
+                wants_html,
+            ) {
+                Ok(promise) => promise.into(),
+                Err(detail) => {
+                    log_line(
+                        &serde_json::json!({"level":"error","event":"upstream_failed","path":gate_req.url.path(),"detail":detail}),
+                    );
+                    to_js_response(
+                        GateError::UpstreamUnavailable
+                            .to_response(wants_html, &isolate.config.auth_prefix),
+                    )
+                    .into()
+                }
             }
-        },
+        }
     }
 }
 
-/// Passes the request on (method, body and the cleaned headers; redirects are not followed)
-/// and, for protected content, makes the response private and adds the session's cookies.
+/// Passes the request on (glue.js `forward`): method, body and the gate's header edits;
+/// redirects are not followed; protected content made private, with the session's cookies.
 #[allow(clippy::too_many_arguments)] // one call site; the shell's glue in one place
-async fn forward(
+fn pass_on(
     env: &Env,
-    upstream: &Upstream,
-    req: &Request,
+    isolate: &Isolate,
+    request: &web_sys::Request,
     gate_req: &GateRequest,
     path: &str,
     headers: &Headers,
     protected: bool,
     set_cookies: &[String],
-) -> Result<WorkerResponse> {
+    wants_html: bool,
+) -> std::result::Result<js_sys::Promise, String> {
+    let upstream = &isolate.config.upstream;
     // The normalized path the policy judged, never the raw one.
     let base = match upstream {
         Upstream::Assets => gate_req.url.origin().ascii_serialization(),
@@ -286,65 +414,45 @@ async fn forward(
         target.push('?');
         target.push_str(q);
     }
-    // Start from the runtime's own copy of the inbound headers and apply only the gate's
-    // changes: far fewer crossings into JS than rebuilding every header.
-    let outbound_headers = web_sys::Headers::new_with_headers(&req.inner().headers())?;
-    let (removed, replaced) = header_changes(&gate_req.headers, headers);
-    for name in removed {
-        outbound_headers.delete(&name)?;
-    }
-    for (name, values) in replaced {
-        outbound_headers.delete(name)?;
-        for v in values {
-            outbound_headers.append(name, v)?;
+    let edits = forward_edits(&gate_req.headers, headers).map_err(|e| e.to_string())?;
+    let cookies = items(set_cookies.iter().map(String::as_str)).map_err(|e| e.to_string())?;
+    let mut flags = 0;
+    if protected {
+        flags |= PROTECTED;
+        // A protected response is one person's: never served from, nor stored in,
+        // Cloudflare's cache under its URL. Public paths keep the origin's caching.
+        if matches!(upstream, Upstream::Origin(_)) {
+            flags |= NO_STORE;
         }
-    }
-    let init = web_sys::RequestInit::new();
-    init.set_method(&req.inner().method());
-    init.set_headers(&outbound_headers.into());
-    init.set_redirect(web_sys::RequestRedirect::Manual);
-    // A protected response is one person's: never served from, nor stored in, Cloudflare's
-    // cache under its URL. Public paths keep the origin's caching.
-    if protected && matches!(upstream, Upstream::Origin(_)) {
-        init.set_cache(web_sys::RequestCache::NoStore);
     }
     if !matches!(gate_req.method, Method::Get | Method::Head) {
-        if let Some(body) = req.inner().body() {
-            init.set_body(&body.into());
-        }
+        flags |= WITH_BODY;
     }
-    let outbound: Request = web_sys::Request::new_with_str_and_init(&target, &init)?.into();
-    let resp = match upstream {
-        Upstream::Assets => env.assets(ASSETS_BINDING)?.fetch_request(outbound).await?,
-        Upstream::Origin(_) => Fetch::Request(outbound).send().await?,
+    if wants_html {
+        flags |= WANTS_HTML;
+    }
+    let fetcher: JsValue = match upstream {
+        Upstream::Assets => env
+            .assets(ASSETS_BINDING)
+            .map_err(|e| e.to_string())?
+            .into(),
+        Upstream::Origin(_) => JsValue::UNDEFINED,
     };
-    // A WebSocket upgrade (101) carries no cacheable body, and a Response with status 101
-    // cannot be rebuilt: pass it through as it is.
-    if !protected || resp.status_code() == 101 {
-        return Ok(resp);
-    }
-    let sys: web_sys::Response = resp.into();
-    let out_headers = web_sys::Headers::new_with_headers(&sys.headers())?;
-    let edits = protected_caching(
-        out_headers.get("Cache-Control")?.as_deref(),
-        out_headers.get("Vary")?.as_deref(),
-    );
-    for (name, value) in edits {
-        out_headers.set(name, &value)?;
-    }
-    for name in CDN_CACHE_HEADERS {
-        out_headers.delete(name)?;
-    }
-    for cookie in set_cookies {
-        out_headers.append("Set-Cookie", cookie)?;
-    }
-    let init = web_sys::ResponseInit::new();
-    init.set_status(sys.status());
-    init.set_status_text(&sys.status_text());
-    init.set_headers(&out_headers.into());
-    let rebuilt =
-        web_sys::Response::new_with_opt_readable_stream_and_init(sys.body().as_ref(), &init)?;
-    Ok(rebuilt.into())
+    Ok(forward(
+        request,
+        &target,
+        &edits.remove,
+        &edits.append,
+        flags,
+        &cookies,
+        &fetcher,
+        &isolate.glue.cache_edits,
+        &isolate.glue.failed,
+    ))
+}
+
+fn log_line(line: &serde_json::Value) {
+    log_js(&line.to_string());
 }
 
 fn from_worker_headers(h: &worker::Headers) -> Headers {
@@ -363,10 +471,20 @@ fn to_worker_headers(h: &Headers) -> Result<worker::Headers> {
     Ok(out)
 }
 
-fn to_worker_response(r: Response) -> Result<WorkerResponse> {
-    let headers = to_worker_headers(&r.headers)?;
-    Ok(WorkerResponse::builder()
-        .with_status(r.status)
-        .with_headers(headers)
-        .fixed(r.body))
+/// A gate answer as a runtime Response. A header that cannot cross (a line break in a value)
+/// turns the answer into a 500 with a log line, never into a split header.
+fn to_js_response(r: Response) -> web_sys::Response {
+    match pairs(r.headers.iter()) {
+        Ok(headers) => respond(r.status, &headers, r.body),
+        Err(e) => {
+            log_line(
+                &serde_json::json!({"level":"error","event":"bad_response_header","detail":e.to_string()}),
+            );
+            respond(
+                500,
+                "content-type\ntext/plain; charset=utf-8",
+                b"internal error\n".to_vec(),
+            )
+        }
+    }
 }

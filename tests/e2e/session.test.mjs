@@ -43,7 +43,9 @@ before(async () => {
     padBytes: 4000,
   });
   [cookieWorker, doWorker] = await Promise.all([
-    startWorker({ port: ports.cookie, vars: vars() }),
+    // With the ID token kept for logout (OIDC_LOGOUT_ID_TOKEN_HINT): with the padded tokens,
+    // a session that needs chunks.
+    startWorker({ port: ports.cookie, vars: vars({ OIDC_LOGOUT_ID_TOKEN_HINT: 'true' }) }),
     startWorker({ port: ports.durable, vars: vars({ SESSION_STORE: 'durable_object' }) }),
   ]);
 });

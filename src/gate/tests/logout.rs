@@ -100,8 +100,53 @@ fn logout_with_the_provider_unreachable_still_clears_the_session() {
 // ----- RP-initiated logout ---------------------------------------------------------------------
 
 #[test]
-fn rp_initiated_logout_sends_the_hint_and_state_revokes_and_checks_the_state_on_return() {
+fn by_default_the_id_token_stays_out_of_the_session_and_logout_names_the_client() {
+    let with_hint = Harness::with_config(&[("OIDC_LOGOUT_ID_TOKEN_HINT", "true")]);
     let h = Harness::new();
+    let mut sizes = Vec::new();
+    for h in [&with_hint, &h] {
+        h.idp.serve(
+            DISCOVERY_URL,
+            cacheable_json(discovery_doc(true).to_string()),
+        );
+        let login = h.start_login();
+        let id_token = h.key.sign(&h.claims(&login.nonce));
+        h.idp
+            .serve(TOKEN_URL, token_answer_with(json!({"id_token": id_token})));
+        let resp = h.return_from_provider(&login, &login.success_url());
+        sizes.push(
+            cookie_set(&resp, SESSION_COOKIE)
+                .expect("session")
+                .value
+                .len(),
+        );
+    }
+    assert!(
+        sizes[1] + 200 < sizes[0],
+        "the ID token is not kept: {sizes:?}"
+    );
+
+    let login = h.start_login();
+    let id_token = h.key.sign(&h.claims(&login.nonce));
+    h.idp
+        .serve(TOKEN_URL, token_answer_with(json!({"id_token": id_token})));
+    let resp = h.return_from_provider(&login, &login.success_url());
+    let session = cookie_set(&resp, SESSION_COOKIE).expect("session").pair();
+    let resp = h.respond(&request(
+        Method::Post,
+        &app("/auth/logout"),
+        &[("Origin", APP), ("Accept", HTML), ("Cookie", &session)],
+    ));
+    assert_eq!(resp.status, 302, "{}", resp.body_text());
+    let end = Url::parse(location(&resp)).expect("absolute end-session URL");
+    assert_eq!(query_param(&end, "id_token_hint"), None);
+    assert_eq!(query_param(&end, "client_id").as_deref(), Some("client"));
+    assert!(query_param(&end, "state").is_some());
+}
+
+#[test]
+fn rp_initiated_logout_sends_the_hint_and_state_revokes_and_checks_the_state_on_return() {
+    let h = Harness::with_config(&[("OIDC_LOGOUT_ID_TOKEN_HINT", "true")]);
     let mut doc = discovery_doc(true);
     doc["revocation_endpoint"] = REVOCATION_URL.into();
     h.idp.serve(DISCOVERY_URL, cacheable_json(doc.to_string()));

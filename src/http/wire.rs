@@ -1,0 +1,240 @@
+//! What crosses between the shell's two halves (src/runtime/shell.rs and src/runtime/glue.js):
+//! lists as one string with `\n` between items, so a request's head or a set of header edits
+//! costs one crossing instead of one per header. The Fetch standard forbids CR, LF and NUL in
+//! header names and values; an item that holds one anyway is refused here, never sent on,
+//! because it would split into items of its own on the other side.
+
+use super::upstream::{header_changes, protected_caching, CDN_CACHE_HEADERS};
+use super::Headers;
+
+const LF: char = '\n';
+
+/// An inbound request's method, URL and headers, as `requestHead` (glue.js) sends them.
+#[derive(Debug, PartialEq)]
+pub struct Head<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    pub headers: Headers,
+}
+
+/// Why a list could not cross.
+#[derive(Debug, PartialEq)]
+pub enum WireError {
+    /// The head had no URL, or a header name without its value.
+    MalformedHead,
+    /// A name or value holds CR, LF or NUL.
+    LineBreak(String),
+}
+
+impl std::fmt::Display for WireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::MalformedHead => f.write_str("malformed request head from the runtime"),
+            Self::LineBreak(name) => write!(f, "header {name:?} holds a line break or NUL"),
+        }
+    }
+}
+
+/// `METHOD\nURL` then `\nname\nvalue` per header.
+pub fn parse_head(s: &str) -> Result<Head<'_>, WireError> {
+    let mut items = s.split(LF);
+    let method = items.next().ok_or(WireError::MalformedHead)?;
+    let url = items.next().ok_or(WireError::MalformedHead)?;
+    let mut headers = Headers::new();
+    while let Some(name) = items.next() {
+        let value = items.next().ok_or(WireError::MalformedHead)?;
+        headers.append(name, value);
+    }
+    Ok(Head {
+        method,
+        url,
+        headers,
+    })
+}
+
+fn breaks(s: &str) -> bool {
+    s.contains(['\n', '\r', '\0'])
+}
+
+fn push(out: &mut String, item: &str) {
+    if !out.is_empty() {
+        out.push(LF);
+    }
+    out.push_str(item);
+}
+
+/// `name\nvalue\n...`, or the name of the first pair that cannot cross.
+pub fn pairs<'a>(list: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<String, WireError> {
+    let mut out = String::new();
+    for (name, value) in list {
+        if breaks(name) || breaks(value) {
+            return Err(WireError::LineBreak(name.to_owned()));
+        }
+        push(&mut out, name);
+        push_value(&mut out, value);
+    }
+    Ok(out)
+}
+
+/// A value goes after its name even when empty (`push` would drop the separator).
+fn push_value(out: &mut String, value: &str) {
+    out.push(LF);
+    out.push_str(value);
+}
+
+/// Items one per line (cookies, header names).
+pub fn items<'a>(list: impl IntoIterator<Item = &'a str>) -> Result<String, WireError> {
+    let mut out = String::new();
+    for item in list {
+        if breaks(item) || item.is_empty() {
+            return Err(WireError::LineBreak(item.to_owned()));
+        }
+        push(&mut out, item);
+    }
+    Ok(out)
+}
+
+/// The edits that turn the inbound headers `from` into the outbound `to`: names to delete
+/// (every removed or replaced one), then pairs to append.
+#[derive(Debug, PartialEq)]
+pub struct ForwardEdits {
+    pub remove: String,
+    pub append: String,
+}
+
+pub fn forward_edits(from: &Headers, to: &Headers) -> Result<ForwardEdits, WireError> {
+    let (removed, replaced) = header_changes(from, to);
+    let remove = items(
+        removed
+            .iter()
+            .map(String::as_str)
+            .chain(replaced.iter().map(|(name, _)| *name)),
+    )?;
+    let append = pairs(
+        replaced
+            .iter()
+            .flat_map(|(name, values)| values.iter().map(move |v| (*name, *v))),
+    )?;
+    Ok(ForwardEdits { remove, append })
+}
+
+/// The edits a protected response gets (glue.js `forward`): its caching headers made private
+/// and the CDN-only ones removed (an empty value removes).
+pub fn protected_response_edits(cache_control: Option<&str>, vary: Option<&str>) -> String {
+    let [(cc_name, cc), (vary_name, vary)] = protected_caching(cache_control, vary);
+    let mut out = String::new();
+    for (name, value) in [(cc_name, cc.as_str()), (vary_name, vary.as_str())]
+        .into_iter()
+        .chain(CDN_CACHE_HEADERS.iter().map(|n| (*n, "")))
+    {
+        // The runtime's own values hold no line break; one that did is dropped, not split.
+        if breaks(value) {
+            continue;
+        }
+        push(&mut out, name);
+        push_value(&mut out, value);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_parses_with_every_header_and_empty_values() {
+        let h = parse_head("GET\nhttps://a.example/p?q=1\ncookie\nx=1\nx-empty\n\naccept\n*/*")
+            .unwrap();
+        assert_eq!(h.method, "GET");
+        assert_eq!(h.url, "https://a.example/p?q=1");
+        assert_eq!(
+            h.headers.iter().collect::<Vec<_>>(),
+            [("cookie", "x=1"), ("x-empty", ""), ("accept", "*/*")]
+        );
+        assert_eq!(
+            parse_head("GET\nhttps://a/").unwrap().headers,
+            Headers::new()
+        );
+    }
+
+    #[test]
+    fn a_malformed_head_is_refused() {
+        assert_eq!(parse_head("GET"), Err(WireError::MalformedHead));
+        assert_eq!(
+            parse_head("GET\nhttps://a/\nname-without-value"),
+            Err(WireError::MalformedHead)
+        );
+    }
+
+    #[test]
+    fn pairs_round_trip_through_the_head_format() {
+        let list = [("a", "1"), ("b", ""), ("c", "x, y")];
+        let s = pairs(list).unwrap();
+        assert_eq!(s, "a\n1\nb\n\nc\nx, y");
+        let head = format!("GET\nu\n{s}");
+        let back = parse_head(&head).unwrap();
+        assert_eq!(back.headers.iter().collect::<Vec<_>>(), list);
+        assert_eq!(pairs([]).unwrap(), "");
+    }
+
+    #[test]
+    fn a_line_break_in_any_item_is_refused_not_split() {
+        for bad in ["a\nX-Admin", "a\rb", "a\0b"] {
+            assert!(matches!(
+                pairs([("X-User", bad)]),
+                Err(WireError::LineBreak(_))
+            ));
+            assert!(matches!(pairs([(bad, "v")]), Err(WireError::LineBreak(_))));
+            assert!(matches!(items([bad]), Err(WireError::LineBreak(_))));
+        }
+        assert!(matches!(items([""]), Err(WireError::LineBreak(_))));
+    }
+
+    #[test]
+    fn forward_edits_delete_removed_and_replaced_names_then_append() {
+        let from = Headers::from([
+            ("Cookie", "portcullis=x; theme=dark"),
+            ("X-Auth-Request-User", "mallory"),
+            ("Accept", "*/*"),
+        ]);
+        let to = Headers::from([
+            ("Cookie", "theme=dark"),
+            ("Accept", "*/*"),
+            ("X-Auth-Request-User", "alice"),
+            ("X-Auth-Request-Groups", "a"),
+            ("X-Auth-Request-Groups", "b"),
+        ]);
+        let e = forward_edits(&from, &to).unwrap();
+        assert_eq!(
+            e.remove,
+            "Cookie\nX-Auth-Request-User\nX-Auth-Request-Groups"
+        );
+        assert_eq!(
+            e.append,
+            "Cookie\ntheme=dark\nX-Auth-Request-User\nalice\nX-Auth-Request-Groups\na\nX-Auth-Request-Groups\nb"
+        );
+        let same = forward_edits(&from, &from).unwrap();
+        assert_eq!(
+            same,
+            ForwardEdits {
+                remove: String::new(),
+                append: String::new()
+            }
+        );
+    }
+
+    #[test]
+    fn an_identity_value_with_a_line_break_never_crosses() {
+        let from = Headers::new();
+        let to = Headers::from([("X-Auth-Request-Email", "a@b\nX-Admin\ntrue")]);
+        assert!(forward_edits(&from, &to).is_err());
+    }
+
+    #[test]
+    fn protected_responses_become_private_and_lose_cdn_headers() {
+        assert_eq!(
+            protected_response_edits(Some("public, max-age=60"), None),
+            "Cache-Control\nprivate, max-age=60\nVary\nCookie\nCDN-Cache-Control\n\nCloudflare-CDN-Cache-Control\n\nSurrogate-Control\n"
+        );
+    }
+}

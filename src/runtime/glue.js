@@ -1,0 +1,76 @@
+// The JavaScript half of the worker's entry (src/runtime/shell.rs): each function is one
+// crossing between wasm and JS for work that would otherwise take one crossing per header or
+// per property. No decisions are made here: what to send and where comes from the Rust side,
+// and the caching rule for a protected response is asked of it (`cacheEdits`).
+//
+// Lists travel as strings with "\n" between items: the Fetch standard forbids CR, LF and NUL
+// in header names and values, so the separator cannot occur inside an item.
+
+const LF = '\n';
+const PROTECTED = 1;
+const NO_STORE = 2;
+const WITH_BODY = 4;
+const WANTS_HTML = 8;
+
+/** The request line and headers: "METHOD\nURL" then "\nname\nvalue" per header. */
+export function requestHead(request) {
+  let head = request.method + LF + request.url;
+  for (const [name, value] of request.headers) head += LF + name + LF + value;
+  return head;
+}
+
+function pairs(list) {
+  return list === '' ? [] : list.split(LF);
+}
+
+/** An answer of the gate's own: `headers` as "name\nvalue" pairs, an empty body as none. */
+export function respond(status, headers, body) {
+  const h = new Headers();
+  const p = pairs(headers);
+  for (let i = 0; i + 1 < p.length; i += 2) h.append(p[i], p[i + 1]);
+  return new Response(body.length === 0 ? null : body, { status, headers: h });
+}
+
+/**
+ * Passes `request` on to `target` with the runtime's own copy of its headers, minus the names
+ * in `remove` and plus the pairs in `append`; redirects are not followed. For protected content
+ * (`flags & PROTECTED`) the answer's headers get the edits `cacheEdits(cacheControl, vary)`
+ * gives ("name\nvalue" pairs; an empty value removes the header), and `cookies` are added. If the
+ * upstream cannot be reached, `failed(error, path, wantsHtml)` gives the answer.
+ */
+export async function forward(request, target, remove, append, flags, cookies, fetcher, cacheEdits, failed) {
+  let answer;
+  try {
+    const headers = new Headers(request.headers);
+    for (const name of pairs(remove)) headers.delete(name);
+    const add = pairs(append);
+    for (let i = 0; i + 1 < add.length; i += 2) headers.append(add[i], add[i + 1]);
+    const init = { method: request.method, headers, redirect: 'manual' };
+    if (flags & NO_STORE) init.cache = 'no-store';
+    if (flags & WITH_BODY) init.body = request.body;
+    const outbound = new Request(target, init);
+    answer = await (fetcher ? fetcher.fetch(outbound) : fetch(outbound));
+  } catch (e) {
+    return failed(String(e && e.message ? e.message : e), new URL(request.url).pathname, (flags & WANTS_HTML) !== 0);
+  }
+  // A WebSocket upgrade (101) carries no cacheable body and cannot be rebuilt.
+  if (!(flags & PROTECTED) || answer.status === 101) return answer;
+  const headers = new Headers(answer.headers);
+  const edits = pairs(cacheEdits(headers.get('Cache-Control') ?? undefined, headers.get('Vary') ?? undefined));
+  for (let i = 0; i + 1 < edits.length; i += 2) {
+    if (edits[i + 1] === '') headers.delete(edits[i]);
+    else headers.set(edits[i], edits[i + 1]);
+  }
+  for (const cookie of pairs(cookies)) headers.append('Set-Cookie', cookie);
+  return new Response(answer.body, { status: answer.status, statusText: answer.statusText, headers });
+}
+
+/** A promise resolved after `ms`: a timer the Rust side awaits like any other promise. */
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** One log line. */
+export function log(line) {
+  console.log(line);
+}
