@@ -10,6 +10,13 @@ done
 worker-build --release
 # The profiling copy (bench/profile.mjs) keeps the function names.
 mkdir -p target/profile && cp build/index_bg.wasm target/profile/index_bg.wasm
+# The entry module: worker-build's bundle becomes build/shim.js, and build/index.js calls its
+# fetch handler directly (src/runtime/entry.mjs says why).
+mv build/index.js build/shim.js
+cp src/runtime/entry.mjs build/entry.mjs
+esbuild build/entry.mjs --bundle --format=esm --minify --log-level=warning \
+  --external:./index_bg.wasm --external:'cloudflare:*' --outfile=build/index.js
+rm build/shim.js build/entry.mjs
 # Drop the name section (140 KB of function names) that worker-build leaves in. Cargo's
 # `strip = true` cannot do it: it also drops the target_features section wasm-bindgen reads.
 wasm-opt --strip-debug --strip-producers build/index_bg.wasm -o build/index_bg.wasm
