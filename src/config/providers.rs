@@ -844,4 +844,26 @@ mod tests {
         p.want_github_orgs();
         assert!(p.get("github").unwrap().scopes.matches("read:org").count() == 1);
     }
+
+    #[test]
+    fn the_id_token_is_kept_for_logout_only_for_okta_or_when_asked() {
+        let hint = |issuer: &str, extra: &[(&str, &str)]| {
+            let mut vars = vec![
+                ("OIDC_ISSUER", issuer),
+                ("OIDC_CLIENT_ID", "c"),
+                ("OIDC_CLIENT_SECRET", "s"),
+            ];
+            vars.extend_from_slice(extra);
+            read(&vars).map(|p| p.get("default").unwrap().logout_id_token_hint)
+        };
+        assert_eq!(hint("https://idp.example.com", &[]), Ok(false));
+        assert_eq!(hint("https://dev-1.okta.com/oauth2/default", &[]), Ok(true));
+        assert_eq!(hint("https://corp.oktapreview.com", &[]), Ok(true));
+        assert_eq!(hint("https://okta.com.evil.example", &[]), Ok(false));
+        let on = [("OIDC_LOGOUT_ID_TOKEN_HINT", "true")];
+        assert_eq!(hint("https://idp.example.com", &on), Ok(true));
+        let off = [("OIDC_LOGOUT_ID_TOKEN_HINT", "false")];
+        assert_eq!(hint("https://dev-1.okta.com", &off), Ok(false));
+        assert!(hint("https://idp.example.com", &[("OIDC_LOGOUT_ID_TOKEN_HINT", "yes")]).is_err());
+    }
 }
