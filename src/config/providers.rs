@@ -864,6 +864,10 @@ mod tests {
         assert_eq!(hint("https://idp.example.com", &on), Ok(true));
         let off = [("OIDC_LOGOUT_ID_TOKEN_HINT", "false")];
         assert_eq!(hint("https://dev-1.okta.com", &off), Ok(false));
-        assert!(hint("https://idp.example.com", &[("OIDC_LOGOUT_ID_TOKEN_HINT", "yes")]).is_err());
+        assert!(hint(
+            "https://idp.example.com",
+            &[("OIDC_LOGOUT_ID_TOKEN_HINT", "yes")]
+        )
+        .is_err());
     }
 }
