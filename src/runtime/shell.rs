@@ -231,10 +231,7 @@ impl Glue {
         );
         let failed = Closure::<dyn Fn(String, String, bool) -> web_sys::Response>::new(
             move |detail: String, path: String, wants_html: bool| {
-                log_line(
-                    &serde_json::json!({"level":"error","event":"upstream_failed","path":path,"detail":detail}),
-                );
-                to_js_response(GateError::UpstreamUnavailable.to_response(wants_html, &auth_prefix))
+                upstream_failed(&path, &detail, wants_html, &auth_prefix)
             },
         );
         Self {
@@ -374,16 +371,13 @@ async fn handle(request: web_sys::Request, env: Env) -> JsValue {
                 wants_html,
             ) {
                 Ok(promise) => promise.into(),
-                Err(detail) => {
-                    log_line(
-                        &serde_json::json!({"level":"error","event":"upstream_failed","path":gate_req.url.path(),"detail":detail}),
-                    );
-                    to_js_response(
-                        GateError::UpstreamUnavailable
-                            .to_response(wants_html, &isolate.config.auth_prefix),
-                    )
-                    .into()
-                }
+                Err(detail) => upstream_failed(
+                    gate_req.url.path(),
+                    &detail,
+                    wants_html,
+                    &isolate.config.auth_prefix,
+                )
+                .into(),
             }
         }
     }
@@ -449,6 +443,19 @@ fn pass_on(
         &isolate.glue.cache_edits,
         &isolate.glue.failed,
     ))
+}
+
+/// The request could not be passed on: one log line, and the 502 page or JSON.
+fn upstream_failed(
+    path: &str,
+    detail: &str,
+    wants_html: bool,
+    auth_prefix: &str,
+) -> web_sys::Response {
+    log_line(
+        &serde_json::json!({"level":"error","event":"upstream_failed","path":path,"detail":detail}),
+    );
+    to_js_response(GateError::UpstreamUnavailable.to_response(wants_html, auth_prefix))
 }
 
 fn log_line(line: &serde_json::Value) {
