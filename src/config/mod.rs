@@ -70,6 +70,32 @@ pub enum Upstream {
     Assets,
     /// An origin URL: the request's path and query are appended to it.
     Origin(Url),
+    /// Another Worker, through the service binding of this name (`UPSTREAM = "service:NAME"`
+    /// and a `[[services]]` entry in wrangler.toml). It receives the request's own URL.
+    Service(String),
+}
+
+impl Upstream {
+    /// The `NAME` of `service:NAME`: a binding name as wrangler.toml accepts it.
+    fn service(name: &str) -> Result<Self, ConfigError> {
+        let name = name.trim();
+        let valid = name.len() <= 64
+            && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            Err(err(
+                "UPSTREAM",
+                "service:NAME needs the name of a service binding (letters, digits and _, as in [[services]] binding = \"NAME\")",
+            ))
+        } else if name == "ASSETS" {
+            Err(err(
+                "UPSTREAM",
+                "the ASSETS binding is the static assets upstream: write UPSTREAM = \"assets\"",
+            ))
+        } else {
+            Ok(Self::Service(name.to_owned()))
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -178,6 +204,7 @@ impl Config {
 
         let upstream = match var("UPSTREAM").as_deref() {
             None | Some("assets") => Upstream::Assets,
+            Some(v) if v.starts_with("service:") => Upstream::service(&v["service:".len()..])?,
             Some(v) => {
                 let url = parse_http_url("UPSTREAM", v)?;
                 if url.query().is_some() || url.fragment().is_some() {
@@ -229,7 +256,7 @@ impl Config {
         // Static assets serve one file under several paths: rules cover them all.
         let policy = match upstream {
             Upstream::Assets => policy.for_assets(),
-            Upstream::Origin(_) => policy,
+            Upstream::Origin(_) | Upstream::Service(_) => policy,
         };
 
         let access_log = vars.choice(
@@ -360,7 +387,7 @@ impl Config {
                     .map_err(|p| err("API_ROUTES", p.0))?;
                 let api = match upstream {
                     Upstream::Assets => api.for_assets(),
-                    Upstream::Origin(_) => api,
+                    Upstream::Origin(_) | Upstream::Service(_) => api,
                 };
                 (Some(api), api_tenancy)
             }

@@ -218,6 +218,26 @@ fn public_paths_and_upstream() {
 }
 
 #[test]
+fn upstream_service_binding() {
+    let c = parse(&[("UPSTREAM", "service:APP_1")]).unwrap();
+    assert_eq!(c.upstream, Upstream::Service("APP_1".into()));
+    // Not a binding name, no name, or the assets binding by another spelling.
+    for bad in [
+        "service:",
+        "service: ",
+        "service:1app",
+        "service:app-x",
+        "service:a b",
+        "service:ASSETS",
+        "service:https://x.example",
+    ] {
+        assert_eq!(problem_var(&[("UPSTREAM", bad)]), "UPSTREAM", "{bad}");
+    }
+    let long = format!("service:{}", "a".repeat(65));
+    assert_eq!(problem_var(&[("UPSTREAM", &long)]), "UPSTREAM");
+}
+
+#[test]
 fn policy_and_origin_identity_settings() {
     assert_eq!(
         problem_var(&[("ACCESS_RULES", "/admin/* group:")]),

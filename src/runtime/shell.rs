@@ -16,7 +16,7 @@ use worker::{js_sys, web_sys, Date, Env, Fetch, Request, RequestInit, Result};
 
 use crate::access::token_cache::TokenCache;
 use crate::base::time::UnixTime;
-use crate::config::{Config, Upstream, DEFAULT_AUTH_PREFIX};
+use crate::config::{Config, ConfigError, Upstream, DEFAULT_AUTH_PREFIX};
 use crate::gate::error::GateError;
 use crate::gate::{Gate, GateRequest, Outcome};
 use crate::http::wire::{forward_edits, items, pairs, parse_head, protected_response_edits};
@@ -61,6 +61,18 @@ pub(crate) fn isolate(env: &Env) -> std::result::Result<Rc<Isolate>, GateError> 
             .ok()
     })
     .map_err(GateError::Config)?;
+    // A named service binding that wrangler.toml does not declare: refused like any other
+    // configuration error, before anyone signs in.
+    if let Upstream::Service(name) = &config.upstream {
+        if env.service(name).is_err() {
+            return Err(GateError::Config(ConfigError {
+                variable: "UPSTREAM".into(),
+                problem: format!(
+                    "names the service binding {name}, but wrangler.toml has no [[services]] entry with binding = \"{name}\""
+                ),
+            }));
+        }
+    }
     let i = Rc::new(Isolate {
         cache: ProviderCache::new(),
         tokens: TokenCache::default(),
@@ -400,7 +412,7 @@ fn pass_on(
     let upstream = &isolate.config.upstream;
     // The normalized path the policy judged, never the raw one.
     let base = match upstream {
-        Upstream::Assets => gate_req.url.origin().ascii_serialization(),
+        Upstream::Assets | Upstream::Service(_) => gate_req.url.origin().ascii_serialization(),
         Upstream::Origin(base) => base.as_str().trim_end_matches('/').to_owned(),
     };
     let mut target = format!("{base}{path}");
@@ -430,6 +442,7 @@ fn pass_on(
             .assets(ASSETS_BINDING)
             .map_err(|e| e.to_string())?
             .into(),
+        Upstream::Service(name) => env.service(name).map_err(|e| e.to_string())?.into(),
         Upstream::Origin(_) => JsValue::UNDEFINED,
     };
     Ok(forward(

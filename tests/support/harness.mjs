@@ -42,12 +42,33 @@ export function clientVars(issuer, extra = {}) {
 }
 
 /**
- * Runs build/index.js (already built) in workerd through `wrangler dev`, with its own port,
- * inspector port and state directory. `vars` become worker variables.
+ * A second Worker for `UPSTREAM = "service:APP"`: it answers every request with JSON saying
+ * what it received (method, URL, headers, body), as an app behind the gate would see it.
  */
-export async function startWorker({ port, vars, assets = path.join(ROOT, 'public') }) {
+const ECHO_WORKER = `export default {
+  async fetch(request) {
+    const body = ['GET', 'HEAD'].includes(request.method) ? '' : await request.text();
+    return Response.json({ worker: 'app', method: request.method, url: request.url,
+      headers: Object.fromEntries(request.headers), body },
+      { headers: { 'cache-control': 'public, max-age=600' } });
+  },
+};
+`;
+
+/**
+ * Runs build/index.js (already built) in workerd through `wrangler dev`, with its own port,
+ * inspector port and state directory. `vars` become worker variables. `serviceApp`: a second
+ * Worker (ECHO_WORKER) runs in the same workerd, bound to the gate as the service `APP`.
+ */
+export async function startWorker({ port, vars, assets = path.join(ROOT, 'public'), serviceApp = false }) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-e2e-'));
   const config = path.join(dir, 'wrangler.toml');
+  const appConfig = path.join(dir, 'app.toml');
+  if (serviceApp) {
+    fs.writeFileSync(path.join(dir, 'app.mjs'), ECHO_WORKER);
+    fs.writeFileSync(appConfig, ['name = "portcullis-e2e-app"', `main = ${JSON.stringify(path.join(dir, 'app.mjs'))}`,
+      'compatibility_date = "2026-04-01"', ''].join('\n'));
+  }
   fs.writeFileSync(config, [
     'name = "portcullis-e2e"',
     `main = ${JSON.stringify(path.join(ROOT, 'build/index.js'))}`,
@@ -65,12 +86,15 @@ export async function startWorker({ port, vars, assets = path.join(ROOT, 'public
     '[[migrations]]',
     'tag = "v1"',
     'new_sqlite_classes = ["SessionObject"]',
+    ...(serviceApp ? ['[[services]]', 'binding = "APP"', 'service = "portcullis-e2e-app"'] : []),
     '',
   ].join('\n'));
   const inspector = await freePort();
   const args = ['wrangler', 'dev', '-c', config, '--ip', '127.0.0.1', '--port', String(port),
     '--inspector-port', String(inspector), '--persist-to', path.join(dir, 'state'), '--log-level', 'log',
     '--show-interactive-dev-session=false'];
+  // Several configurations: one workerd runs them all, the first is the one on `port`.
+  if (serviceApp) args.splice(4, 0, '-c', appConfig);
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
   const child = spawn('npx', args, {
     cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
