@@ -3,6 +3,7 @@
 //!
 //! A [`VerifiedAccessToken`] can only be made here.
 
+use crate::access::step_up::AuthContext;
 use crate::base::time::UnixTime;
 use crate::base::types::Issuer;
 use crate::jose::claims::{Claims, ClaimsError, Clock, ListClaims, Typ};
@@ -81,6 +82,8 @@ pub struct VerifiedAccessToken {
     pub roles: Vec<String>,
     pub groups: Vec<String>,
     pub expires_at: UnixTime,
+    /// How the person signed in (RFC 9068 2.2.1: `acr`, `amr`, `auth_time`), for step-up rules.
+    pub auth: AuthContext,
     _sealed: (),
 }
 
@@ -151,6 +154,7 @@ pub fn validate(
         expires_at: r
             .exp
             .map_or(UnixTime::EPOCH, |e| UnixTime::from_i64(e.secs())),
+        auth: AuthContext::from_claims(&c.all).map_err(|_| AccessTokenError::Claims)?,
         _sealed: (),
     })
 }

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::access::policy::VouchedEmail;
+use crate::access::step_up::AuthContext;
 use crate::base::cache::BoundedCache;
 use crate::base::time::UnixTime;
 
@@ -29,6 +30,8 @@ pub struct Subject<'a> {
     pub credential: [u8; 32],
     /// When it ends: the assertion never outlives it.
     pub until: UnixTime,
+    /// How the person signed in: `acr`, `amr` and `auth_time` are passed on when known.
+    pub auth: &'a AuthContext,
 }
 
 /// Lifetime of one assertion.
@@ -144,6 +147,15 @@ impl AssertionSigner {
         if !who.roles.is_empty() {
             claims["roles"] = who.roles.into();
         }
+        if let Some(acr) = &who.auth.acr {
+            claims["acr"] = acr.as_str().into();
+        }
+        if !who.auth.amr.is_empty() {
+            claims["amr"] = who.auth.amr.as_slice().into();
+        }
+        if let Some(t) = who.auth.auth_time {
+            claims["auth_time"] = t.as_secs().into();
+        }
         let input = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header.to_string()),
@@ -227,6 +239,7 @@ mod tests {
             roles: GROUPS,
             credential: [1; 32],
             until: t(1000 + 8 * 3600),
+            auth: &crate::access::step_up::NO_AUTH,
         }
     }
 

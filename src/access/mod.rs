@@ -5,4 +5,5 @@ pub mod access_token;
 pub mod api;
 pub mod assertion;
 pub mod policy;
+pub mod step_up;
 pub mod token_cache;

@@ -3,12 +3,15 @@
 //! `ACCESS_RULES` lists `PATTERN REQUIREMENT...` entries, one per line or separated by `;`;
 //! the first pattern matching the normalized path decides. A requirement is `public`,
 //! `authenticated`, `email:ADDRESS`, `domain:DOMAIN`, `group:NAME`, `role:NAME`,
-//! `provider:ID`, `hd:DOMAIN`, `github-org:NAME` or `github-team:ORG/SLUG`; several on one rule
+//! `provider:ID`, `hd:DOMAIN`, `github-org:NAME` or `github-team:ORG/SLUG`, or one on how the
+//! person signed in (step-up: `acr:VALUE`, `acrs:ID`, `fresh:DURATION`); several on one rule
 //! mean any of them, and requirements joined by `&` mean all of them
 //! (`provider:entra&group:admins`). Paths no rule matches fall to the default rule built from
 //! `ALLOW_EMAILS`, `ALLOW_EMAIL_DOMAINS`, `ALLOW_GROUPS` and `ALLOW_ROLES` (any of them), or,
 //! when none is set, any signed-in person.
 
+use crate::access::step_up::{AuthContext, StepUp, MAX_FRESH_SECS, MIN_FRESH_SECS, NO_AUTH};
+use crate::base::time::{parse_duration, UnixTime};
 use crate::http::path::{PathPattern, RequestPath};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +32,12 @@ pub enum Requirement {
     GitHubOrg(String),
     /// A member of this GitHub team, `org/slug`, lowercase.
     GitHubTeam(String),
+    /// Step-up: the sign-in's `acr` is this value.
+    Acr(String),
+    /// Step-up: Entra's `acrs` has this authentication context (`c1`...).
+    Acrs(String),
+    /// Step-up: the person authenticated at most this many seconds ago (`auth_time`).
+    Fresh(u64),
 }
 
 impl Requirement {
@@ -63,6 +72,11 @@ impl Requirement {
             "github-org" if value_ok && !value.contains('/') => {
                 Self::GitHubOrg(value.to_ascii_lowercase())
             }
+            "acr" if value_ok && !value.contains('&') => Self::Acr(value.to_owned()),
+            "acrs" if value_ok && !value.contains('&') => Self::Acrs(value.to_owned()),
+            "fresh" => Self::Fresh(
+                parse_duration(value).filter(|s| (MIN_FRESH_SECS..=MAX_FRESH_SECS).contains(s))?,
+            ),
             "github-team"
                 if value_ok
                     && value.split('/').filter(|p| !p.is_empty()).count() == 2
@@ -73,6 +87,26 @@ impl Requirement {
             _ => return None,
         })
     }
+}
+
+impl Requirement {
+    /// About how the person signed in, which signing in again can change.
+    fn is_step_up(&self) -> bool {
+        matches!(self, Self::Acr(_) | Self::Acrs(_) | Self::Fresh(_))
+    }
+}
+
+/// A step-up as the login route's `step_up` parameter writes it: `acr:mfa&fresh:600s`.
+pub fn step_up_text(s: &StepUp) -> String {
+    let parts: Vec<String> = s
+        .acr
+        .iter()
+        .map(|v| Requirement::Acr(v.clone()))
+        .chain(s.acrs.iter().map(|v| Requirement::Acrs(v.clone())))
+        .chain(s.max_age.map(Requirement::Fresh))
+        .map(|r| r.to_string())
+        .collect();
+    parts.join("&")
 }
 
 impl std::fmt::Display for Requirement {
@@ -89,6 +123,9 @@ impl std::fmt::Display for Requirement {
             Self::Tenant(v) => write!(f, "tenant:{v}"),
             Self::GitHubOrg(v) => write!(f, "github-org:{v}"),
             Self::GitHubTeam(v) => write!(f, "github-team:{v}"),
+            Self::Acr(v) => write!(f, "acr:{v}"),
+            Self::Acrs(v) => write!(f, "acrs:{v}"),
+            Self::Fresh(secs) => write!(f, "fresh:{secs}s"),
         }
     }
 }
@@ -107,7 +144,28 @@ impl AllOf {
         if all.len() > 1 && all.contains(&Requirement::Public) {
             return None;
         }
+        // A sign-in has one `acr`, and one freshness is asked at a time.
+        let count = |f: fn(&Requirement) -> bool| all.iter().filter(|r| f(r)).count();
+        if count(|r| matches!(r, Requirement::Acr(_))) > 1
+            || count(|r| matches!(r, Requirement::Fresh(_))) > 1
+        {
+            return None;
+        }
         Some(Self(all))
+    }
+
+    /// What a sign-in must ask the provider for to meet this alternative's step-up parts.
+    fn step_up(&self) -> StepUp {
+        let mut s = StepUp::default();
+        for r in &self.0 {
+            match r {
+                Requirement::Acr(v) => s.acr.push(v.clone()),
+                Requirement::Acrs(v) => s.acrs.push(v.clone()),
+                Requirement::Fresh(secs) => s.max_age = Some(*secs),
+                _ => {}
+            }
+        }
+        s
     }
 
     fn provider(&self) -> Option<&str> {
@@ -145,6 +203,17 @@ impl Rule {
         self.any_of.iter().any(|a| a.0 == [Requirement::Public])
     }
 
+    /// What the first sign-in should already ask for: when every alternative needs a step-up,
+    /// the first one's (an ordinary sign-in could not pass).
+    pub fn sign_in_step_up(&self) -> Option<StepUp> {
+        let asks: Vec<StepUp> = self.any_of.iter().map(AllOf::step_up).collect();
+        if asks.iter().all(|s| !s.is_empty()) {
+            asks.into_iter().next()
+        } else {
+            None
+        }
+    }
+
     /// The providers a person may sign in with to pass this rule; `None` when any will do.
     pub fn providers(&self) -> Option<Vec<&str>> {
         self.any_of.iter().map(AllOf::provider).collect()
@@ -169,6 +238,8 @@ pub struct Identity<'a> {
     /// GitHub organizations and `org/team` slugs, as GitHub spells them.
     pub github_orgs: &'a [String],
     pub github_teams: &'a [String],
+    /// How the person signed in (`acr`, `acrs`, `auth_time`), for step-up requirements.
+    pub auth: &'a AuthContext,
 }
 
 impl Identity<'_> {
@@ -190,14 +261,25 @@ impl Identity<'_> {
             groups_unresolved: false,
             github_orgs: &[],
             github_teams: &[],
+            auth: &NO_AUTH,
         }
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
-    Allow { reason: String },
-    Deny { reason: String },
+    Allow {
+        reason: String,
+    },
+    Deny {
+        reason: String,
+    },
+    /// Not met as the person signed in, but an alternative would be after signing in again
+    /// with `ask` (step-up).
+    StepUp {
+        reason: String,
+        ask: StepUp,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -256,7 +338,7 @@ impl Policy {
                 .ok_or_else(|| bad("the pattern must be an absolute path or /dir/*".into()))?;
             let any_of = tokens
                 .flat_map(|t| t.split(',').filter(|s| !s.is_empty()))
-                .map(|t| AllOf::parse(t).ok_or_else(|| bad("requirements are public, authenticated, email:ADDRESS, domain:DOMAIN, group:NAME, role:NAME, provider:ID, tenant:GUID, hd:DOMAIN, github-org:NAME or github-team:ORG/SLUG, joined by & when all are needed".into())))
+                .map(|t| AllOf::parse(t).ok_or_else(|| bad("requirements are public, authenticated, email:ADDRESS, domain:DOMAIN, group:NAME, role:NAME, provider:ID, tenant:GUID, hd:DOMAIN, github-org:NAME, github-team:ORG/SLUG, acr:VALUE, acrs:ID or fresh:DURATION (1m to 30d), joined by & when all are needed (one acr: and one fresh: at most)".into())))
                 .collect::<Result<Vec<_>, _>>()?;
             if any_of.is_empty() {
                 return Err(bad("a rule needs at least one requirement".into()));
@@ -361,8 +443,22 @@ impl Policy {
             .flat_map(|r| r.any_of.iter().flat_map(|a| a.0.iter()))
     }
 
-    /// Judges a signed-in person against a rule.
-    pub fn judge(&self, rule: &Rule, who: &Identity<'_>) -> Decision {
+    /// Every step-up some rule asks for, as `/auth/login?step_up=` names it.
+    pub fn step_up_named(&self, text: &str) -> Option<StepUp> {
+        let asked = AllOf::parse(text)?;
+        if !asked.0.iter().all(Requirement::is_step_up) {
+            return None;
+        }
+        let asked = asked.step_up();
+        self.rules
+            .iter()
+            .chain(std::iter::once(&self.default))
+            .flat_map(|r| r.any_of.iter().map(AllOf::step_up))
+            .find(|s| !s.is_empty() && *s == asked)
+    }
+
+    /// Judges a signed-in person against a rule at `now`.
+    pub fn judge(&self, rule: &Rule, who: &Identity<'_>, now: UnixTime) -> Decision {
         let email = self.usable_email(who);
         let meets = |req: &Requirement| match req {
             Requirement::Public | Requirement::Authenticated => true,
@@ -381,6 +477,9 @@ impl Policy {
             Requirement::GitHubTeam(t) => {
                 who.github_teams.iter().any(|x| x.eq_ignore_ascii_case(t))
             }
+            Requirement::Acr(v) => who.auth.acr.as_deref() == Some(v.as_str()),
+            Requirement::Acrs(v) => who.auth.acrs.contains(v),
+            Requirement::Fresh(secs) => who.auth.fresh_within(*secs, now),
         };
         for alternative in &rule.any_of {
             if alternative.0.iter().all(meets) {
@@ -388,6 +487,17 @@ impl Policy {
                     reason: format!("matched {alternative}"),
                 };
             }
+        }
+        // The first alternative whose only unmet parts are about how the person signed in.
+        let closest = rule
+            .any_of
+            .iter()
+            .find(|a| a.0.iter().filter(|r| !r.is_step_up()).all(|r| meets(r)));
+        if let Some(alternative) = closest {
+            return Decision::StepUp {
+                reason: format!("{alternative} needs a stronger or more recent sign-in"),
+                ask: alternative.step_up(),
+            };
         }
         let unverified = email.is_none()
             && who.email.is_some()
@@ -469,6 +579,8 @@ pub fn email_domain(email: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
+    const NOW: UnixTime = UnixTime::from_secs(1_800_000_000);
+
     const NO_ALLOW: AllowLists<'static> = AllowLists {
         emails: None,
         domains: None,
@@ -497,7 +609,139 @@ mod tests {
 
     fn decide(p: &Policy, path: &str, id: &Identity<'_>) -> bool {
         let rule = p.rule_for(&RequestPath::parse(path).unwrap());
-        matches!(p.judge(rule, id), Decision::Allow { .. })
+        matches!(p.judge(rule, id, NOW), Decision::Allow { .. })
+    }
+
+    fn signed_in(acr: Option<&str>, acrs: &[&str], auth_age: Option<u64>) -> AuthContext {
+        AuthContext {
+            acr: acr.map(str::to_owned),
+            amr: Vec::new(),
+            acrs: acrs.iter().map(|s| s.to_string()).collect(),
+            auth_time: auth_age.map(|a| NOW.minus(a)),
+        }
+    }
+
+    fn judge_at(p: &Policy, path: &str, groups: &[String], auth: &AuthContext) -> Decision {
+        let rule = p.rule_for(&RequestPath::parse(path).unwrap());
+        let id = Identity {
+            auth,
+            ..who("a@example.com", Some(true), groups, &[])
+        };
+        p.judge(rule, &id, NOW)
+    }
+
+    #[test]
+    fn step_up_requirements_parse_and_print() {
+        let p = policy(
+            "/admin/* group:admins&acr:mfa&fresh:15m, acrs:c1; /pay/* fresh:1h",
+            &NO_ALLOW,
+        );
+        let rule = p.rule_for(&RequestPath::parse("/admin/x").unwrap());
+        assert_eq!(
+            rule.any_of
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>(),
+            ["group:admins&acr:mfa&fresh:900s", "acrs:c1"]
+        );
+        for bad in [
+            "/a/* acr:",
+            "/a/* acrs:",
+            "/a/* fresh:",
+            "/a/* fresh:30s",
+            "/a/* fresh:31d",
+            "/a/* fresh:soon",
+            "/a/* acr:a&acr:b",
+            "/a/* fresh:1h&fresh:2h",
+            "/a/* public&fresh:1h",
+        ] {
+            assert!(
+                Policy::new(&[], Some(bad), &NO_ALLOW, false).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rule_met_but_for_how_the_person_signed_in_asks_for_a_step_up() {
+        let admins = vec!["admins".to_owned()];
+        let p = policy(
+            "/admin/* group:admins&acr:mfa; /pay/* fresh:10m; /ctx/* acrs:c1 acrs:c2",
+            &NO_ALLOW,
+        );
+        let weak = signed_in(Some("pwd"), &[], Some(3600));
+        // Not an admin: no sign-in would help.
+        assert!(matches!(
+            judge_at(&p, "/admin/x", &[], &weak),
+            Decision::Deny { .. }
+        ));
+        match judge_at(&p, "/admin/x", &admins, &weak) {
+            Decision::StepUp { ask, reason } => {
+                assert_eq!(ask.acr, ["mfa"]);
+                assert!(ask.acrs.is_empty() && ask.max_age.is_none());
+                assert!(reason.contains("group:admins&acr:mfa"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let strong = signed_in(Some("mfa"), &[], Some(3600));
+        assert!(matches!(
+            judge_at(&p, "/admin/x", &admins, &strong),
+            Decision::Allow { .. }
+        ));
+        // Freshness: auth_time within the duration; unknown is never fresh.
+        let ask = |d: Decision| match d {
+            Decision::StepUp { ask, .. } => ask,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(ask(judge_at(&p, "/pay", &[], &weak)).max_age, Some(600));
+        assert_eq!(
+            ask(judge_at(&p, "/pay", &[], &signed_in(None, &[], None))).max_age,
+            Some(600)
+        );
+        assert!(matches!(
+            judge_at(&p, "/pay", &[], &signed_in(None, &[], Some(600))),
+            Decision::Allow { .. }
+        ));
+        // Entra authentication contexts: any alternative; the first is asked for.
+        assert!(matches!(
+            judge_at(&p, "/ctx/x", &[], &signed_in(None, &["c2"], None)),
+            Decision::Allow { .. }
+        ));
+        assert_eq!(ask(judge_at(&p, "/ctx/x", &[], &weak)).acrs, ["c1"]);
+        // A Bearer token's identity knows nothing of how its person signed in.
+        let rule = p.rule_for(&RequestPath::parse("/pay").unwrap());
+        assert!(matches!(
+            p.judge(rule, &who("a@example.com", Some(true), &[], &[]), NOW),
+            Decision::StepUp { .. }
+        ));
+    }
+
+    #[test]
+    fn the_login_route_takes_only_a_step_up_some_rule_asks_for() {
+        let p = policy(
+            "/admin/* group:admins&acr:mfa&fresh:15m; /pay/* fresh:10m authenticated",
+            &NO_ALLOW,
+        );
+        let named = p.step_up_named("acr:mfa&fresh:900s").unwrap();
+        assert_eq!(named.acr, ["mfa"]);
+        assert_eq!(named.max_age, Some(900));
+        assert_eq!(step_up_text(&named), "acr:mfa&fresh:900s");
+        assert_eq!(p.step_up_named("fresh:15m"), None, "not asked alone");
+        assert!(p.step_up_named("fresh:10m").is_some());
+        for other in [
+            "acr:low",
+            "acr:mfa",
+            "group:admins&acr:mfa&fresh:900s",
+            "",
+            "x",
+        ] {
+            assert_eq!(p.step_up_named(other), None, "{other}");
+        }
+        // The first sign-in asks for it only when no alternative passes without one.
+        let admin = p.rule_for(&RequestPath::parse("/admin/").unwrap());
+        assert_eq!(admin.sign_in_step_up(), Some(named));
+        let pay = p.rule_for(&RequestPath::parse("/pay").unwrap());
+        assert_eq!(pay.sign_in_step_up(), None);
     }
 
     #[test]
@@ -604,7 +848,7 @@ mod tests {
         let id = who("bob@example.com", Some(false), &[], &[]);
         let rule = p.rule_for(&RequestPath::parse("/").unwrap());
         assert_eq!(
-            p.judge(rule, &id),
+            p.judge(rule, &id, NOW),
             Decision::Deny {
                 reason: "email address not verified by the provider".into()
             }
@@ -617,23 +861,23 @@ mod tests {
         let rule = strict.rule_for(&RequestPath::parse("/").unwrap());
         let unstated = who("a@example.com", None, &[], &[]);
         assert!(matches!(
-            strict.judge(rule, &unstated),
+            strict.judge(rule, &unstated, NOW),
             Decision::Deny { .. }
         ));
         let verified = who("a@example.com", Some(true), &[], &[]);
         assert!(matches!(
-            strict.judge(rule, &verified),
+            strict.judge(rule, &verified, NOW),
             Decision::Allow { .. }
         ));
         let trusting = Policy::new(&[], Some("/* domain:example.com"), &NO_ALLOW, true).unwrap();
         let rule = trusting.rule_for(&RequestPath::parse("/").unwrap());
         assert!(matches!(
-            trusting.judge(rule, &unstated),
+            trusting.judge(rule, &unstated, NOW),
             Decision::Allow { .. }
         ));
         let refuted = who("a@example.com", Some(false), &[], &[]);
         assert!(matches!(
-            trusting.judge(rule, &refuted),
+            trusting.judge(rule, &refuted, NOW),
             Decision::Deny { .. }
         ));
     }

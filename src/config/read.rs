@@ -2,6 +2,7 @@
 //! fixed words, durations in range, and the value parsers (URLs, issuers, cookie secrets).
 //! Every error names the variable, never its value.
 
+pub use crate::base::time::parse_duration;
 use std::ops::RangeInclusive;
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -164,22 +165,4 @@ pub(super) fn parse_cookie_secret(v: &str) -> Result<Sealer, ConfigError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     Sealer::new(&secrets).ok_or_else(|| err("COOKIE_SECRET", "is not set"))
-}
-
-/// `90`, `90s`, `15m`, `8h`, `1d`: seconds.
-pub fn parse_duration(v: &str) -> Option<u64> {
-    let v = v.trim();
-    let (digits, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => v.split_at(i),
-        None => (v, "s"),
-    };
-    let n: u64 = digits.parse().ok()?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return None,
-    };
-    n.checked_mul(mult)
 }

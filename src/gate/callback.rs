@@ -5,7 +5,6 @@ use serde_json::json;
 
 use crate::base::seal::Purpose;
 use crate::base::time::UnixTime;
-use crate::base::types::Nonce;
 use crate::config::providers::{GitHubUrls, ProviderConfig};
 use crate::gate::error::GateError;
 use crate::gate::{with_cookies, Gate, GateRequest};
@@ -132,6 +131,11 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 if exchange.issuer != provider.issuer {
                     return Err(GateError::LoginNotFound);
                 }
+                if exchange.step_up.is_some() {
+                    return Err(GateError::StepUpNotMet(
+                        "GitHub does not say how or when a person signed in".into(),
+                    ));
+                }
                 let req = exchange.token_request(provider, &urls.token, None);
                 let answer = self.redeem(req, RefreshResponse::parse).await?;
                 let session = self.github_session(provider, &urls, answer, now).await?;
@@ -151,7 +155,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                     exchange.token_request(provider, &meta.token_endpoint, assertion.as_ref());
                 let tokens = self.redeem(req, TokenResponse::parse).await?;
                 let session = self
-                    .oidc_session(provider, &meta, &exchange.nonce, tokens, now)
+                    .oidc_session(provider, &meta, &exchange, tokens, now)
                     .await?;
                 (session, exchange.return_to)
             }
@@ -162,6 +166,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             "iss":session.iss.as_str(),"sub":session.sub,
             "groups_omitted":session.groups_omitted,
             "refresh_token":session.tokens.refresh_token.is_some(),
+            "acr":session.auth.acr,"auth_time":session.auth.auth_time,
         }));
         let return_to = ReturnTo::from_trusted(&return_to, &self.cfg.auth_prefix);
         Ok(with_cookies(
@@ -196,19 +201,24 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         &self,
         provider: &ProviderConfig,
         meta: &ProviderMetadata,
-        nonce: &Nonce,
+        exchange: &CodeExchange,
         tokens: TokenResponse,
         now: UnixTime,
     ) -> Result<Session, GateError> {
         let check = IdTokenCheck {
             raw: tokens.id_token.secret(),
             jwks_uri: &meta.jwks_uri,
-            nonce: Some(nonce),
+            nonce: Some(&exchange.nonce),
             access_token: tokens.access_token.as_ref().map(|t| t.secret().as_str()),
             now,
             issuer_template: meta.issuer_template.as_ref(),
         };
         let verified = id_token::verify(provider, self.cache, self.platform, check).await?;
+        // OIDC Core 3.1.3.7 steps 12 and 13: what the step-up asked for, the sign-in shows.
+        if let Some(ask) = &exchange.step_up {
+            ask.check(&verified.auth, now)
+                .map_err(|e| GateError::StepUpNotMet(e.to_string()))?;
+        }
         let access_token = tokens.access_token.as_ref().map(|t| t.secret().as_str());
         let overage = overage_groups(provider, self.platform, &verified.claims, access_token).await;
         let session_tokens = SessionTokens {

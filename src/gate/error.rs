@@ -52,6 +52,19 @@ pub enum GateError {
         description: &'static str,
         login_url: String,
     },
+    /// Signed in, but the path asks for a stronger or more recent sign-in (a program;
+    /// browsers are sent to sign in again).
+    StepUpRequired {
+        login_url: String,
+    },
+    /// The sign-in the provider completed does not meet the step-up it was asked for.
+    StepUpNotMet(String),
+    /// A Bearer token whose sign-in does not meet the path's step-up (RFC 9470): what to ask
+    /// the provider for is in the challenge.
+    InsufficientUserAuthentication {
+        acr_values: Option<String>,
+        max_age: Option<u64>,
+    },
     /// Signed in, but the policy says no. `who` is what the person is shown as.
     Forbidden {
         who: String,
@@ -104,10 +117,11 @@ enum Shape {
     PageOrJson,
     /// JSON only (protocol endpoints).
     Json,
-    /// An RFC 6750 challenge with a JSON body; `error` empty when no credentials came.
+    /// An RFC 6750 challenge with a JSON body; `error` empty when no credentials came. `params`
+    /// are more challenge parameters (`scope`; RFC 9470's `acr_values` and `max_age`).
     Bearer {
         error: &'static str,
-        scope: Option<String>,
+        params: Vec<(&'static str, String)>,
     },
 }
 
@@ -129,6 +143,8 @@ impl GateError {
             Self::TenantNotAllowed => 403,
             Self::InsufficientScope(_) => 403,
             Self::IdTokenRejected(_) | Self::SignInRequired { .. } => 401,
+            Self::StepUpRequired { .. } | Self::InsufficientUserAuthentication { .. } => 401,
+            Self::StepUpNotMet(_) => 403,
             Self::BearerMissing | Self::TokenRejected { .. } => 401,
             Self::TokenKeysUnavailable(_) | Self::BackchannelUnavailable { .. } => 503,
             Self::BackchannelMethod | Self::ApiMethodNotListed(_) => 405,
@@ -160,6 +176,9 @@ impl GateError {
             Self::LogoutStateMismatch => "logout_state_mismatch",
             Self::SessionStoreUnavailable(_) => "session_store_unavailable",
             Self::SignInRequired { .. } | Self::BearerMissing => "unauthenticated",
+            Self::StepUpRequired { .. } => "step_up_required",
+            Self::StepUpNotMet(_) => "step_up_failed",
+            Self::InsufficientUserAuthentication { .. } => "insufficient_user_authentication",
             Self::Forbidden { .. } | Self::TokenForbidden => "forbidden",
             Self::UnknownProvider => "unknown_provider",
             Self::TenantNotAllowed => "tenant_not_allowed",
@@ -185,7 +204,8 @@ impl GateError {
             Self::BearerMalformed
             | Self::BearerMissing
             | Self::TokenRejected { .. }
-            | Self::TokenKeysUnavailable(_) => "bearer_rejected",
+            | Self::TokenKeysUnavailable(_)
+            | Self::InsufficientUserAuthentication { .. } => "bearer_rejected",
             Self::BackchannelMethod
             | Self::BackchannelUnsupported
             | Self::LogoutTokenRefused(_) => "backchannel_logout_refused",
@@ -195,7 +215,10 @@ impl GateError {
     }
 
     fn shape(&self) -> Shape {
-        let bearer = |error| Shape::Bearer { error, scope: None };
+        let bearer = |error| Shape::Bearer {
+            error,
+            params: Vec::new(),
+        };
         match self {
             Self::BearerMissing => bearer(""),
             Self::BearerMalformed => bearer("invalid_request"),
@@ -203,9 +226,21 @@ impl GateError {
             Self::TokenKeysUnavailable(_) => bearer("temporarily_unavailable"),
             Self::InsufficientScope(wanted) => Shape::Bearer {
                 error: "insufficient_scope",
-                scope: Some(wanted.clone()),
+                params: vec![("scope", wanted.clone())],
+            },
+            Self::InsufficientUserAuthentication {
+                acr_values,
+                max_age,
+            } => Shape::Bearer {
+                error: "insufficient_user_authentication",
+                params: acr_values
+                    .iter()
+                    .map(|a| ("acr_values", a.clone()))
+                    .chain(max_age.map(|m| ("max_age", m.to_string())))
+                    .collect(),
             },
             Self::SignInRequired { .. }
+            | Self::StepUpRequired { .. }
             | Self::TokenForbidden
             | Self::ApiMethodNotListed(_)
             | Self::MethodOverride
@@ -236,6 +271,7 @@ impl GateError {
             }
             Self::CrossSiteLogout => "Sign-out refused",
             Self::Forbidden { .. } => "Not allowed",
+            Self::StepUpNotMet(_) => "Sign-in not strong enough for this page",
             Self::UnknownProvider => "Unknown sign-in provider",
             Self::TenantNotAllowed => "Your organization cannot sign in here",
             _ => "Sign-in failed",
@@ -268,6 +304,9 @@ impl GateError {
             Self::LogoutStateMismatch => "This sign-out confirmation does not belong to a sign-out started in this browser. Your session on this site has ended either way.".into(),
             Self::SessionStoreUnavailable(_) => "Sessions cannot be checked right now. Try again in a minute.".into(),
             Self::SignInRequired { description, .. } => (*description).into(),
+            Self::StepUpRequired { .. } => "Sign in again: this page needs a stronger or more recent sign-in.".into(),
+            Self::StepUpNotMet(why) => format!("The identity provider did not sign you in the way this page needs: {why}. Try again; if it happens again, ask the site's administrator."),
+            Self::InsufficientUserAuthentication { .. } => "The token's sign-in is not strong or recent enough for this path.".into(),
             Self::Forbidden { who, .. } => format!("You are signed in as {who}, but you are not allowed to see this page."),
             Self::BearerMalformed => "The Authorization header is not a Bearer token.".into(),
             Self::BearerMissing => "A Bearer token is required.".into(),
@@ -297,6 +336,7 @@ impl GateError {
             | Self::SessionStoreUnavailable(s)
             | Self::TokenKeysUnavailable(s)
             | Self::LogoutTokenRefused(s)
+            | Self::StepUpNotMet(s)
             | Self::Internal(s) => s.clone(),
             Self::TokenRejected { log, .. } | Self::BackchannelUnavailable { log, .. } => {
                 log.clone()
@@ -324,6 +364,7 @@ impl GateError {
                 | Self::IdTokenRejected(_)
                 | Self::MissingParameter(_)
                 | Self::TenantNotAllowed
+                | Self::StepUpNotMet(_)
         )
     }
 
@@ -335,7 +376,7 @@ impl GateError {
             Shape::PageOrJson | Shape::Json => {
                 let mut body = json!({ "error": self.code(), "error_description": self.message() });
                 match self {
-                    Self::SignInRequired { login_url, .. } => {
+                    Self::SignInRequired { login_url, .. } | Self::StepUpRequired { login_url } => {
                         body["login_url"] = login_url.as_str().into()
                     }
                     Self::Forbidden { sub, .. } => {
@@ -346,7 +387,7 @@ impl GateError {
                 }
                 let mut r = Response::json(self.status(), &body);
                 match self {
-                    Self::SignInRequired { .. } => r
+                    Self::SignInRequired { .. } | Self::StepUpRequired { .. } => r
                         .headers
                         .set("WWW-Authenticate", "Bearer realm=\"portcullis\""),
                     Self::ApiMethodNotListed(allow) => r.headers.set("Allow", allow.as_str()),
@@ -354,8 +395,8 @@ impl GateError {
                 }
                 r
             }
-            Shape::Bearer { error, scope } => {
-                bearer_challenge(self.status(), error, &self.message(), scope.as_deref())
+            Shape::Bearer { error, params } => {
+                bearer_challenge(self.status(), error, &self.message(), &params)
             }
         }
     }
@@ -405,8 +446,14 @@ impl GateError {
 }
 
 /// An RFC 6750 answer: `WWW-Authenticate: Bearer realm=...` plus a JSON body. `error` empty
-/// means no credentials were sent (no error code, RFC 6750 3.1).
-fn bearer_challenge(status: u16, error: &str, description: &str, scope: Option<&str>) -> Response {
+/// means no credentials were sent (no error code, RFC 6750 3.1). `params` (from the
+/// configuration, never the request) are added to both.
+fn bearer_challenge(
+    status: u16,
+    error: &str,
+    description: &str,
+    params: &[(&'static str, String)],
+) -> Response {
     // Fixed texts only: nothing from the request goes into the header.
     let mut challenge = "Bearer realm=\"portcullis\"".to_owned();
     if !error.is_empty() {
@@ -415,14 +462,17 @@ fn bearer_challenge(status: u16, error: &str, description: &str, scope: Option<&
             description.replace(['"', '\\'], "")
         ));
     }
-    if let Some(s) = scope {
-        challenge.push_str(&format!(", scope=\"{}\"", s.replace(['"', '\\'], "")));
+    for (name, value) in params {
+        challenge.push_str(&format!(", {name}=\"{}\"", value.replace(['"', '\\'], "")));
     }
-    let body = if error.is_empty() {
+    let mut body = if error.is_empty() {
         json!({"error": "unauthenticated", "error_description": description})
     } else {
-        json!({"error": error, "error_description": description, "scope": scope})
+        json!({"error": error, "error_description": description})
     };
+    for (name, value) in params {
+        body[*name] = value.as_str().into();
+    }
     Response::json(status, &body).with_header("WWW-Authenticate", challenge)
 }
 

@@ -1,6 +1,8 @@
 //! `/auth/login`: a new login transaction sealed in its own cookie, and the redirect to the
 //! provider.
 
+use crate::access::policy::step_up_text;
+use crate::access::step_up::StepUp;
 use crate::base::seal::Purpose;
 use crate::base::time::UnixTime;
 use crate::config::providers::ProviderConfig;
@@ -27,6 +29,11 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
     ) -> Result<Response, GateError> {
         req.read_only()?;
         let return_to = ReturnTo::parse(req.query("return_to").as_deref(), &self.cfg.auth_prefix);
+        // Only a step-up some rule asks for; anything else (an old link) is a plain sign-in,
+        // after which the rule asks again if it must.
+        let step_up = req
+            .query("step_up")
+            .and_then(|s| self.cfg.policy.step_up_named(&s));
         let provider = match req.query("provider") {
             Some(id) => self
                 .cfg
@@ -35,15 +42,21 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 .ok_or(GateError::UnknownProvider)?,
             None => match self.cfg.providers.login_default() {
                 Some(p) => p,
-                None => return Ok(self.chooser(&return_to)),
+                None => return Ok(self.chooser(&return_to, step_up.as_ref())),
             },
         };
         let now = self.platform.now();
         // A refresh token keeps the access token the origin gets alive.
         let offline = self.cfg.pass_access_token.is_some();
-        let (tx, params) =
-            LoginTransaction::begin(provider, &self.redirect_uri(req), &return_to, now, offline)
-                .map_err(|e| GateError::Internal(e.to_string()))?;
+        let (tx, params) = LoginTransaction::begin(
+            provider,
+            &self.redirect_uri(req),
+            &return_to,
+            now,
+            offline,
+            step_up,
+        )
+        .map_err(|e| GateError::Internal(e.to_string()))?;
         let authorize_url = self.authorization_redirect(provider, &params).await?;
         let name = jar.transaction_name(tx.state());
         let sealed = self
@@ -108,7 +121,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
     }
 
     /// One button per provider, in the order of `PROVIDERS`; no JavaScript.
-    fn chooser(&self, return_to: &ReturnTo) -> Response {
+    fn chooser(&self, return_to: &ReturnTo, step_up: Option<&StepUp>) -> Response {
         let labels: Vec<(String, String)> = self
             .cfg
             .providers
@@ -119,12 +132,14 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             .iter()
             .map(|(id, label)| (id.as_str(), label.as_str()))
             .collect();
-        let hidden_return = [("return_to", return_to.as_str())];
-        let hidden: &[(&str, &str)] = if return_to.as_str() == "/" {
-            &[]
-        } else {
-            &hidden_return
-        };
+        let step_up = step_up.map(step_up_text);
+        let hidden: Vec<(&str, &str)> = [
+            Some(("return_to", return_to.as_str())).filter(|_| return_to.as_str() != "/"),
+            step_up.as_deref().map(|s| ("step_up", s)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let action = self.cfg.auth_path("login");
         page(
             200,
@@ -132,7 +147,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             &["Choose how to sign in."],
             &[Action::Choices {
                 action: &action,
-                hidden,
+                hidden: &hidden,
                 field: "provider",
                 choices: &choices,
             }],

@@ -17,6 +17,8 @@ mod userinfo;
 use serde_json::json;
 use url::Url;
 
+use crate::access::policy::step_up_text;
+use crate::access::step_up::StepUp;
 use crate::access::token_cache::TokenCache;
 use crate::config::providers::{ProviderConfig, ProviderId};
 use crate::config::Config;
@@ -81,6 +83,16 @@ impl GateRequest {
 
     fn is_navigation(&self) -> bool {
         matches!(self.method, Method::Get | Method::Head) && self.wants_html()
+    }
+
+    /// The path with its query, as a `return_to` names the page.
+    fn path_and_query(&self) -> String {
+        let mut here = self.url.path().to_owned();
+        if let Some(q) = self.url.query() {
+            here.push('?');
+            here.push_str(q);
+        }
+        here
     }
 
     fn query(&self, name: &str) -> Option<String> {
@@ -163,14 +175,31 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         self.login_href_at(None, return_to)
     }
 
+    /// `/auth/login` coming back to `return_to`, asking for `step_up` when given.
+    fn login_href_step_up(&self, return_to: Option<&str>, step_up: Option<&StepUp>) -> String {
+        self.login_href_with(None, return_to, step_up)
+    }
+
     /// `/auth/login`, at one provider when `provider` says, coming back to `return_to`.
     fn login_href_at(&self, provider: Option<&ProviderId>, return_to: Option<&str>) -> String {
+        self.login_href_with(provider, return_to, None)
+    }
+
+    fn login_href_with(
+        &self,
+        provider: Option<&ProviderId>,
+        return_to: Option<&str>,
+        step_up: Option<&StepUp>,
+    ) -> String {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         if let Some(p) = provider {
             q.append_pair("provider", p.as_str());
         }
         if let Some(rt) = return_to.filter(|rt| *rt != "/") {
             q.append_pair("return_to", rt);
+        }
+        if let Some(s) = step_up.filter(|s| !s.is_empty()) {
+            q.append_pair("step_up", &step_up_text(s));
         }
         let q = q.finish();
         let login = self.cfg.auth_path("login");

@@ -51,10 +51,12 @@ impl Principal<'_> {
                 groups_unresolved: s.groups_unresolved,
                 github_orgs: &s.github_orgs,
                 github_teams: &s.github_teams,
+                auth: &s.auth,
             },
-            Self::Token(t, _) => {
-                Identity::basic(t.email.as_deref(), t.email_verified, &t.groups, &t.roles)
-            }
+            Self::Token(t, _) => Identity {
+                auth: &t.auth,
+                ..Identity::basic(t.email.as_deref(), t.email_verified, &t.groups, &t.roles)
+            },
         }
     }
 
@@ -71,6 +73,7 @@ impl Principal<'_> {
                 roles: &s.roles,
                 credential: session_digest(s),
                 until: s.exp,
+                auth: &s.auth,
             },
             Self::Token(t, digest) => Subject {
                 idp: t.issuer.as_str(),
@@ -81,6 +84,7 @@ impl Principal<'_> {
                 roles: &t.roles,
                 credential: token_digest(t, digest),
                 until: t.expires_at,
+                auth: &t.auth,
             },
         }
     }
@@ -100,6 +104,7 @@ fn session_digest(s: &Session) -> [u8; 32] {
         &s.roles,
         s.iat,
         s.exp,
+        &s.auth,
     );
     let bytes = serde_json::to_vec(&identity).unwrap_or_default();
     let mut h = Sha256::new();

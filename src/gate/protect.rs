@@ -7,6 +7,7 @@ use serde_json::json;
 use crate::access::access_token::{self, AccessExpectations, VerifiedAccessToken};
 use crate::access::api::{ApiRoute, RouteMatch};
 use crate::access::policy::{Decision, Rule};
+use crate::access::step_up::StepUp;
 use crate::access::token_cache;
 use crate::base::log_line::LogLine;
 use crate::base::time::UnixTime;
@@ -27,18 +28,20 @@ use crate::platform::Platform;
 use crate::session::store::{Loaded, SessionObjects, Unloaded};
 use crate::session::NoSession;
 
-/// What the access log line says of a decision.
-#[derive(Clone, Copy)]
+/// A decision, as the access log line says it.
 enum Verdict {
     Allow,
     Deny,
+    /// Signing in again with this would meet the rule.
+    StepUp(StepUp),
 }
 
 impl Verdict {
-    fn as_str(self) -> &'static str {
+    fn as_str(&self) -> &'static str {
         match self {
             Self::Allow => "allow",
             Self::Deny => "deny",
+            Self::StepUp(_) => "step_up",
         }
     }
 }
@@ -114,15 +117,21 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             set_cookies,
         } = loaded;
         let who = Principal::Session(&session);
-        if let Verdict::Deny = self.decide(path, rule, &who) {
-            let forbidden = GateError::Forbidden {
-                who: session.shown_as().to_owned(),
-                sub: who.user().into_owned(),
-                others: self.other_providers(req, rule, &session.provider),
-                groups_unresolved: session.groups_unresolved,
-            };
-            let resp = forbidden.to_response(req.wants_html(), &self.cfg.auth_prefix);
-            return Outcome::Respond(with_cookies(resp, set_cookies));
+        match self.decide(path, rule, &who) {
+            Verdict::Allow => {}
+            Verdict::StepUp(ask) => {
+                return Outcome::Respond(with_cookies(self.step_up(req, &ask), set_cookies))
+            }
+            Verdict::Deny => {
+                let forbidden = GateError::Forbidden {
+                    who: session.shown_as().to_owned(),
+                    sub: who.user().into_owned(),
+                    others: self.other_providers(req, rule, &session.provider),
+                    groups_unresolved: session.groups_unresolved,
+                };
+                let resp = forbidden.to_response(req.wants_html(), &self.cfg.auth_prefix);
+                return Outcome::Respond(with_cookies(resp, set_cookies));
+            }
         }
         let mut headers = self.origin_headers(req, jar, &who);
         let live_token = session.live_access_token(self.platform.now());
@@ -176,6 +185,19 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         }
     }
 
+    /// A signed-in person whose sign-in is not strong or recent enough: browsers navigating
+    /// sign in again with `ask` and come back; programs get a 401 saying where.
+    fn step_up(&self, req: &GateRequest, ask: &StepUp) -> Response {
+        let here = req.path_and_query();
+        if req.is_navigation() {
+            return Response::redirect(&self.login_href_step_up(Some(&here), Some(ask)));
+        }
+        let e = GateError::StepUpRequired {
+            login_url: self.login_href_step_up(Some(&here), Some(ask)),
+        };
+        e.to_response(false, &self.cfg.auth_prefix)
+    }
+
     /// No live session: browsers navigating go to sign-in; programs get a 401.
     pub(super) fn unauthenticated(&self, req: &GateRequest, gone: Unloaded) -> Response {
         let Unloaded { why, set_cookies } = gone;
@@ -183,12 +205,12 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             self.platform.log(&json!({"level":"info","event":"session_rejected","path":req.url.path(),"reason":format!("{why:?}")}));
         }
         let resp = if req.is_navigation() {
-            let mut here = req.url.path().to_owned();
-            if let Some(q) = req.url.query() {
-                here.push('?');
-                here.push_str(q);
-            }
-            Response::redirect(&self.login_href(Some(&here)))
+            // A path only a step-up can pass asks for it in the first sign-in already.
+            let ask = RequestPath::parse(req.url.path())
+                .ok()
+                .and_then(|p| self.cfg.policy.rule_for(&p).sign_in_step_up());
+            let here = req.path_and_query();
+            Response::redirect(&self.login_href_step_up(Some(&here), ask.as_ref()))
         } else {
             let e = GateError::SignInRequired {
                 description: "Sign in first.",
@@ -201,11 +223,13 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
 
     /// Judges and writes the one log line every decision gets.
     fn decide(&self, path: &RequestPath, rule: &Rule, who: &Principal<'_>) -> Verdict {
-        let (verdict, reason) = match self.cfg.policy.judge(rule, &who.identity()) {
+        let now = self.platform.now();
+        let (verdict, reason) = match self.cfg.policy.judge(rule, &who.identity(), now) {
             Decision::Allow { reason } => (Verdict::Allow, reason),
             Decision::Deny { reason } => (Verdict::Deny, reason),
+            Decision::StepUp { reason, ask } => (Verdict::StepUp(ask), reason),
         };
-        self.log_access(path, &who.user(), &rule.name, verdict, &reason);
+        self.log_access(path, &who.user(), &rule.name, &verdict, &reason);
         verdict
     }
 
@@ -214,12 +238,12 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         path: &RequestPath,
         sub: &str,
         rule: &str,
-        verdict: Verdict,
+        verdict: &Verdict,
         reason: &str,
     ) {
         let wanted = match self.cfg.access_log {
             AccessLog::All => true,
-            AccessLog::Deny => matches!(verdict, Verdict::Deny),
+            AccessLog::Deny => !matches!(verdict, Verdict::Allow),
             AccessLog::None => false,
         };
         if !wanted {
@@ -321,23 +345,32 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         match route {
             Some(route) => match route.judge(&verified) {
                 Ok(reason) => {
-                    self.log_access(path, &who.user(), &route.name, Verdict::Allow, &reason)
+                    self.log_access(path, &who.user(), &route.name, &Verdict::Allow, &reason)
                 }
                 Err(wanted) => {
                     let why = "insufficient scope";
-                    self.log_access(path, &who.user(), &route.name, Verdict::Deny, why);
+                    self.log_access(path, &who.user(), &route.name, &Verdict::Deny, why);
                     return Ok(Outcome::Respond(
                         GateError::InsufficientScope(wanted.0).to_response(false, ""),
                     ));
                 }
             },
-            None => {
-                if let Verdict::Deny = self.decide(path, rule, &who) {
+            None => match self.decide(path, rule, &who) {
+                Verdict::Allow => {}
+                Verdict::Deny => {
                     return Ok(Outcome::Respond(
                         GateError::TokenForbidden.to_response(false, ""),
-                    ));
+                    ))
                 }
-            }
+                // RFC 9470: the client gets a new token from a sign-in that asks for this.
+                Verdict::StepUp(ask) => {
+                    let e = GateError::InsufficientUserAuthentication {
+                        acr_values: (!ask.acr.is_empty()).then(|| ask.acr.join(" ")),
+                        max_age: ask.max_age,
+                    };
+                    return Ok(Outcome::Respond(e.to_response(false, "")));
+                }
+            },
         }
         let headers = self.origin_headers(req, jar, &who);
         Ok(self.forward(path, headers, true, Vec::new()))

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
+use crate::access::step_up::AuthContext;
 use crate::base::time::UnixTime;
 use crate::jose::claims::{string_list, Claims, ClaimsError, Clock, Typ};
 use crate::jose::jws::{JwsAlg, VerifiedJws};
@@ -128,6 +129,8 @@ pub struct VerifiedIdToken {
     /// `None` when the provider did not say.
     pub email_verified: Option<bool>,
     pub name: Option<String>,
+    /// How the person signed in: `acr`, `amr`, `acrs`, `auth_time`.
+    pub auth: AuthContext,
     /// Every claim, for the configurable ones (groups, roles).
     pub claims: serde_json::Value,
     _sealed: (),
@@ -222,6 +225,7 @@ pub fn validate(
         email_verified,
         name: name?.or(preferred_username?).map(str::to_owned),
         tenant,
+        auth: AuthContext::from_claims(&c.all).map_err(|e| IdTokenError::Claims(e.into()))?,
         claims: c.all,
         _sealed: (),
     })

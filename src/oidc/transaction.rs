@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::access::step_up::StepUp;
 use crate::base::random::RandomError;
 use crate::base::secret::AuthorizationCode;
 use crate::base::time::UnixTime;
@@ -46,6 +47,9 @@ pub struct LoginTransaction {
     redirect_uri: String,
     #[serde(rename = "t")]
     created_at: UnixTime,
+    /// What this sign-in asked beyond an ordinary one (step-up), checked in the answer.
+    #[serde(rename = "su", default, skip_serializing_if = "Option::is_none")]
+    step_up: Option<StepUp>,
 }
 
 /// The parameters of a request to the callback.
@@ -191,6 +195,7 @@ impl LoginTransaction {
         return_to: &ReturnTo,
         now: UnixTime,
         offline: bool,
+        step_up: Option<StepUp>,
     ) -> Result<(Self, Vec<(String, String)>), RandomError> {
         let tx = Self {
             state: State::generate()?,
@@ -201,6 +206,7 @@ impl LoginTransaction {
             provider: provider.id.clone(),
             redirect_uri: redirect_uri.to_owned(),
             created_at: now,
+            step_up: step_up.filter(|s| !s.is_empty()),
         };
         let params = tx.authorization_params(provider, offline);
         Ok((tx, params))
@@ -225,16 +231,36 @@ impl LoginTransaction {
         }
         add("code_challenge", &self.verifier.challenge_s256());
         add("code_challenge_method", "S256");
+        // A step-up's parameters replace the provider's own of the same names.
+        let mut step_up: Vec<(&str, String)> = self
+            .step_up
+            .as_ref()
+            .map(StepUp::auth_params)
+            .unwrap_or_default();
+        // Entra is not known to honour max_age: a re-authentication is asked for outright.
+        if provider.kind == ProviderKind::Entra
+            && self.step_up.as_ref().is_some_and(|s| s.max_age.is_some())
+        {
+            step_up.push(("prompt", "login".to_owned()));
+        }
+        let stepped = |name: &str| step_up.iter().any(|(k, _)| *k == name);
         let set = |name: &str| provider.auth_params.iter().any(|(k, _)| k == name);
         if provider.kind == ProviderKind::Google && offline {
             if !set("access_type") {
                 add("access_type", "offline");
             }
-            if !set("prompt") {
+            if !set("prompt") && !stepped("prompt") {
                 add("prompt", "consent");
             }
         }
-        q.extend(provider.auth_params.iter().cloned());
+        q.extend(
+            provider
+                .auth_params
+                .iter()
+                .filter(|(k, _)| !stepped(k))
+                .cloned(),
+        );
+        q.extend(step_up.into_iter().map(|(k, v)| (k.to_owned(), v)));
         q
     }
 
@@ -289,6 +315,7 @@ impl LoginTransaction {
             nonce: self.nonce,
             return_to: self.return_to,
             issuer: self.issuer,
+            step_up: self.step_up,
         })
     }
 }
@@ -302,6 +329,8 @@ pub struct CodeExchange {
     pub nonce: Nonce,
     pub return_to: String,
     pub issuer: Issuer,
+    /// What the sign-in asked beyond an ordinary one: the ID token must show it was met.
+    pub step_up: Option<StepUp>,
 }
 
 impl CodeExchange {
@@ -337,12 +366,22 @@ mod tests {
     }
 
     fn begin_at(cfg: &Config, id: &str, offline: bool) -> (LoginTransaction, Url) {
+        begin_step_up(cfg, id, offline, None)
+    }
+
+    fn begin_step_up(
+        cfg: &Config,
+        id: &str,
+        offline: bool,
+        step_up: Option<StepUp>,
+    ) -> (LoginTransaction, Url) {
         let (tx, params) = LoginTransaction::begin(
             cfg.providers.get(id).unwrap(),
             "https://app.example.com/auth/callback",
             &ReturnTo::parse(Some("/x"), "/auth"),
             UnixTime::from_secs(1000),
             offline,
+            step_up,
         )
         .unwrap();
         let url = authorization_url(&authorize(), &params);
@@ -418,6 +457,75 @@ mod tests {
             .query()
             .unwrap()
             .contains("scope=read%3Auser+user%3Aemail"));
+    }
+
+    #[test]
+    fn a_step_up_asks_once_for_each_part_and_its_values_win() {
+        let cfg = test_config(&[(
+            "OIDC_AUTH_PARAMS",
+            "acr_values=low&max_age=99999&claims=x&prompt=select_account",
+        )]);
+        let ask = StepUp {
+            acr: vec!["mfa".into()],
+            acrs: vec!["c1".into()],
+            max_age: Some(600),
+        };
+        let (tx, url) = begin_step_up(&cfg, "default", false, Some(ask.clone()));
+        let q = query(&url);
+        let all = |k: &str| -> Vec<&str> {
+            q.iter()
+                .filter(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+                .collect()
+        };
+        assert_eq!(all("acr_values"), ["mfa"]);
+        assert_eq!(all("max_age"), ["600"]);
+        assert_eq!(
+            all("claims"),
+            [r#"{"id_token":{"acrs":{"essential":true,"value":"c1"}}}"#]
+        );
+        // Not Entra: its own prompt stays, none is added.
+        assert_eq!(all("prompt"), ["select_account"]);
+        // What was asked travels to the callback, which checks the answer against it.
+        let p = params(&tx);
+        let ex = tx.complete(&p, false, UnixTime::from_secs(1001)).unwrap();
+        assert_eq!(ex.step_up, Some(ask));
+        // Without a step-up, the provider's own parameters go as they are.
+        let (_, url) = begin_at(&cfg, "default", false);
+        assert!(url.query().unwrap().contains("acr_values=low"));
+        assert!(url.query().unwrap().contains("max_age=99999"));
+        // An empty step-up is none.
+        let (tx, _) = begin_step_up(&cfg, "default", false, Some(StepUp::default()));
+        assert!(tx.step_up.is_none());
+    }
+
+    #[test]
+    fn entra_is_asked_to_authenticate_again_for_a_fresh_sign_in() {
+        let cfg = test_config(&[
+            (
+                "OIDC_ISSUER",
+                "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0",
+            ),
+            ("OIDC_AUTH_PARAMS", "prompt=select_account"),
+        ]);
+        let fresh = StepUp {
+            max_age: Some(900),
+            ..StepUp::default()
+        };
+        let (_, url) = begin_step_up(&cfg, "default", false, Some(fresh));
+        let q = query(&url);
+        let prompts: Vec<&str> = q
+            .iter()
+            .filter(|(n, _)| n == "prompt")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(prompts, ["login"]);
+        let acr_only = StepUp {
+            acrs: vec!["c1".into()],
+            ..StepUp::default()
+        };
+        let (_, url) = begin_step_up(&cfg, "default", false, Some(acr_only));
+        assert!(url.query().unwrap().contains("prompt=select_account"));
     }
 
     fn params(tx: &LoginTransaction) -> CallbackParams {

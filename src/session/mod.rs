@@ -7,6 +7,7 @@ pub mod store;
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::step_up::AuthContext;
 use crate::base::seal::{Purpose, SealError, Sealer};
 use crate::base::secret::secret_type;
 use crate::base::time::UnixTime;
@@ -69,6 +70,10 @@ pub struct Session {
     /// The provider's session id (`sid`), which back-channel logout names.
     #[serde(default, rename = "psid", skip_serializing_if = "Option::is_none")]
     pub provider_sid: Option<String>,
+    /// How the person signed in (`acr`, `amr`, Entra's `acrs`, `auth_time`), as the ID token
+    /// of the sign-in said; a refresh does not change it.
+    #[serde(default, rename = "au", skip_serializing_if = "AuthContext::is_empty")]
+    pub auth: AuthContext,
     /// The tokens the session needs; see [`SessionTokens`].
     #[serde(flatten)]
     pub tokens: SessionTokens,
@@ -129,6 +134,7 @@ impl Session {
             name: t.name,
             groups_omitted: false,
             groups_unresolved: false,
+            auth: t.auth,
             tokens,
             iat: now,
             exp: now.plus(ttl_secs),
@@ -197,6 +203,7 @@ impl Session {
             github_teams: Vec::new(),
             github_until: None,
             provider_sid: None,
+            auth: AuthContext::default(),
             tokens,
             iat,
             exp,
@@ -340,6 +347,9 @@ impl Session {
             "roles": self.roles,
             "groups_omitted": self.groups_omitted,
             "groups_unresolved": self.groups_unresolved,
+            "acr": self.auth.acr,
+            "amr": self.auth.amr,
+            "auth_time": self.auth.auth_time,
             "iat": self.iat,
             "exp": self.exp,
         })
