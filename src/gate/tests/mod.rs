@@ -773,3 +773,4 @@ mod protect;
 mod provider;
 mod providers;
 mod sessions;
+mod step_up;
