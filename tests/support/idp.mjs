@@ -4,7 +4,7 @@
 import http from 'node:http';
 import crypto from 'node:crypto';
 import { parseArgs } from 'node:util';
-import Provider from 'oidc-provider';
+import Provider, { interactionPolicy } from 'oidc-provider';
 
 export const DEMO_CLIENT_ID = 'portcullis-demo';
 export const DEMO_CLIENT_SECRET = 'portcullis-demo-secret';
@@ -115,6 +115,13 @@ function decodeJwt(jwt) {
  * discovery, plain authorization requests refused), `par: { required: false }` is the
  * default made explicit, `par: false` removes the endpoint.
  * The answer's `requests` lists every request the provider served, see `logRequests`.
+ *
+ * How people sign in (for step-up): a login answers `acr_values` containing `mfa` with
+ * `acr: 'mfa'` and `amr: ['pwd', 'otp']` (as if a second factor was asked), anything else with
+ * `acr: 'pwd'`; `idp.settings.honourAcr = false` makes every login `pwd` (a provider that
+ * ignores acr_values). A session whose acr is not among those asked signs in again, as does one
+ * older than `max_age` (oidc-provider's own check). `idp.settings.loginAge` (seconds) makes
+ * the next logins look that long ago (`auth_time`), as if the person signed in earlier.
  */
 export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins, clientId = DEMO_CLIENT_ID, clientSecret = DEMO_CLIENT_SECRET, tokenAuthMethod = 'client_secret_basic', clientJwks, clientAuthAlg, par, apiResource, accessTokenTTL = 3600, padBytes = 0 }) {
   const issuer = `http://127.0.0.1:${port}`;
@@ -152,6 +159,14 @@ export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins,
       },
     },
   } : {};
+  const settings = { honourAcr: true, loginAge: 0 };
+  // A session signed in with another acr than the one asked for signs in again.
+  const policy = interactionPolicy.base();
+  policy.get('login').checks.add(new interactionPolicy.Check('acr_values_unmet', 'the acr asked for is not that of the session', (ctx) => {
+    const asked = ctx.oidc.params.acr_values?.split(' ');
+    return settings.honourAcr && asked !== undefined && !asked.includes(ctx.oidc.session.acr)
+      ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+  }));
   const provider = new Provider(issuer, {
     clients: [...apiClients, {
       client_id: clientId,
@@ -167,7 +182,14 @@ export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins,
     pkce: { required: () => true, methods: ['S256'] },
     jwks: { keys },
     cookies: { keys: [crypto.randomBytes(16).toString('hex')] },
+    interactions: { policy },
+    acrValues: ['pwd', 'mfa'],
     claims: {
+      acr: null,
+      amr: null,
+      auth_time: null,
+      sid: null,
+      iss: null,
       openid: ['sub'],
       email: ['email', 'email_verified'],
       profile: ['name', 'groups', 'pad'],
@@ -195,6 +217,18 @@ export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins,
     }),
   });
   provider.proxy = false;
+  // Every login of the development interactions goes through here: acr, amr and its time.
+  const finished = provider.interactionFinished.bind(provider);
+  provider.interactionFinished = async (req, res, result, options) => {
+    if (result.login) {
+      const { params } = await provider.interactionDetails(req, res);
+      const mfa = settings.honourAcr && (params.acr_values ?? '').split(' ').includes('mfa');
+      result.login.acr = mfa ? 'mfa' : 'pwd';
+      result.login.amr = mfa ? ['pwd', 'otp'] : ['pwd'];
+      result.login.ts = Math.floor(Date.now() / 1000) - settings.loginAge;
+    }
+    return finished(req, res, result, options);
+  };
   const requests = logRequests(provider);
   const server = http.createServer(provider.callback());
   await new Promise((resolve, reject) => {
@@ -212,6 +246,7 @@ export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins,
   return {
     issuer,
     provider,
+    settings,
     events,
     requests,
     close: () => new Promise((resolve) => { server.closeAllConnections?.(); server.close(() => resolve()); }),
