@@ -492,7 +492,7 @@ impl Policy {
         let closest = rule
             .any_of
             .iter()
-            .find(|a| a.0.iter().filter(|r| !r.is_step_up()).all(|r| meets(r)));
+            .find(|a| a.0.iter().filter(|r| !r.is_step_up()).all(&meets));
         if let Some(alternative) = closest {
             return Decision::StepUp {
                 reason: format!("{alternative} needs a stronger or more recent sign-in"),

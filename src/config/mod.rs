@@ -64,6 +64,11 @@ pub struct IdentityHeaders {
     pub groups: Option<String>,
 }
 
+/// The largest form kept through sign-in by default (`FORM_REPLAY_MAX_BYTES`), and the most it
+/// may be set to: the browser keeps the form in `sessionStorage` (about 5 MB per site).
+pub const DEFAULT_FORM_REPLAY_BYTES: usize = 64 * 1024;
+pub const MAX_FORM_REPLAY_BYTES: usize = 1024 * 1024;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Upstream {
     /// Workers Static Assets through the `ASSETS` binding.
@@ -113,6 +118,8 @@ pub struct Config {
     pub session_store: SessionStore,
     pub policy: Policy,
     pub access_log: AccessLog,
+    /// `FORM_REPLAY_MAX_BYTES`: the largest browser form kept through sign-in; 0 for none.
+    pub form_replay_max_bytes: usize,
     /// `GROUPS_CLAIM` and `ROLES_CLAIM`.
     pub list_claims: ListClaims,
     pub identity_headers: IdentityHeaders,
@@ -269,6 +276,20 @@ impl Config {
             ],
         )?;
 
+        let form_replay_max_bytes = match var("FORM_REPLAY_MAX_BYTES") {
+            None => DEFAULT_FORM_REPLAY_BYTES,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= MAX_FORM_REPLAY_BYTES)
+                .ok_or_else(|| {
+                    err(
+                        "FORM_REPLAY_MAX_BYTES",
+                        "must be a number of bytes from 0 (off) to 1048576",
+                    )
+                })?,
+        };
+
         let claim_name = |name: &'static str, default: &str| -> Result<String, ConfigError> {
             let v = var(name).unwrap_or_else(|| default.to_owned());
             let ok = v.split('.').all(|p| {
@@ -416,6 +437,7 @@ impl Config {
             session_store,
             policy,
             access_log,
+            form_replay_max_bytes,
             list_claims,
             identity_headers,
             pass_access_token,

@@ -218,6 +218,24 @@ fn public_paths_and_upstream() {
 }
 
 #[test]
+fn form_replay_size() {
+    assert_eq!(parse(&[]).unwrap().form_replay_max_bytes, 65536);
+    assert_eq!(
+        parse(&[("FORM_REPLAY_MAX_BYTES", "0")])
+            .unwrap()
+            .form_replay_max_bytes,
+        0
+    );
+    for bad in ["1048577", "-1", "64k"] {
+        assert_eq!(
+            problem_var(&[("FORM_REPLAY_MAX_BYTES", bad)]),
+            "FORM_REPLAY_MAX_BYTES",
+            "{bad}"
+        );
+    }
+}
+
+#[test]
 fn upstream_service_binding() {
     let c = parse(&[("UPSTREAM", "service:APP_1")]).unwrap();
     assert_eq!(c.upstream, Upstream::Service("APP_1".into()));

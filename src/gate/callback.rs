@@ -3,12 +3,14 @@
 
 use serde_json::json;
 
+use crate::base::random::random_token;
 use crate::base::seal::Purpose;
 use crate::base::time::UnixTime;
 use crate::config::providers::{GitHubUrls, ProviderConfig};
 use crate::gate::error::GateError;
 use crate::gate::{with_cookies, Gate, GateRequest};
 use crate::http::cookies::{parse_cookie_header, CookieJar};
+use crate::http::form_replay;
 use crate::http::return_to::ReturnTo;
 use crate::http::OutboundRequest;
 use crate::http::{Method, Response};
@@ -125,7 +127,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         // Only the provider the sign-in went to: its metadata, its keys, its client.
         let provider = self.provider(login.provider())?;
         let now = self.platform.now();
-        let (session, return_to) = match provider.github() {
+        let (session, return_to, resume_form) = match provider.github() {
             Some(urls) => {
                 let exchange = complete(login, params, false, now)?;
                 if exchange.issuer != provider.issuer {
@@ -139,7 +141,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 let req = exchange.token_request(provider, &urls.token, None);
                 let answer = self.redeem(req, RefreshResponse::parse).await?;
                 let session = self.github_session(provider, &urls, answer, now).await?;
-                (session, exchange.return_to)
+                (session, exchange.return_to, exchange.resume_form)
             }
             None => {
                 let meta = self.metadata(provider).await?;
@@ -157,7 +159,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 let session = self
                     .oidc_session(provider, &meta, &exchange, tokens, now)
                     .await?;
-                (session, exchange.return_to)
+                (session, exchange.return_to, exchange.resume_form)
             }
         };
         let (session, cookies) = self.sessions(req, jar).start(session, now).await?;
@@ -169,10 +171,12 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             "acr":session.auth.acr,"auth_time":session.auth.auth_time,
         }));
         let return_to = ReturnTo::from_trusted(&return_to, &self.cfg.auth_prefix);
-        Ok(with_cookies(
-            Response::redirect(return_to.as_str()),
-            cookies,
-        ))
+        // A form kept in the browser: a page posts it again to `return_to` (and only there).
+        let answer = match resume_form.then(random_token) {
+            Some(Ok(nonce)) => form_replay::resume_page(return_to.as_str(), &nonce),
+            _ => Response::redirect(return_to.as_str()),
+        };
+        Ok(with_cookies(answer, cookies))
     }
 
     /// The token request, and its answer read by `parse`.

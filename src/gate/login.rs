@@ -34,6 +34,8 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         let step_up = req
             .query("step_up")
             .and_then(|s| self.cfg.policy.step_up_named(&s));
+        // The browser keeps a form to post again after sign-in (`http::form_replay`).
+        let resume = req.query("resume").as_deref() == Some("form");
         let provider = match req.query("provider") {
             Some(id) => self
                 .cfg
@@ -42,7 +44,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 .ok_or(GateError::UnknownProvider)?,
             None => match self.cfg.providers.login_default() {
                 Some(p) => p,
-                None => return Ok(self.chooser(&return_to, step_up.as_ref())),
+                None => return Ok(self.chooser(&return_to, step_up.as_ref(), resume)),
             },
         };
         let now = self.platform.now();
@@ -57,6 +59,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             step_up,
         )
         .map_err(|e| GateError::Internal(e.to_string()))?;
+        let tx = tx.resuming_form(resume);
         let authorize_url = self.authorization_redirect(provider, &params).await?;
         let name = jar.transaction_name(tx.state());
         let sealed = self
@@ -121,7 +124,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
     }
 
     /// One button per provider, in the order of `PROVIDERS`; no JavaScript.
-    fn chooser(&self, return_to: &ReturnTo, step_up: Option<&StepUp>) -> Response {
+    fn chooser(&self, return_to: &ReturnTo, step_up: Option<&StepUp>, resume: bool) -> Response {
         let labels: Vec<(String, String)> = self
             .cfg
             .providers
@@ -136,6 +139,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         let hidden: Vec<(&str, &str)> = [
             Some(("return_to", return_to.as_str())).filter(|_| return_to.as_str() != "/"),
             step_up.as_deref().map(|s| ("step_up", s)),
+            Some(("resume", "form")).filter(|_| resume),
         ]
         .into_iter()
         .flatten()

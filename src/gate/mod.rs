@@ -24,6 +24,7 @@ use crate::config::providers::{ProviderConfig, ProviderId};
 use crate::config::Config;
 use crate::gate::error::GateError;
 use crate::http::cookies::CookieJar;
+use crate::http::form_replay;
 use crate::http::path::RequestPath;
 use crate::http::{is_loopback_host, Headers, Method, Response};
 use crate::oidc::discovery::ProviderMetadata;
@@ -36,9 +37,9 @@ pub struct GateRequest {
     pub method: Method,
     pub url: Url,
     pub headers: Headers,
-    /// The body, read by the shell only for the routes that take one
-    /// (back-channel logout).
-    pub body: Option<String>,
+    /// The body, read by the shell only where it is needed: back-channel logout, and a
+    /// browser's form post small enough to keep through sign-in (`FORM_REPLAY_MAX_BYTES`).
+    pub body: Option<Vec<u8>>,
 }
 
 /// What the shell does next.
@@ -83,6 +84,42 @@ impl GateRequest {
 
     fn is_navigation(&self) -> bool {
         matches!(self.method, Method::Get | Method::Head) && self.wants_html()
+    }
+
+    /// A browser submitting a form as a page navigation (`Sec-Fetch-Mode: navigate`, a form
+    /// encoding), from any site.
+    fn is_form_navigation(&self) -> bool {
+        self.method == Method::Post
+            && self.headers.get("Sec-Fetch-Mode") == Some("navigate")
+            && self
+                .headers
+                .get("Content-Type")
+                .is_some_and(form_replay::is_form_type)
+    }
+
+    /// Sent from a page of this very origin: `Sec-Fetch-Site: same-origin`, and an `Origin`,
+    /// when there is one, that is ours. Browsers set both; pages cannot forge them.
+    fn is_same_origin(&self) -> bool {
+        self.headers.get("Sec-Fetch-Site") == Some("same-origin")
+            && self
+                .headers
+                .get("Origin")
+                .is_none_or(|o| o == self.origin())
+    }
+
+    /// Whether the shell should read this request's body for [`Gate`] to keep a form through
+    /// sign-in: a same-origin browser form of at most `max` bytes (its `Content-Length`).
+    pub fn form_worth_reading(method: Method, headers: &Headers, max: usize) -> bool {
+        method == Method::Post
+            && headers.get("Sec-Fetch-Mode") == Some("navigate")
+            && headers.get("Sec-Fetch-Site") == Some("same-origin")
+            && headers
+                .get("Content-Type")
+                .is_some_and(form_replay::is_form_type)
+            && headers
+                .get("Content-Length")
+                .and_then(|l| l.trim().parse::<usize>().ok())
+                .is_some_and(|l| l <= max)
     }
 
     /// The path with its query, as a `return_to` names the page.
@@ -177,19 +214,22 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
 
     /// `/auth/login` coming back to `return_to`, asking for `step_up` when given.
     fn login_href_step_up(&self, return_to: Option<&str>, step_up: Option<&StepUp>) -> String {
-        self.login_href_with(None, return_to, step_up)
+        self.login_href_with(None, return_to, step_up, false)
     }
 
     /// `/auth/login`, at one provider when `provider` says, coming back to `return_to`.
     fn login_href_at(&self, provider: Option<&ProviderId>, return_to: Option<&str>) -> String {
-        self.login_href_with(provider, return_to, None)
+        self.login_href_with(provider, return_to, None, false)
     }
 
+    /// `resume`: after sign-in, the callback's page posts the form the browser kept
+    /// (`resume=form`).
     fn login_href_with(
         &self,
         provider: Option<&ProviderId>,
         return_to: Option<&str>,
         step_up: Option<&StepUp>,
+        resume: bool,
     ) -> String {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         if let Some(p) = provider {
@@ -200,6 +240,9 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         }
         if let Some(s) = step_up.filter(|s| !s.is_empty()) {
             q.append_pair("step_up", &step_up_text(s));
+        }
+        if resume {
+            q.append_pair("resume", "form");
         }
         let q = q.finish();
         let login = self.cfg.auth_path("login");

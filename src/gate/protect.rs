@@ -10,6 +10,7 @@ use crate::access::policy::{Decision, Rule};
 use crate::access::step_up::StepUp;
 use crate::access::token_cache;
 use crate::base::log_line::LogLine;
+use crate::base::random::random_token;
 use crate::base::time::UnixTime;
 use crate::base::types::Issuer;
 use crate::config::providers::ProviderId;
@@ -19,7 +20,10 @@ use crate::gate::principal::Principal;
 use crate::gate::{with_cookies, Gate, GateRequest, Outcome};
 use crate::http::authorization::{bearer_credential, Credential};
 use crate::http::cookies::CookieJar;
+use crate::http::form_replay::{self, Form};
+use crate::http::pages::{page, Action};
 use crate::http::path::RequestPath;
+use crate::http::return_to::ReturnTo;
 use crate::http::upstream::{forwarding_headers, header_value, request_headers_for_origin};
 use crate::http::{Headers, Response};
 use crate::jose::jws::UnverifiedJws;
@@ -188,6 +192,9 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
     /// A signed-in person whose sign-in is not strong or recent enough: browsers navigating
     /// sign in again with `ask` and come back; programs get a 401 saying where.
     fn step_up(&self, req: &GateRequest, ask: &StepUp) -> Response {
+        if let Some(page) = self.keep_form(req, Some(ask)) {
+            return page;
+        }
         let here = req.path_and_query();
         if req.is_navigation() {
             return Response::redirect(&self.login_href_step_up(Some(&here), Some(ask)));
@@ -204,13 +211,17 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         if why != NoSession::NoCookie {
             self.platform.log(&json!({"level":"info","event":"session_rejected","path":req.url.path(),"reason":format!("{why:?}")}));
         }
-        let resp = if req.is_navigation() {
-            // A path only a step-up can pass asks for it in the first sign-in already.
-            let ask = RequestPath::parse(req.url.path())
+        // A path only a step-up can pass asks for it in the first sign-in already.
+        let ask = || {
+            RequestPath::parse(req.url.path())
                 .ok()
-                .and_then(|p| self.cfg.policy.rule_for(&p).sign_in_step_up());
+                .and_then(|p| self.cfg.policy.rule_for(&p).sign_in_step_up())
+        };
+        let resp = if let Some(page) = self.keep_form(req, ask().as_ref()) {
+            page
+        } else if req.is_navigation() {
             let here = req.path_and_query();
-            Response::redirect(&self.login_href_step_up(Some(&here), ask.as_ref()))
+            Response::redirect(&self.login_href_step_up(Some(&here), ask().as_ref()))
         } else {
             let e = GateError::SignInRequired {
                 description: "Sign in first.",
@@ -219,6 +230,68 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             e.to_response(false, &self.cfg.auth_prefix)
         };
         with_cookies(resp, set_cookies)
+    }
+
+    /// A browser's form posted without a session good enough for it: what was typed goes back
+    /// to the browser, which keeps it through sign-in and posts it again once
+    /// ([`form_replay`]). `None` for anything else, cross-site forms included (they keep the
+    /// 401): a form from another site is never sent again on this one.
+    fn keep_form(&self, req: &GateRequest, ask: Option<&StepUp>) -> Option<Response> {
+        if !req.is_form_navigation() || !req.is_same_origin() {
+            return None;
+        }
+        let path = req.url.path().chars().take(200).collect::<String>();
+        let here = ReturnTo::parse(Some(&req.path_and_query()), &self.cfg.auth_prefix);
+        let content_type = req.headers.get("Content-Type").unwrap_or_default();
+        let form = match (self.cfg.form_replay_max_bytes, &req.body) {
+            (0, _) => Err("FORM_REPLAY_MAX_BYTES is 0".to_owned()),
+            (_, None) => Err(format!(
+                "larger than FORM_REPLAY_MAX_BYTES ({}) or without Content-Length",
+                self.cfg.form_replay_max_bytes
+            )),
+            (_, Some(body)) => Form::parse(content_type, body).map_err(|e| e.to_string()),
+        };
+        let nonce = random_token();
+        let login = self.login_href_with(None, Some(here.as_str()), ask, true);
+        match (form, nonce) {
+            (Ok(form), Ok(nonce)) if here.as_str() != "/" || req.url.path() == "/" => {
+                self.platform.log_json(
+                    LogLine::new()
+                        .str("level", "info")
+                        .str("event", "form_kept")
+                        .str("path", &path)
+                        .num("fields", form.fields.len() as u64)
+                        .finish(),
+                );
+                Some(form_replay::keep_page(&form, here.as_str(), &login, &nonce))
+            }
+            (form, _) => {
+                let why = form
+                    .err()
+                    .unwrap_or_else(|| "cannot be sent again here".into());
+                self.platform.log_json(
+                    LogLine::new()
+                        .str("level", "info")
+                        .str("event", "form_not_kept")
+                        .str("path", &path)
+                        .str("reason", &why)
+                        .finish(),
+                );
+                let login = self.login_href_step_up(None, ask);
+                Some(page(
+                    401,
+                    "Sign in to continue",
+                    &[
+                        "Your session has ended, and this form could not be kept while you sign in (it is too large, or not a plain form).",
+                        "Go back, copy what you typed, then sign in and send it again.",
+                    ],
+                    &[Action::Link {
+                        href: &login,
+                        label: "Sign in",
+                    }],
+                ))
+            }
+        }
     }
 
     /// Judges and writes the one log line every decision gets.

@@ -2,6 +2,7 @@
 
 pub mod authorization;
 pub mod cookies;
+pub mod form_replay;
 pub mod lookalike;
 pub mod pages;
 pub mod path;

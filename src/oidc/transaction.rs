@@ -50,6 +50,9 @@ pub struct LoginTransaction {
     /// What this sign-in asked beyond an ordinary one (step-up), checked in the answer.
     #[serde(rename = "su", default, skip_serializing_if = "Option::is_none")]
     step_up: Option<StepUp>,
+    /// The browser kept a form to post again to `return_to` after sign-in.
+    #[serde(rename = "f", default, skip_serializing_if = "std::ops::Not::not")]
+    resume_form: bool,
 }
 
 /// The parameters of a request to the callback.
@@ -207,6 +210,7 @@ impl LoginTransaction {
             redirect_uri: redirect_uri.to_owned(),
             created_at: now,
             step_up: step_up.filter(|s| !s.is_empty()),
+            resume_form: false,
         };
         let params = tx.authorization_params(provider, offline);
         Ok((tx, params))
@@ -264,6 +268,12 @@ impl LoginTransaction {
         q
     }
 
+    /// After sign-in, the page posts the form the browser kept (`resume=form`).
+    pub fn resuming_form(mut self, resume: bool) -> Self {
+        self.resume_form = resume;
+        self
+    }
+
     pub fn provider(&self) -> &ProviderId {
         &self.provider
     }
@@ -316,6 +326,7 @@ impl LoginTransaction {
             return_to: self.return_to,
             issuer: self.issuer,
             step_up: self.step_up,
+            resume_form: self.resume_form,
         })
     }
 }
@@ -331,6 +342,8 @@ pub struct CodeExchange {
     pub issuer: Issuer,
     /// What the sign-in asked beyond an ordinary one: the ID token must show it was met.
     pub step_up: Option<StepUp>,
+    /// Answer with the page that posts the kept form, not a redirect.
+    pub resume_form: bool,
 }
 
 impl CodeExchange {

@@ -330,7 +330,14 @@ async fn handle(request: web_sys::Request, env: Env) -> JsValue {
         .into();
     };
     let method = Method::parse(head.method);
-    // Only the back-channel logout route takes a body; everything else streams through.
+    // Only the back-channel logout route takes a body, and a small same-origin browser form the
+    // gate may keep through sign-in (read from a copy: the request can still go on whole);
+    // everything else streams through.
+    let auth_prefix = isolate.config.auth_prefix.as_str();
+    let under_prefix = url
+        .path()
+        .strip_prefix(auth_prefix)
+        .is_some_and(|r| r.is_empty() || r.starts_with('/'));
     let body = if method == Method::Post
         && url.path() == isolate.config.auth_path("backchannel-logout")
         && head
@@ -340,7 +347,25 @@ async fn handle(request: web_sys::Request, env: Env) -> JsValue {
             .is_some_and(|l| l <= MAX_BODY)
     {
         match request.text() {
-            Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()),
+            Ok(p) => JsFuture::from(p)
+                .await
+                .ok()
+                .and_then(|t| t.as_string())
+                .map(String::into_bytes),
+            Err(_) => None,
+        }
+    } else if !under_prefix
+        && GateRequest::form_worth_reading(
+            method,
+            &head.headers,
+            isolate.config.form_replay_max_bytes,
+        )
+    {
+        match request.clone().and_then(|copy| copy.array_buffer()) {
+            Ok(p) => JsFuture::from(p)
+                .await
+                .ok()
+                .map(|b| js_sys::Uint8Array::new(&b).to_vec()),
             Err(_) => None,
         }
     } else {

@@ -27,7 +27,8 @@ fn backchannel_logout(h: &Harness, token: &str) -> Response {
     req.body = Some(
         url::form_urlencoded::Serializer::new(String::new())
             .append_pair("logout_token", token)
-            .finish(),
+            .finish()
+            .into_bytes(),
     );
     h.respond(&req)
 }
@@ -169,7 +170,7 @@ fn back_channel_logout_refuses_bad_logout_tokens() {
         &app("/auth/backchannel-logout"),
         &[("Content-Type", "application/x-www-form-urlencoded")],
     );
-    no_token.body = Some("other=1".into());
+    no_token.body = Some(b"other=1".to_vec());
     assert_eq!(h.respond(&no_token).status, 400);
     assert_eq!(
         h.respond(&api_get(&app("/auth/backchannel-logout"), None))

@@ -766,6 +766,7 @@ mod bearer;
 mod boundary;
 mod callback;
 mod durable;
+mod forms;
 mod login;
 mod logout;
 mod policy;
