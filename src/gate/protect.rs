@@ -282,7 +282,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                     401,
                     "Sign in to continue",
                     &[
-                        "Your session has ended, and this form could not be kept while you sign in (it is too large, or not a plain form).",
+                        "Your session has ended, and this form could not be kept while you sign in (it is too large, not UTF-8, or not a plain form).",
                         "Go back, copy what you typed, then sign in and send it again.",
                     ],
                     &[Action::Link {
