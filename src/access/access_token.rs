@@ -154,7 +154,7 @@ pub fn validate(
         expires_at: r
             .exp
             .map_or(UnixTime::EPOCH, |e| UnixTime::from_i64(e.secs())),
-        auth: AuthContext::from_claims(&c.all).map_err(|_| AccessTokenError::Claims)?,
+        auth: AuthContext::from_claims(&c.all),
         _sealed: (),
     })
 }

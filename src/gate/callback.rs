@@ -172,8 +172,8 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         }));
         let return_to = ReturnTo::from_trusted(&return_to, &self.cfg.auth_prefix);
         // A form kept in the browser: a page posts it again to `return_to` (and only there).
-        let answer = match resume_form.then(random_token) {
-            Some(Ok(nonce)) => form_replay::resume_page(return_to.as_str(), &nonce),
+        let answer = match (resume_form, random_token()) {
+            (Some(id), Ok(nonce)) => form_replay::resume_page(return_to.as_str(), &id, &nonce),
             _ => Response::redirect(return_to.as_str()),
         };
         Ok(with_cookies(answer, cookies))

@@ -34,8 +34,14 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         let step_up = req
             .query("step_up")
             .and_then(|s| self.cfg.policy.step_up_named(&s));
-        // The browser keeps a form to post again after sign-in (`http::form_replay`).
-        let resume = req.query("resume").as_deref() == Some("form");
+        // The browser keeps a form under this id to post again after sign-in
+        // (`http::form_replay`); the callback's page posts only the form of that id.
+        let resume = req.query("resume").filter(|id| {
+            (16..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
         let provider = match req.query("provider") {
             Some(id) => self
                 .cfg
@@ -44,7 +50,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 .ok_or(GateError::UnknownProvider)?,
             None => match self.cfg.providers.login_default() {
                 Some(p) => p,
-                None => return Ok(self.chooser(&return_to, step_up.as_ref(), resume)),
+                None => return Ok(self.chooser(&return_to, step_up.as_ref(), resume.as_deref())),
             },
         };
         let now = self.platform.now();
@@ -124,7 +130,12 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
     }
 
     /// One button per provider, in the order of `PROVIDERS`; no JavaScript.
-    fn chooser(&self, return_to: &ReturnTo, step_up: Option<&StepUp>, resume: bool) -> Response {
+    fn chooser(
+        &self,
+        return_to: &ReturnTo,
+        step_up: Option<&StepUp>,
+        resume: Option<&str>,
+    ) -> Response {
         let labels: Vec<(String, String)> = self
             .cfg
             .providers
@@ -139,7 +150,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         let hidden: Vec<(&str, &str)> = [
             Some(("return_to", return_to.as_str())).filter(|_| return_to.as_str() != "/"),
             step_up.as_deref().map(|s| ("step_up", s)),
-            Some(("resume", "form")).filter(|_| resume),
+            resume.map(|id| ("resume", id)),
         ]
         .into_iter()
         .flatten()

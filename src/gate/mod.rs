@@ -214,22 +214,22 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
 
     /// `/auth/login` coming back to `return_to`, asking for `step_up` when given.
     fn login_href_step_up(&self, return_to: Option<&str>, step_up: Option<&StepUp>) -> String {
-        self.login_href_with(None, return_to, step_up, false)
+        self.login_href_with(None, return_to, step_up, None)
     }
 
     /// `/auth/login`, at one provider when `provider` says, coming back to `return_to`.
     fn login_href_at(&self, provider: Option<&ProviderId>, return_to: Option<&str>) -> String {
-        self.login_href_with(provider, return_to, None, false)
+        self.login_href_with(provider, return_to, None, None)
     }
 
-    /// `resume`: after sign-in, the callback's page posts the form the browser kept
-    /// (`resume=form`).
+    /// `resume`: after sign-in, the callback's page posts the form the browser kept under this
+    /// id (`resume=ID`).
     fn login_href_with(
         &self,
         provider: Option<&ProviderId>,
         return_to: Option<&str>,
         step_up: Option<&StepUp>,
-        resume: bool,
+        resume: Option<&str>,
     ) -> String {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         if let Some(p) = provider {
@@ -241,8 +241,8 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         if let Some(s) = step_up.filter(|s| !s.is_empty()) {
             q.append_pair("step_up", &step_up_text(s));
         }
-        if resume {
-            q.append_pair("resume", "form");
+        if let Some(id) = resume {
+            q.append_pair("resume", id);
         }
         let q = q.finish();
         let login = self.cfg.auth_path("login");

@@ -251,10 +251,12 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             )),
             (_, Some(body)) => Form::parse(content_type, body).map_err(|e| e.to_string()),
         };
-        let nonce = random_token();
-        let login = self.login_href_with(None, Some(here.as_str()), ask, true);
-        match (form, nonce) {
-            (Ok(form), Ok(nonce)) if here.as_str() != "/" || req.url.path() == "/" => {
+        let (nonce, id) = (random_token(), random_token());
+        match (form, nonce, id) {
+            // Only to exactly where it was posted: a path and query `return_to` would change
+            // (too long, control characters) is not kept.
+            (Ok(form), Ok(nonce), Ok(id)) if here.as_str() == req.path_and_query() => {
+                let login = self.login_href_with(None, Some(here.as_str()), ask, Some(&id));
                 self.platform.log_json(
                     LogLine::new()
                         .str("level", "info")
@@ -263,9 +265,15 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                         .num("fields", form.fields.len() as u64)
                         .finish(),
                 );
-                Some(form_replay::keep_page(&form, here.as_str(), &login, &nonce))
+                Some(form_replay::keep_page(
+                    &form,
+                    here.as_str(),
+                    &id,
+                    &login,
+                    &nonce,
+                ))
             }
-            (form, _) => {
+            (form, _, _) => {
                 let why = form
                     .err()
                     .unwrap_or_else(|| "cannot be sent again here".into());

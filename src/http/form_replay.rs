@@ -90,9 +90,10 @@ impl Form {
         Ok(form)
     }
 
-    /// The form as the browser keeps it: `{v, path, enctype, fields: [[name, value]...]}`, a
-    /// file as `{name, type, data}` (base64).
-    fn to_json(&self, path: &str) -> Value {
+    /// The form as the browser keeps it: `{v, id, path, enctype, fields: [[name, value]...]}`, a
+    /// file as `{name, type, data}` (base64). `id` is what the sign-in carries back: only that
+    /// sign-in's page sends it again.
+    fn to_json(&self, path: &str, id: &str) -> Value {
         let fields: Vec<Value> = self
             .fields
             .iter()
@@ -110,7 +111,7 @@ impl Form {
         } else {
             "application/x-www-form-urlencoded"
         };
-        json!({ "v": 1, "path": path, "enctype": enctype, "fields": fields })
+        json!({ "v": 1, "id": id, "path": path, "enctype": enctype, "fields": fields })
     }
 }
 
@@ -137,24 +138,34 @@ fn urlencoded(body: &[u8]) -> Result<Vec<(String, FieldValue)>, FormError> {
         .collect()
 }
 
-/// A parameter of a header value: `boundary=x` or `name="x"` (browsers percent-encode `"`,
-/// CR and LF inside quoted names, so a quoted value ends at the next quote).
+/// A parameter of a header value: `boundary=x` or `name="x"`, read left to right so that a
+/// `;` or `=` inside quotes belongs to the value (browsers percent-encode `"`, CR and LF in
+/// quoted names and filenames, so a quoted value ends at the next quote).
 fn param(header: &str, name: &str) -> Option<String> {
-    for part in header.split(';').skip(1) {
-        let Some((k, v)) = part.split_once('=') else {
-            continue;
+    let mut rest = header.split_once(';')?.1;
+    loop {
+        let (key, after) = rest.split_once('=')?;
+        let key = key.trim().trim_start_matches(';').trim();
+        let after = after.trim_start();
+        let (value, next) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let end = quoted.find('"')?;
+                let tail = &quoted[end + 1..];
+                (&quoted[..end], tail.split_once(';').map_or("", |(_, t)| t))
+            }
+            None => match after.split_once(';') {
+                Some((v, t)) => (v.trim(), t),
+                None => (after.trim(), ""),
+            },
         };
-        if !k.trim().eq_ignore_ascii_case(name) {
-            continue;
+        if key.eq_ignore_ascii_case(name) {
+            return Some(value.to_owned());
         }
-        let v = v.trim();
-        let v = match v.strip_prefix('"') {
-            Some(rest) => rest.split('"').next()?,
-            None => v,
-        };
-        return Some(v.to_owned());
+        if next.is_empty() {
+            return None;
+        }
+        rest = next;
     }
-    None
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -237,13 +248,13 @@ border:1px solid #444;border-radius:4px;color:#222;text-decoration:none}";
 
 /// The headers of both pages: the script runs only with this response's nonce; forms may only
 /// go to this origin; nothing is cached.
-fn scripted_page(status: u16, nonce: &str, title: &str, body: &str) -> Response {
+fn scripted_page(status: u16, nonce: &str, title: &str, body: &str, forms: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
 <title>{title}</title><style nonce=\"{nonce}\">{STYLE}</style></head><body>{body}</body></html>"
     );
     let csp = format!(
-        "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+        "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; {forms}base-uri 'none'; frame-ancestors 'none'"
     );
     Response::new(status)
         .with_body("text/html; charset=utf-8", html)
@@ -255,9 +266,10 @@ fn scripted_page(status: u16, nonce: &str, title: &str, body: &str) -> Response 
 
 /// The answer to a form posted without a live session: the form goes into this tab's
 /// `sessionStorage`, then the browser goes to `login_href`. Without storage (or script), the
-/// page says so and what to do. `path` is where the form was posted (path and query).
-pub fn keep_page(form: &Form, path: &str, login_href: &str, nonce: &str) -> Response {
-    let data = script_json(&form.to_json(path));
+/// page says so and what to do. `path` is where the form was posted (path and query); `id`
+/// names this kept form, and `login_href` carries it (`resume=ID`).
+pub fn keep_page(form: &Form, path: &str, id: &str, login_href: &str, nonce: &str) -> Response {
+    let data = script_json(&form.to_json(path, id));
     let body = format!(
         "<h1>Sign in to send your form</h1>\
 <p id=\"kept\">Your session has ended. What you typed is kept in this browser tab while you sign in, then sent once.</p>\
@@ -272,18 +284,25 @@ catch(e){{document.getElementById('kept').hidden=true;document.getElementById('l
 location.replace(document.getElementById('login').href);}})();</script>",
         href = escape(login_href),
     );
-    scripted_page(401, nonce, "Sign in to send your form", &body)
+    scripted_page(
+        401,
+        nonce,
+        "Sign in to send your form",
+        &body,
+        "form-action 'none'; ",
+    )
 }
 
-/// After sign-in: posts the form kept for `path` (and only for it, only once, only within ten
-/// minutes), else goes to `path`.
-pub fn resume_page(path: &str, nonce: &str) -> Response {
+/// After sign-in: posts the form kept for `path` under `id` (and only it, only there, only once,
+/// only within ten minutes), else goes to `path`. No `form-action`: the origin's answer to the
+/// post may redirect anywhere, as it would have without the sign-in.
+pub fn resume_page(path: &str, id: &str, nonce: &str) -> Response {
     let body = format!(
-        "<h1>Signed in</h1><p>Sending your form again&hellip; If nothing happens, <a id=\"to\" href=\"{href}\">continue</a>.</p>\
+        "<h1>Signed in</h1><p>Sending your form again&hellip; If nothing happens, <a id=\"to\" href=\"{href}\" data-id=\"{id}\">continue</a>.</p>\
 <script nonce=\"{nonce}\">(function(){{var k='{STORAGE_KEY}';var to=document.getElementById('to').getAttribute('href');var f=null;\
 try{{f=JSON.parse(sessionStorage.getItem(k));sessionStorage.removeItem(k);}}catch(e){{f=null;}}\
 var age=f&&typeof f.saved==='number'?Date.now()-f.saved:-1;\
-var ok=f&&f.v===1&&f.path===to&&age>=0&&age<{KEEP_MS}&&Array.isArray(f.fields)\
+var ok=f&&f.v===1&&f.id===document.getElementById('to').getAttribute('data-id')&&f.path===to&&age>=0&&age<{KEEP_MS}&&Array.isArray(f.fields)\
 &&(f.enctype==='application/x-www-form-urlencoded'||f.enctype==='multipart/form-data');\
 if(!ok){{location.replace(to);return;}}\
 var form=document.createElement('form');form.method='post';form.action=to;form.enctype=f.enctype;form.acceptCharset='UTF-8';\
@@ -294,8 +313,9 @@ var d=new DataTransfer();d.items.add(new File([u],String(p[1].name),{{type:Strin
 form.appendChild(i);}});}}catch(e){{location.replace(to);return;}}\
 document.body.appendChild(form);history.replaceState(null,'',to);form.submit();}})();</script>",
         href = escape(path),
+        id = escape(id),
     );
-    scripted_page(200, nonce, "Signed in", &body)
+    scripted_page(200, nonce, "Signed in", &body, "")
 }
 
 #[cfg(test)]
@@ -360,7 +380,16 @@ mod tests {
         assert!(
             matches!(&f.fields[2].1, FieldValue::File { filename, bytes, .. } if filename.is_empty() && bytes.is_empty())
         );
-        let json = f.to_json("/upload?x=1");
+        // `;` and `=` inside quotes belong to the name: a text field stays a text field.
+        let tricky =
+            "--b\r\nContent-Disposition: form-data; name=\"q; filename=%22x%22\"\r\n\r\nv\r\n\
+--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"my;report=1.pdf\"\r\n\r\nz\r\n--b--";
+        let t = Form::parse("multipart/form-data; boundary=\"b\"", tricky.as_bytes()).unwrap();
+        assert_eq!(t.fields[0], ("q; filename=%22x%22".into(), text("v")));
+        assert!(
+            matches!(&t.fields[1].1, FieldValue::File { filename, .. } if filename == "my;report=1.pdf")
+        );
+        let json = f.to_json("/upload?x=1", "k1");
         assert_eq!(json["enctype"], "multipart/form-data");
         assert_eq!(
             json["fields"][1][1]["data"],
@@ -384,13 +413,19 @@ mod tests {
             b"x=%3C%2Fscript%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E&y=%E2%80%A8",
         )
         .unwrap();
-        let page = keep_page(&f, "/c?a=\"><b>", "/auth/login?return_to=%2Fc", "n0nce");
+        let page = keep_page(
+            &f,
+            "/c?a=\"><b>",
+            "k1",
+            "/auth/login?return_to=%2Fc",
+            "n0nce",
+        );
         let html = page.body_text();
         assert_eq!(html.matches("</script>").count(), 2, "{html}");
         assert!(!html.contains("<b>") && !html.contains('\u{2028}'));
         assert!(html.contains("<script nonce=\"n0nce\">"));
         let csp = page.headers.get("Content-Security-Policy").unwrap();
-        assert!(csp.contains("script-src 'nonce-n0nce'") && csp.contains("form-action 'self'"));
+        assert!(csp.contains("script-src 'nonce-n0nce'") && csp.contains("form-action 'none'"));
         assert_eq!(page.headers.get("Cache-Control"), Some("no-store"));
         // The data block, read back as the script reads it, is the form.
         let start = html.find("id=\"form\">").unwrap() + "id=\"form\">".len();
@@ -398,8 +433,13 @@ mod tests {
         let back: Value = serde_json::from_str(&html[start..end]).unwrap();
         assert_eq!(back["fields"][0][1], "</script><script>alert(1)</script>");
         assert_eq!(back["path"], "/c?a=\"><b>");
-        let resume = resume_page("/c?a=\"><b>", "n2").body_text();
-        assert!(resume.contains("href=\"/c?a=&quot;&gt;&lt;b&gt;\""));
+        assert_eq!(back["id"], "k1");
+        let resume = resume_page("/c?a=\"><b>", "k1", "n2");
+        assert!(resume
+            .body_text()
+            .contains("href=\"/c?a=&quot;&gt;&lt;b&gt;\" data-id=\"k1\""));
+        let csp = resume.headers.get("Content-Security-Policy").unwrap();
+        assert!(!csp.contains("form-action"), "{csp}");
     }
 
     proptest! {

@@ -225,7 +225,7 @@ pub fn validate(
         email_verified,
         name: name?.or(preferred_username?).map(str::to_owned),
         tenant,
-        auth: AuthContext::from_claims(&c.all).map_err(|e| IdTokenError::Claims(e.into()))?,
+        auth: AuthContext::from_claims(&c.all),
         claims: c.all,
         _sealed: (),
     })

@@ -50,9 +50,9 @@ pub struct LoginTransaction {
     /// What this sign-in asked beyond an ordinary one (step-up), checked in the answer.
     #[serde(rename = "su", default, skip_serializing_if = "Option::is_none")]
     step_up: Option<StepUp>,
-    /// The browser kept a form to post again to `return_to` after sign-in.
-    #[serde(rename = "f", default, skip_serializing_if = "std::ops::Not::not")]
-    resume_form: bool,
+    /// The browser kept a form under this id to post again to `return_to` after sign-in.
+    #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
+    resume_form: Option<String>,
 }
 
 /// The parameters of a request to the callback.
@@ -210,7 +210,7 @@ impl LoginTransaction {
             redirect_uri: redirect_uri.to_owned(),
             created_at: now,
             step_up: step_up.filter(|s| !s.is_empty()),
-            resume_form: false,
+            resume_form: None,
         };
         let params = tx.authorization_params(provider, offline);
         Ok((tx, params))
@@ -268,8 +268,8 @@ impl LoginTransaction {
         q
     }
 
-    /// After sign-in, the page posts the form the browser kept (`resume=form`).
-    pub fn resuming_form(mut self, resume: bool) -> Self {
+    /// After sign-in, the page posts the form the browser kept under this id (`resume=ID`).
+    pub fn resuming_form(mut self, resume: Option<String>) -> Self {
         self.resume_form = resume;
         self
     }
@@ -342,8 +342,8 @@ pub struct CodeExchange {
     pub issuer: Issuer,
     /// What the sign-in asked beyond an ordinary one: the ID token must show it was met.
     pub step_up: Option<StepUp>,
-    /// Answer with the page that posts the kept form, not a redirect.
-    pub resume_form: bool,
+    /// Answer with the page that posts the form kept under this id, not a redirect.
+    pub resume_form: Option<String>,
 }
 
 impl CodeExchange {
