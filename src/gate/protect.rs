@@ -102,7 +102,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 req,
                 GateError::SessionStoreUnavailable("see the session_store_failed line".into()),
             )),
-            Err(gone) => Outcome::Respond(self.unauthenticated(req, gone)),
+            Err(gone) => Outcome::Respond(self.unauthenticated(req, rule, gone)),
         }
     }
 
@@ -206,22 +206,23 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
     }
 
     /// No live session: browsers navigating go to sign-in; programs get a 401.
-    pub(super) fn unauthenticated(&self, req: &GateRequest, gone: Unloaded) -> Response {
+    pub(super) fn unauthenticated(
+        &self,
+        req: &GateRequest,
+        rule: &Rule,
+        gone: Unloaded,
+    ) -> Response {
         let Unloaded { why, set_cookies } = gone;
         if why != NoSession::NoCookie {
             self.platform.log(&json!({"level":"info","event":"session_rejected","path":req.url.path(),"reason":format!("{why:?}")}));
         }
         // A path only a step-up can pass asks for it in the first sign-in already.
-        let ask = || {
-            RequestPath::parse(req.url.path())
-                .ok()
-                .and_then(|p| self.cfg.policy.rule_for(&p).sign_in_step_up())
-        };
-        let resp = if let Some(page) = self.keep_form(req, ask().as_ref()) {
+        let ask = rule.sign_in_step_up();
+        let resp = if let Some(page) = self.keep_form(req, ask.as_ref()) {
             page
         } else if req.is_navigation() {
             let here = req.path_and_query();
-            Response::redirect(&self.login_href_step_up(Some(&here), ask().as_ref()))
+            Response::redirect(&self.login_href_step_up(Some(&here), ask.as_ref()))
         } else {
             let e = GateError::SignInRequired {
                 description: "Sign in first.",

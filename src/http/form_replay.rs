@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::http::pages::escape;
+use crate::http::pages::{escape, STYLE};
 use crate::http::Response;
 
 /// The key the form is kept under in `sessionStorage`.
@@ -241,10 +241,6 @@ fn script_json(v: &Value) -> String {
         .replace('\u{2028}', "\\u2028")
         .replace('\u{2029}', "\\u2029")
 }
-
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}\
-h1{font-size:1.4rem}p{line-height:1.5}a.button{display:inline-block;margin:.5rem 0;padding:.5rem 1rem;\
-border:1px solid #444;border-radius:4px;color:#222;text-decoration:none}";
 
 /// The headers of both pages: the script runs only with this response's nonce; forms may only
 /// go to this origin; nothing is cached.

@@ -39,7 +39,8 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}\
+/// The pages' one stylesheet (also used by the kept-form pages).
+pub(crate) const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}\
 h1{font-size:1.4rem}p{line-height:1.5}a.button,button{display:inline-block;margin:.5rem .5rem 0 0;padding:.5rem 1rem;\
 border:1px solid #444;border-radius:4px;background:#fff;color:#222;text-decoration:none;font:inherit;cursor:pointer}\
 small{color:#666}";
