@@ -109,9 +109,21 @@ pub(super) fn parse_issuer(v: &str) -> Result<Issuer, ConfigError> {
     parse_issuer_var("OIDC_ISSUER", v)
 }
 
+/// Any URL. The worker carries no Unicode data for international domain names (see
+/// Cargo.toml), so their hosts are written in punycode.
+fn parse_url(name: &str, v: &str) -> Result<Url, ConfigError> {
+    Url::parse(v).map_err(|e| match e {
+        url::ParseError::IdnaError => err(
+            name,
+            "has a host that is not ASCII: write an international domain name in punycode (xn--...)",
+        ),
+        _ => err(name, "is not a URL"),
+    })
+}
+
 /// An issuer from the variable `name`.
 pub(super) fn parse_issuer_var(name: &str, v: &str) -> Result<Issuer, ConfigError> {
-    let url = Url::parse(v).map_err(|_| err(name, "is not a URL"))?;
+    let url = parse_url(name, v)?;
     match url.scheme() {
         "https" => {}
         "http" if is_loopback_host(url.host_str()) => {}
@@ -131,7 +143,7 @@ pub(super) fn parse_issuer_var(name: &str, v: &str) -> Result<Issuer, ConfigErro
 
 /// An https URL; plain http only on a loopback host (local development), as for the issuer.
 pub(super) fn parse_http_url(name: &str, v: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(v).map_err(|_| err(name, "is not a URL"))?;
+    let url = parse_url(name, v)?;
     match url.scheme() {
         _ if url.host_str().is_none() => Err(err(name, "must be an http(s) URL")),
         "https" => Ok(url),

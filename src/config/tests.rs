@@ -79,6 +79,10 @@ fn issuer_must_be_https_except_loopback() {
         "OIDC_ISSUER"
     );
     assert!(parse(&[("OIDC_ISSUER", "http://127.0.0.1:9000")]).is_ok());
+    // International domain names: punycode, as the worker has no Unicode data for them.
+    let e = parse(&[("OIDC_ISSUER", "https://bücher.example/realms/x")]).unwrap_err();
+    assert!(e.problem.contains("punycode"), "{e}");
+    assert!(parse(&[("OIDC_ISSUER", "https://xn--bcher-kva.example/realms/x")]).is_ok());
     for name in [
         "UPSTREAM",
         "OIDC_REDIRECT_URI",

@@ -53,7 +53,7 @@ struct Transaction {
 
 impl<P: Platform + SessionObjects> Gate<'_, P> {
     pub(super) async fn callback(&self, req: &GateRequest, jar: &CookieJar) -> Response {
-        let params = CallbackParams::from_query(&req.url);
+        let params = CallbackParams::from_query(req.url.query().unwrap_or_default());
         let name = params
             .state
             .as_deref()

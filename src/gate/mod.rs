@@ -14,8 +14,8 @@ mod principal;
 mod protect;
 mod userinfo;
 
+use crate::http::request_url::RequestUrl;
 use serde_json::json;
-use url::Url;
 
 use crate::access::policy::step_up_text;
 use crate::access::step_up::StepUp;
@@ -35,7 +35,7 @@ use crate::session::store::{SessionObjects, Sessions};
 
 pub struct GateRequest {
     pub method: Method,
-    pub url: Url,
+    pub url: RequestUrl,
     pub headers: Headers,
     /// The body, read by the shell only where it is needed: back-channel logout, and a
     /// browser's form post small enough to keep through sign-in (`FORM_REPLAY_MAX_BYTES`).
@@ -140,7 +140,7 @@ impl GateRequest {
     }
 
     fn origin(&self) -> String {
-        self.url.origin().ascii_serialization()
+        self.url.origin().to_owned()
     }
 
     fn cookie_header(&self) -> Option<&str> {
@@ -150,12 +150,11 @@ impl GateRequest {
 
 impl<P: Platform + SessionObjects> Gate<'_, P> {
     pub async fn handle(&self, req: &GateRequest) -> Outcome {
-        let secure = req.url.scheme() == "https";
-        if !secure && !is_loopback_host(req.url.host_str()) {
+        let secure = req.url.is_secure();
+        if !secure && !is_loopback_host(Some(req.url.host())) {
             if req.is_navigation() {
-                let mut to = req.url.clone();
-                let _ = to.set_scheme("https");
-                return Outcome::Respond(Response::new(308).with_header("Location", to.as_str()));
+                let to = req.url.to_https();
+                return Outcome::Respond(Response::new(308).with_header("Location", to));
             }
             return Outcome::Respond(self.fail(req, GateError::InsecureTransport));
         }

@@ -4,6 +4,10 @@
 
 use crate::http::path::{hex, PathError};
 
+#[path = "lookalike_table.rs"]
+mod table;
+use table::FOLDS;
+
 /// Refuses what different servers could read as different paths beyond ASCII: encoded bytes
 /// that are not UTF-8, characters that fold into ASCII, and invisible ones. Other non-ASCII
 /// text (`é`, `日本`) is kept. `decoded` has escapes in canonical `%XX` form.
@@ -52,74 +56,161 @@ fn check_char(c: char) -> Result<(), PathError> {
     if c.is_ascii() {
         return Ok(());
     }
-    if is_invisible(c) {
-        return Err(PathError::Invisible);
+    let found = FOLDS.binary_search_by(|&(first, last, _)| {
+        if last < c {
+            std::cmp::Ordering::Less
+        } else if first > c {
+            std::cmp::Ordering::Greater
+        } else {
+            std::cmp::Ordering::Equal
+        }
+    });
+    match found.ok().and_then(|i| FOLDS.get(i)) {
+        Some((_, _, Fold::Invisible)) => Err(PathError::Invisible),
+        Some((_, _, Fold::Ascii)) => Err(PathError::AsciiLookalike),
+        None => Ok(()),
     }
-    let uts46 = icu_normalizer::uts46::Uts46MapperBorrowed::new();
-    let mut mapped = uts46.map_normalize(std::iter::once(c)).peekable();
-    if mapped.peek().is_none() {
-        // UTS 46 ignores it: a default-ignorable (zero-width, variation selector, ...).
-        return Err(PathError::Invisible);
-    }
-    let nfkc = icu_normalizer::ComposingNormalizerBorrowed::new_nfkc();
-    let folds = mapped.any(|m| m.is_ascii())
-        || nfkc
-            .normalize_iter(std::iter::once(c))
-            .flat_map(|n| n.to_lowercase())
-            .any(|n| n.is_ascii())
-        || c.to_uppercase().any(|u| u.is_ascii())
-        || c.to_lowercase().any(|l| l.is_ascii())
-        || is_best_fit_separator(c);
-    if folds {
-        return Err(PathError::AsciiLookalike);
-    }
-    Ok(())
 }
 
-/// Characters Windows "best fit" code-page conversion turns into a path separator, which no
-/// Unicode normalization does: division and fraction slashes, set minus, and the currency
-/// signs that Japanese and Korean code pages print as `\`.
-fn is_best_fit_separator(c: char) -> bool {
-    matches!(
-        c,
-        '\u{2215}'
-            | '\u{2044}'
-            | '\u{2216}'
-            | '\u{29F5}'
-            | '\u{29F8}'
-            | '\u{29F9}'
-            | '\u{A5}'
-            | '\u{20A9}'
-    )
-}
-
-/// Format and control characters that show nothing: zero-width, bidirectional controls,
-/// invisible separators, tags, and the C1 controls.
-fn is_invisible(c: char) -> bool {
-    matches!(c,
-        '\u{80}'..='\u{9F}'
-        | '\u{AD}'
-        | '\u{34F}'
-        | '\u{61C}'
-        | '\u{115F}'..='\u{1160}'
-        | '\u{17B4}'..='\u{17B5}'
-        | '\u{180B}'..='\u{180F}'
-        | '\u{2000}'..='\u{200F}'
-        | '\u{2028}'..='\u{202F}'
-        | '\u{205F}'..='\u{206F}'
-        | '\u{3000}'
-        | '\u{3164}'
-        | '\u{FE00}'..='\u{FE0F}'
-        | '\u{FEFF}'
-        | '\u{FFA0}'
-        | '\u{FFF0}'..='\u{FFFB}'
-        | '\u{1D173}'..='\u{1D17A}'
-        | '\u{E0000}'..='\u{E0FFF}')
+/// What a character in [`FOLDS`] does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Fold {
+    /// Shows nothing, or UTS 46 drops it.
+    Invisible,
+    /// Folds into ASCII.
+    Ascii,
 }
 
 #[cfg(test)]
 mod tests {
+    use super::{check_char, Fold, FOLDS};
     use crate::http::path::{PathError, RequestPath};
+
+    /// The rule the table is made from, with the Unicode data of ICU4X (a host dependency only).
+    fn classify(c: char) -> Result<(), PathError> {
+        if c.is_ascii() {
+            return Ok(());
+        }
+        if is_invisible(c) {
+            return Err(PathError::Invisible);
+        }
+        let uts46 = icu_normalizer::uts46::Uts46MapperBorrowed::new();
+        let mut mapped = uts46.map_normalize(std::iter::once(c)).peekable();
+        if mapped.peek().is_none() {
+            // UTS 46 ignores it: a default-ignorable (zero-width, variation selector, ...).
+            return Err(PathError::Invisible);
+        }
+        let nfkc = icu_normalizer::ComposingNormalizerBorrowed::new_nfkc();
+        let folds = mapped.any(|m| m.is_ascii())
+            || nfkc
+                .normalize_iter(std::iter::once(c))
+                .flat_map(|n| n.to_lowercase())
+                .any(|n| n.is_ascii())
+            || c.to_uppercase().any(|u| u.is_ascii())
+            || c.to_lowercase().any(|l| l.is_ascii())
+            || is_best_fit_separator(c);
+        if folds {
+            return Err(PathError::AsciiLookalike);
+        }
+        Ok(())
+    }
+
+    /// Characters Windows "best fit" code-page conversion turns into a path separator, which no
+    /// Unicode normalization does: division and fraction slashes, set minus, and the currency
+    /// signs that Japanese and Korean code pages print as `\`.
+    fn is_best_fit_separator(c: char) -> bool {
+        matches!(
+            c,
+            '\u{2215}'
+                | '\u{2044}'
+                | '\u{2216}'
+                | '\u{29F5}'
+                | '\u{29F8}'
+                | '\u{29F9}'
+                | '\u{A5}'
+                | '\u{20A9}'
+        )
+    }
+
+    /// Format and control characters that show nothing: zero-width, bidirectional controls,
+    /// invisible separators, tags, and the C1 controls.
+    fn is_invisible(c: char) -> bool {
+        matches!(c,
+            '\u{80}'..='\u{9F}'
+            | '\u{AD}'
+            | '\u{34F}'
+            | '\u{61C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{2000}'..='\u{200F}'
+            | '\u{2028}'..='\u{202F}'
+            | '\u{205F}'..='\u{206F}'
+            | '\u{3000}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}')
+    }
+
+    /// The table, as `classify` says it must be: every non-ASCII character, in ranges.
+    fn derived_table() -> Vec<(char, char, Fold)> {
+        let mut table: Vec<(char, char, Fold)> = Vec::new();
+        for c in (0x80..=0x10FFFF).filter_map(char::from_u32) {
+            let fold = match classify(c) {
+                Ok(()) => continue,
+                Err(PathError::Invisible) => Fold::Invisible,
+                Err(_) => Fold::Ascii,
+            };
+            match table.last_mut() {
+                Some((_, last, f)) if *f == fold && u32::from(*last) + 1 == u32::from(c) => {
+                    *last = c
+                }
+                _ => table.push((c, c, fold)),
+            }
+        }
+        table
+    }
+
+    fn render(table: &[(char, char, Fold)]) -> String {
+        let mut out = String::from(
+            "//! Generated by `PORTCULLIS_WRITE_TABLES=1 cargo test lookalike` from the Unicode data\n\
+             //! of ICU4X (UTS 46 mapping, NFKC, case mapping; see `classify` in lookalike.rs's\n\
+             //! tests). Do not edit: the test fails when this differs from what the data says.\n\n\
+             use super::Fold::{self, Ascii, Invisible};\n\n\
+             /// Non-ASCII characters a path may not carry, in ascending ranges.\n\
+             #[rustfmt::skip]\n\
+             pub(super) static FOLDS: &[(char, char, Fold)] = &[\n",
+        );
+        for (first, last, fold) in table {
+            out.push_str(&format!(
+                "    ('\\u{{{:X}}}', '\\u{{{:X}}}', {fold:?}),\n",
+                u32::from(*first),
+                u32::from(*last)
+            ));
+        }
+        out.push_str("];\n");
+        out
+    }
+
+    #[test]
+    fn the_table_is_what_the_unicode_data_says() {
+        let derived = derived_table();
+        if derived != FOLDS {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/http/lookalike_table.rs");
+            if std::env::var_os("PORTCULLIS_WRITE_TABLES").is_some() {
+                std::fs::write(path, render(&derived)).unwrap();
+            }
+            panic!("{path} is out of date: run PORTCULLIS_WRITE_TABLES=1 cargo test lookalike");
+        }
+        // And the lookup answers as the rule does, character by character.
+        for c in (0x80..=0x10FFFF).filter_map(char::from_u32) {
+            assert_eq!(check_char(c), classify(c), "U+{:04X}", u32::from(c));
+        }
+    }
 
     fn norm(p: &str) -> Result<String, PathError> {
         RequestPath::parse(p).map(|r| r.as_str().to_owned())

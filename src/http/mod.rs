@@ -6,6 +6,7 @@ pub mod form_replay;
 pub mod lookalike;
 pub mod pages;
 pub mod path;
+pub mod request_url;
 pub mod return_to;
 pub mod upstream;
 pub mod wire;

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use url::Url;
+use crate::http::request_url::RequestUrl;
 
 use crate::http::cookies::{filter_cookie_header, CookieJar};
 use crate::http::Headers;
@@ -65,11 +65,13 @@ fn is_routing_header(name: &str) -> bool {
 /// `X-Forwarded-Host`, `-Proto`, `-For` and `Forwarded` (RFC 7239) for the request as it
 /// really came: its URL, and the client address Cloudflare saw (`CF-Connecting-IP`, which the
 /// edge always sets itself), when it is an IP address.
-pub fn forwarding_headers(url: &Url, client_ip: Option<&str>) -> Vec<(&'static str, String)> {
-    let host = match (url.host_str(), url.port()) {
-        (Some(h), Some(port)) => format!("{h}:{port}"),
-        (Some(h), None) => h.to_owned(),
-        (None, _) => String::new(),
+pub fn forwarding_headers(
+    url: &RequestUrl,
+    client_ip: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let host = match url.port() {
+        Some(port) => format!("{}:{port}", url.host()),
+        None => url.host().to_owned(),
     };
     let proto = url.scheme().to_owned();
     let ip = client_ip.and_then(|ip| ip.trim().parse::<IpAddr>().ok());
@@ -370,7 +372,7 @@ mod tests {
 
     #[test]
     fn forwarding_headers_describe_the_real_request() {
-        let url = Url::parse("https://app.example.com:8443/x?y").unwrap();
+        let url = RequestUrl::parse("https://app.example.com:8443/x?y").unwrap();
         let h: std::collections::HashMap<_, _> = forwarding_headers(&url, Some("2001:db8::1"))
             .into_iter()
             .collect();
@@ -381,7 +383,7 @@ mod tests {
             h["Forwarded"],
             "for=\"[2001:db8::1]\";host=\"app.example.com:8443\";proto=https"
         );
-        let plain = Url::parse("http://127.0.0.1:8787/").unwrap();
+        let plain = RequestUrl::parse("http://127.0.0.1:8787/").unwrap();
         let h: std::collections::HashMap<_, _> =
             forwarding_headers(&plain, Some("not an ip, 1.2.3.4"))
                 .into_iter()

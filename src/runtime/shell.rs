@@ -7,7 +7,6 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 
-use url::Url;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
@@ -19,6 +18,7 @@ use crate::base::time::UnixTime;
 use crate::config::{Config, ConfigError, Upstream, DEFAULT_AUTH_PREFIX};
 use crate::gate::error::GateError;
 use crate::gate::{Gate, GateRequest, Outcome};
+use crate::http::request_url::RequestUrl;
 use crate::http::wire::{forward_edits, items, pairs, parse_head, protected_response_edits};
 use crate::http::{Headers, Method, OutboundRequest, Response};
 use crate::oidc::provider::ProviderCache;
@@ -323,11 +323,18 @@ async fn handle(request: web_sys::Request, env: Env) -> JsValue {
             return to_js_response(e.to_response(wants_html, DEFAULT_AUTH_PREFIX)).into();
         }
     };
-    let Ok(url) = Url::parse(head.url) else {
-        return to_js_response(
-            GateError::MissingParameter("url").to_response(wants_html, &isolate.config.auth_prefix),
-        )
-        .into();
+    let url = match RequestUrl::parse(head.url) {
+        Ok(url) => url,
+        Err(why) => {
+            log_line(
+                &serde_json::json!({"level":"error","event":"bad_request","detail":format!("request URL not in canonical form: {why:?}")}),
+            );
+            return to_js_response(
+                GateError::MissingParameter("url")
+                    .to_response(wants_html, &isolate.config.auth_prefix),
+            )
+            .into();
+        }
     };
     let method = Method::parse(head.method);
     // Only the back-channel logout route takes a body, and a small same-origin browser form the
@@ -437,7 +444,7 @@ fn pass_on(
     let upstream = &isolate.config.upstream;
     // The normalized path the policy judged, never the raw one.
     let base = match upstream {
-        Upstream::Assets | Upstream::Service(_) => gate_req.url.origin().ascii_serialization(),
+        Upstream::Assets | Upstream::Service(_) => gate_req.url.origin().to_owned(),
         Upstream::Origin(base) => base.as_str().trim_end_matches('/').to_owned(),
     };
     let mut target = format!("{base}{path}");

@@ -30,6 +30,7 @@ secret_type!(
 );
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(from = "SessionRead")]
 pub struct Session {
     /// The provider the person signed in with (`default` for the single-provider variables).
     #[serde(default, rename = "p", skip_serializing_if = "ProviderId::is_default")]
@@ -84,6 +85,90 @@ pub struct Session {
     /// Last activity, for `SESSION_IDLE_TTL`; moved only when it has moved enough.
     #[serde(default)]
     pub seen: UnixTime,
+}
+
+/// A session as read from its JSON: the same fields as [`Session`] with the tokens beside the
+/// others, as `#[serde(flatten)]` writes them. Reading through `flatten` buffers every field
+/// of the map first; this reads them in one pass (about a third of a cookie's parse time).
+#[derive(Deserialize)]
+struct SessionRead {
+    #[serde(default, rename = "p")]
+    provider: ProviderId,
+    iss: Issuer,
+    sub: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    email_verified: Option<bool>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default, rename = "gu")]
+    groups_unresolved: bool,
+    #[serde(default)]
+    groups_omitted: bool,
+    #[serde(default)]
+    tid: Option<String>,
+    #[serde(default)]
+    hd: Option<String>,
+    #[serde(default, rename = "gho")]
+    github_orgs: Vec<String>,
+    #[serde(default, rename = "ght")]
+    github_teams: Vec<String>,
+    #[serde(default, rename = "ghu")]
+    github_until: Option<UnixTime>,
+    #[serde(default, rename = "psid")]
+    provider_sid: Option<String>,
+    #[serde(default, rename = "au")]
+    auth: AuthContext,
+    #[serde(default, rename = "at")]
+    access_token: Option<StoredSecret>,
+    #[serde(default, rename = "ate")]
+    access_expires_at: Option<UnixTime>,
+    #[serde(default, rename = "rt")]
+    refresh_token: Option<StoredSecret>,
+    #[serde(default, rename = "idt")]
+    id_token: Option<StoredSecret>,
+    iat: UnixTime,
+    exp: UnixTime,
+    #[serde(default)]
+    seen: UnixTime,
+}
+
+impl From<SessionRead> for Session {
+    fn from(r: SessionRead) -> Self {
+        Self {
+            provider: r.provider,
+            iss: r.iss,
+            sub: r.sub,
+            email: r.email,
+            email_verified: r.email_verified,
+            name: r.name,
+            groups: r.groups,
+            roles: r.roles,
+            groups_unresolved: r.groups_unresolved,
+            groups_omitted: r.groups_omitted,
+            tid: r.tid,
+            hd: r.hd,
+            github_orgs: r.github_orgs,
+            github_teams: r.github_teams,
+            github_until: r.github_until,
+            provider_sid: r.provider_sid,
+            auth: r.auth,
+            tokens: SessionTokens {
+                access_token: r.access_token,
+                access_expires_at: r.access_expires_at,
+                refresh_token: r.refresh_token,
+                id_token: r.id_token,
+            },
+            iat: r.iat,
+            exp: r.exp,
+            seen: r.seen,
+        }
+    }
 }
 
 /// Only what is needed is kept: the access token when it goes to the origin
@@ -513,6 +598,48 @@ mod tests {
         )
         .unwrap();
         assert_eq!(read, s);
+    }
+
+    /// Every field, set to something other than its default, reads back as written: the
+    /// reading struct and the written one name the fields alike.
+    #[test]
+    fn every_field_reads_back_as_written() {
+        let full = Session {
+            provider: ProviderId::parse("staff").unwrap(),
+            groups_unresolved: true,
+            groups_omitted: true,
+            tid: Some("tenant".into()),
+            hd: Some("example.com".into()),
+            github_orgs: vec!["acme".into()],
+            github_teams: vec!["acme/ops".into()],
+            github_until: Some(UnixTime::from_secs(900)),
+            provider_sid: Some("sid-1".into()),
+            auth: AuthContext {
+                acr: Some("mfa".into()),
+                amr: vec!["pwd".into(), "otp".into()],
+                acrs: vec!["c1".into()],
+                auth_time: Some(UnixTime::from_secs(90)),
+            },
+            tokens: SessionTokens {
+                access_token: Some(StoredSecret::new("at".into())),
+                access_expires_at: Some(UnixTime::from_secs(400)),
+                refresh_token: Some(StoredSecret::new("rt".into())),
+                id_token: Some(StoredSecret::new("idt".into())),
+            },
+            seen: UnixTime::from_secs(300),
+            ..session(2)
+        };
+        let json = serde_json::to_value(&full).unwrap();
+        let fields = json.as_object().unwrap();
+        assert_eq!(fields.len(), 24, "{json}");
+        let read: Session = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(read, full);
+        // And the smallest session: only what has no default.
+        let least: Session =
+            serde_json::from_str(r#"{"iss":"https://idp","sub":"alice","iat":100,"exp":1000}"#)
+                .unwrap();
+        assert_eq!(least.tokens, SessionTokens::default());
+        assert!(least.auth.is_empty() && least.provider.is_default());
     }
 
     #[test]

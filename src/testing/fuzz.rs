@@ -192,9 +192,7 @@ proptest! {
 
     #[test]
     fn callback_queries_and_discovery_documents_never_panic(query in any::<String>(), doc in claim_value()) {
-        if let Ok(url) = Url::parse(&format!("https://app.example.com/auth/callback?{query}")) {
-            let _ = CallbackParams::from_query(&url);
-        }
+        let _ = CallbackParams::from_query(&query);
         let _ = ProviderMetadata::parse(doc.to_string().as_bytes(), &Issuer::new("https://idp"));
     }
 

@@ -15,6 +15,7 @@ use crate::base::time::UnixTime;
 use crate::config::tests_support::test_config;
 use crate::config::Config;
 use crate::http::cookies::CookieJar;
+use crate::http::request_url::RequestUrl;
 use crate::http::{Headers, Method, OutboundRequest, Response};
 use crate::oidc::provider::ProviderCache;
 use crate::oidc::transaction::{MAX_LIVE_TRANSACTIONS, TRANSACTION_TTL_SECS};
@@ -246,7 +247,8 @@ fn request(method: Method, url: &str, headers: &[(&str, &str)]) -> GateRequest {
     }
     GateRequest {
         method,
-        url: Url::parse(url).expect("test URL"),
+        // As the runtime hands it over: serialized by a WHATWG URL parser.
+        url: RequestUrl::parse(Url::parse(url).expect("test URL").as_str()).expect("a request URL"),
         headers: h,
         body: None,
     }
