@@ -48,8 +48,7 @@ export async function forward(request, target, remove, append, flags, cookies, f
     const init = { method: request.method, headers, redirect: 'manual' };
     if (flags & NO_STORE) init.cache = 'no-store';
     if (flags & WITH_BODY) init.body = request.body;
-    const outbound = new Request(target, init);
-    answer = await (fetcher ? fetcher.fetch(outbound) : fetch(outbound));
+    answer = await (fetcher ? fetcher.fetch(target, init) : fetch(target, init));
   } catch (e) {
     return failed(String(e && e.message ? e.message : e), new URL(request.url).pathname, (flags & WANTS_HTML) !== 0);
   }
