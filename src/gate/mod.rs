@@ -14,7 +14,6 @@ mod principal;
 mod protect;
 mod userinfo;
 
-use crate::http::request_url::RequestUrl;
 use serde_json::json;
 
 use crate::access::policy::step_up_text;
@@ -26,6 +25,7 @@ use crate::gate::error::GateError;
 use crate::http::cookies::CookieJar;
 use crate::http::form_replay;
 use crate::http::path::RequestPath;
+use crate::http::request_url::RequestUrl;
 use crate::http::{is_loopback_host, Headers, Method, Response};
 use crate::oidc::discovery::ProviderMetadata;
 use crate::oidc::provider::{ProviderCache, ProviderError};

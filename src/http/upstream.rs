@@ -4,9 +4,8 @@
 
 use std::net::IpAddr;
 
-use crate::http::request_url::RequestUrl;
-
 use crate::http::cookies::{filter_cookie_header, CookieJar};
+use crate::http::request_url::RequestUrl;
 use crate::http::Headers;
 
 /// Headers an origin could take for identity asserted by the gate. Compared after lowercasing
