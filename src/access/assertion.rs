@@ -2,11 +2,10 @@
 //! `Cf-Access-Jwt-Assertion`): a short-lived JWT signed with the worker's own key, published
 //! with the previous key at `/auth/jwks.json` so keys can rotate.
 
+use std::cell::Cell;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jwt_compact::alg::{Ed25519, Es256};
-use jwt_compact::jwk::JsonWebKey;
-use jwt_compact::{Algorithm, AlgorithmSignature};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -14,6 +13,9 @@ use crate::access::policy::VouchedEmail;
 use crate::access::step_up::AuthContext;
 use crate::base::cache::BoundedCache;
 use crate::base::time::UnixTime;
+use crate::jose::jwks::PublicJwk;
+use crate::jose::signing_key::SigningKey;
+use crate::jose::verify::{SignatureError, SignatureVerifier};
 
 /// Who an assertion is about: a signed-in session or a verified Bearer token.
 pub struct Subject<'a> {
@@ -40,36 +42,14 @@ pub const ASSERTION_TTL_SECS: u64 = 300;
 const REUSE_MARGIN_SECS: u64 = 60;
 const MAX_CACHED: usize = 4096;
 
-enum Key {
-    Es256(Box<<Es256 as Algorithm>::SigningKey>),
-    Ed25519(<Ed25519 as Algorithm>::SigningKey),
-}
-
-struct SigningJwk {
-    kid: String,
-    key: Key,
-    public: Value,
-}
-
-impl SigningJwk {
-    fn alg(&self) -> &'static str {
-        match self.key {
-            Key::Es256(_) => "ES256",
-            Key::Ed25519(_) => "EdDSA",
-        }
-    }
-
-    fn sign(&self, message: &[u8]) -> Vec<u8> {
-        match &self.key {
-            Key::Es256(k) => Es256.sign(k, message).as_bytes().into_owned(),
-            Key::Ed25519(k) => Ed25519.sign(k, message).as_bytes().into_owned(),
-        }
-    }
-}
-
-/// Signs assertions for one audience; keeps recent ones per session to skip re-signing.
+/// Signs assertions for one audience; keeps recent ones per session to skip re-signing. The
+/// platform signs (WebCrypto in the worker), so no signing code is in the wasm.
 pub struct AssertionSigner {
-    keys: Vec<SigningJwk>,
+    /// The first signs; all are published. Each has its `kid` (given, or its thumbprint).
+    keys: Vec<SigningKey>,
+    /// Whether the first key's signature has been checked against its published half, which
+    /// a JWK states separately from the private part and could contradict.
+    checked: Cell<bool>,
     pub audience: String,
     pub header: String,
     /// (credential, origin) digest -> assertion, until shortly before it expires.
@@ -78,7 +58,7 @@ pub struct AssertionSigner {
 
 impl std::fmt::Debug for AssertionSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kids: Vec<&str> = self.keys.iter().map(|k| k.kid.as_str()).collect();
+        let kids: Vec<&str> = self.keys.iter().filter_map(|k| k.kid.as_deref()).collect();
         write!(
             f,
             "AssertionSigner(aud {:?}, kids {kids:?}, [private keys redacted])",
@@ -104,10 +84,20 @@ impl AssertionSigner {
         let keys = list
             .iter()
             .enumerate()
-            .map(|(i, v)| parse_key(v).map_err(|e| format!("key {}: {e}", i + 1)))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|(i, v)| {
+                let mut key =
+                    SigningKey::assertion(v).map_err(|e| format!("key {}: {e}", i + 1))?;
+                if key.kid.is_none() {
+                    key.kid = Some(key.thumbprint());
+                }
+                // Entra-style certificate thumbprints mean nothing here.
+                key.x5t_s256 = None;
+                Ok(key)
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         Ok(Self {
             keys,
+            checked: Cell::new(false),
             audience,
             header,
             cache: BoundedCache::new(MAX_CACHED),
@@ -116,21 +106,27 @@ impl AssertionSigner {
 
     /// The public keys, for `/auth/jwks.json`.
     pub fn jwks(&self) -> Value {
-        json!({ "keys": self.keys.iter().map(|k| k.public.clone()).collect::<Vec<_>>() })
+        json!({ "keys": self.keys.iter().map(published).collect::<Vec<_>>() })
     }
 
-    /// An assertion for `who`, issued by `issuer` (the worker's public origin).
-    pub fn assertion(&self, issuer: &str, who: &Subject<'_>, now: UnixTime) -> String {
+    /// An assertion for `who`, issued by `issuer` (the worker's public origin), signed by
+    /// `signer`. The first signature of an isolate is checked against the published key.
+    pub async fn assertion<V: SignatureVerifier>(
+        &self,
+        signer: &V,
+        issuer: &str,
+        who: &Subject<'_>,
+        now: UnixTime,
+    ) -> Result<String, SignatureError> {
         let mut h = Sha256::new();
         h.update(who.credential);
         h.update(issuer.as_bytes());
         let cache_key: [u8; 32] = h.finalize().into();
         if let Some(jwt) = self.cache.get(&cache_key, now) {
-            return jwt;
+            return Ok(jwt);
         }
         let exp = now.plus(ASSERTION_TTL_SECS).min(who.until.max(now.plus(1)));
         let key = &self.keys[0];
-        let header = json!({ "alg": key.alg(), "typ": "JWT", "kid": key.kid });
         let mut claims = json!({
             "iss": issuer, "aud": self.audience, "sub": who.sub, "iat": now, "exp": exp, "idp": who.idp,
         });
@@ -158,48 +154,38 @@ impl AssertionSigner {
         }
         let input = format!(
             "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(key.header().to_string()),
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
-        let jwt = format!(
-            "{input}.{}",
-            URL_SAFE_NO_PAD.encode(key.sign(input.as_bytes()))
-        );
+        let signature = signer.sign(key, input.as_bytes()).await?;
+        if !self.checked.get() {
+            let public = PublicJwk::from_json(published(key)).ok_or_else(|| {
+                SignatureError::UnusableKey("the published key does not read back".into())
+            })?;
+            signer
+                .verify(key.alg, &public, input.as_bytes(), &signature)
+                .await
+                .map_err(|_| {
+                    SignatureError::UnusableKey(
+                        "ASSERTION_SIGNING_KEYS key 1: its public members (x, y) are not those of its private part (d)".into(),
+                    )
+                })?;
+            self.checked.set(true);
+        }
+        let jwt = format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature));
         self.cache
             .insert(cache_key, jwt.clone(), exp.minus(REUSE_MARGIN_SECS));
-        jwt
+        Ok(jwt)
     }
 }
 
-fn parse_key(v: &Value) -> Result<SigningJwk, String> {
-    let jwk: JsonWebKey<'_> =
-        serde_json::from_value(v.clone()).map_err(|_| "is not a JWK".to_owned())?;
-    if !jwk.is_signing_key() {
-        return Err("is a public key: the private part (d) is needed".into());
-    }
-    let key = match &jwk {
-        JsonWebKey::EllipticCurve { curve, .. } if curve == "P-256" => Key::Es256(Box::new(
-            <Es256 as Algorithm>::SigningKey::try_from(&jwk)
-                .map_err(|_| "is not a valid P-256 private key".to_owned())?,
-        )),
-        JsonWebKey::KeyPair { curve, .. } if curve == "Ed25519" => Key::Ed25519(
-            <Ed25519 as Algorithm>::SigningKey::try_from(&jwk)
-                .map_err(|_| "is not a valid Ed25519 private key".to_owned())?,
-        ),
-        _ => return Err("must be an EC P-256 (ES256) or OKP Ed25519 (EdDSA) key".into()),
-    };
-    let public_jwk = jwk.to_verifying_key();
-    let kid = match v.get("kid").and_then(Value::as_str) {
-        Some(k) if !k.is_empty() => k.to_owned(),
-        _ => URL_SAFE_NO_PAD.encode(public_jwk.thumbprint::<Sha256>()),
-    };
-    let mut public =
-        serde_json::to_value(&public_jwk).map_err(|_| "cannot be published".to_owned())?;
-    public["kid"] = kid.clone().into();
+/// A key as `/auth/jwks.json` shows it: the public members, `kid`, `use` and `alg`.
+fn published(key: &SigningKey) -> Value {
+    let mut public = key.public_jwk();
+    public["kid"] = key.kid.clone().into();
     public["use"] = "sig".into();
-    let mut signing = SigningJwk { kid, key, public };
-    signing.public["alg"] = signing.alg().into();
-    Ok(signing)
+    public["alg"] = key.alg.name().into();
+    public
 }
 
 #[cfg(test)]
@@ -207,7 +193,15 @@ mod tests {
     use super::*;
     use crate::jose::jwks::JwkSet;
     use crate::jose::jws::UnverifiedJws;
-    use crate::jose::verify::verify_rust;
+    use crate::jose::verify::{verify_rust, RustVerifier};
+    use crate::testing::block_on;
+    use jwt_compact::alg::Ed25519;
+    use jwt_compact::jwk::JsonWebKey;
+
+    /// An assertion signed on the host (the worker signs with WebCrypto).
+    fn sign(signer: &AssertionSigner, issuer: &str, who: &Subject<'_>, now: UnixTime) -> String {
+        block_on(signer.assertion(&RustVerifier, issuer, who, now)).unwrap()
+    }
 
     fn es256_private_jwk(kid: Option<&str>) -> Value {
         let sk = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
@@ -265,7 +259,7 @@ mod tests {
                 "X-Portcullis-Assertion".into(),
             )
             .unwrap();
-            let jwt = signer.assertion("https://app.example.com", &subject(), t(2000));
+            let jwt = sign(&signer, "https://app.example.com", &subject(), t(2000));
             let claims = verify(&signer, &jwt);
             assert_eq!(claims["iss"], "https://app.example.com");
             assert_eq!(claims["aud"], "origin-aud");
@@ -301,7 +295,7 @@ mod tests {
                 .all(|k| k.get("d").is_none()),
             "no private parts published"
         );
-        let jwt = signer.assertion("https://o", &subject(), t(2000));
+        let jwt = sign(&signer, "https://o", &subject(), t(2000));
         assert_eq!(
             UnverifiedJws::parse(&jwt).unwrap().header.kid.as_deref(),
             Some("new")
@@ -321,13 +315,18 @@ mod tests {
         let signer =
             AssertionSigner::new(&es256_private_jwk(None).to_string(), "a".into(), "h".into())
                 .unwrap();
-        let a = signer.assertion("https://o", &subject(), t(2000));
-        assert_eq!(signer.assertion("https://o", &subject(), t(2100)), a);
+        let a = sign(&signer, "https://o", &subject(), t(2000));
+        assert_eq!(sign(&signer, "https://o", &subject(), t(2100)), a);
         assert_ne!(
-            signer.assertion("https://o", &subject(), t(2000 + ASSERTION_TTL_SECS - 30)),
+            sign(
+                &signer,
+                "https://o",
+                &subject(),
+                t(2000 + ASSERTION_TTL_SECS - 30)
+            ),
             a
         );
-        assert_ne!(signer.assertion("https://other", &subject(), t(2000)), a);
+        assert_ne!(sign(&signer, "https://other", &subject(), t(2000)), a);
     }
 
     #[test]
@@ -335,12 +334,12 @@ mod tests {
         let signer =
             AssertionSigner::new(&es256_private_jwk(None).to_string(), "a".into(), "h".into())
                 .unwrap();
-        let first = signer.assertion("https://o", &subject(), t(2000));
+        let first = sign(&signer, "https://o", &subject(), t(2000));
         let mut other = subject();
         other.idp = "https://other-idp";
         other.groups = GROUPS;
         other.credential = [2; 32];
-        let second = verify(&signer, &signer.assertion("https://o", &other, t(2001)));
+        let second = verify(&signer, &sign(&signer, "https://o", &other, t(2001)));
         assert_ne!(verify(&signer, &first), second);
         assert_eq!(second["idp"], "https://other-idp");
         assert!(
@@ -356,7 +355,7 @@ mod tests {
                 .unwrap();
         let mut s = subject();
         s.until = t(2100);
-        let claims = verify(&signer, &signer.assertion("https://o", &s, t(2000)));
+        let claims = verify(&signer, &sign(&signer, "https://o", &s, t(2000)));
         assert_eq!(claims["exp"], 2100);
     }
 
@@ -377,5 +376,89 @@ mod tests {
             AssertionSigner::new(&es256_private_jwk(None).to_string(), "a".into(), "h".into())
                 .unwrap();
         assert!(format!("{signer:?}").contains("redacted"));
+    }
+
+    #[test]
+    fn a_kid_left_out_is_the_rfc7638_thumbprint() {
+        for key in [es256_private_jwk(None), ed25519_private_jwk()] {
+            let jwk: JsonWebKey<'_> = serde_json::from_value(key.clone()).unwrap();
+            let expected = URL_SAFE_NO_PAD.encode(jwk.to_verifying_key().thumbprint::<Sha256>());
+            let signer = AssertionSigner::new(&key.to_string(), "a".into(), "h".into()).unwrap();
+            assert_eq!(signer.jwks()["keys"][0]["kid"], expected);
+        }
+    }
+
+    #[test]
+    fn a_key_whose_public_part_is_not_its_own_never_signs() {
+        for (key, other) in [
+            (es256_private_jwk(None), es256_private_jwk(None)),
+            (ed25519_private_jwk(), ed25519_private_jwk()),
+        ] {
+            let mut mixed = key.clone();
+            mixed["x"] = other["x"].clone();
+            if let Some(y) = other.get("y") {
+                mixed["y"] = y.clone();
+            }
+            let signer = AssertionSigner::new(&mixed.to_string(), "a".into(), "h".into()).unwrap();
+            let e = block_on(signer.assertion(&RustVerifier, "https://o", &subject(), t(2000)))
+                .unwrap_err();
+            // Refused by the signer's import, or else by the check against the published half.
+            assert!(matches!(e, SignatureError::UnusableKey(_)), "{e}");
+            let d = key["d"].as_str().unwrap();
+            assert!(!e.to_string().contains(d) && !format!("{signer:?}").contains(d));
+        }
+    }
+
+    #[test]
+    fn keys_of_the_wrong_shape_are_refused_at_configuration() {
+        let good = es256_private_jwk(None);
+        let mut short = good.clone();
+        short["x"] = "AQAB".into();
+        let mut not_base64 = good.clone();
+        not_base64["d"] = "not base64!".into();
+        let mut rsa = good.clone();
+        rsa["kty"] = "RSA".into();
+        let mut wrong_alg = ed25519_private_jwk();
+        wrong_alg["alg"] = "ES256".into();
+        for bad in [short, not_base64, rsa, wrong_alg] {
+            let e = AssertionSigner::new(&bad.to_string(), "a".into(), "h".into()).unwrap_err();
+            assert!(e.starts_with("key 1: "), "{e}");
+        }
+    }
+
+    /// A signer whose signatures do not match the published key, as a JWK whose public
+    /// members contradict its private part would give where the import does not check them.
+    struct Contradicting;
+
+    impl SignatureVerifier for Contradicting {
+        async fn verify(
+            &self,
+            alg: crate::jose::jws::JwsAlg,
+            key: &PublicJwk,
+            input: &[u8],
+            signature: &[u8],
+        ) -> Result<(), SignatureError> {
+            verify_rust(alg, key, input, signature)
+        }
+
+        async fn sign(&self, _: &SigningKey, _: &[u8]) -> Result<Vec<u8>, SignatureError> {
+            Ok(vec![7; 64])
+        }
+    }
+
+    #[test]
+    fn the_first_signature_is_checked_against_the_published_key() {
+        let signer =
+            AssertionSigner::new(&es256_private_jwk(None).to_string(), "a".into(), "h".into())
+                .unwrap();
+        let e = block_on(signer.assertion(&Contradicting, "https://o", &subject(), t(2000)))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("are not those of its private part"),
+            "{e}"
+        );
+        assert!(!signer.checked.get());
+        sign(&signer, "https://o", &subject(), t(2000));
+        assert!(signer.checked.get());
     }
 }

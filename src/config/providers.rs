@@ -10,7 +10,7 @@ use crate::config::entra::{default_graph_url, is_entra_host};
 pub use crate::config::entra::{is_guid, IssuerTemplate, Tenants, TENANT_PLACEHOLDER};
 use crate::config::read::{err, parse_http_url, parse_issuer_var, Vars};
 use crate::config::{ConfigError, TokenAuthMethod, DEFAULT_SCOPES};
-use crate::jose::client_key::ClientKey;
+use crate::jose::signing_key::SigningKey;
 
 /// The id of the provider the single-provider variables describe.
 pub const DEFAULT_PROVIDER: &str = "default";
@@ -123,7 +123,7 @@ pub struct ProviderConfig {
     pub scopes: String,
     pub token_auth_method: TokenAuthMethod,
     /// `OIDC_CLIENT_KEY`, for `private_key_jwt`.
-    pub client_key: Option<ClientKey>,
+    pub client_key: Option<SigningKey>,
     /// `OIDC_AUTH_PARAMS`: extra authorization parameters, none of them reserved.
     pub auth_params: Vec<(String, String)>,
     /// GitHub: how long organization and team membership is trusted before it is read again.
@@ -382,7 +382,7 @@ fn read_provider<F: Fn(&str) -> Option<String>>(
                 "GitHub takes client_secret_post only",
             ));
         }
-        let key = ClientKey::parse(&vars.required(&key_var)?).map_err(|p| err(&key_var, p))?;
+        let key = SigningKey::client(&vars.required(&key_var)?).map_err(|p| err(&key_var, p))?;
         (ClientSecret::new(String::new()), Some(key))
     } else {
         (

@@ -94,7 +94,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             }
         }
         match self.sessions(req, jar).load(true).await {
-            Ok(loaded) => self.authorize_session(req, jar, path, rule, loaded),
+            Ok(loaded) => self.authorize_session(req, jar, path, rule, loaded).await,
             Err(Unloaded {
                 why: NoSession::StoreUnavailable,
                 ..
@@ -108,7 +108,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
 
     /// A signed-in person: the path's rule decides; forwarded with identity (and the access
     /// token, when `PASS_ACCESS_TOKEN` says), or a 403.
-    fn authorize_session(
+    async fn authorize_session(
         &self,
         req: &GateRequest,
         jar: &CookieJar,
@@ -137,7 +137,10 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 return Outcome::Respond(with_cookies(resp, set_cookies));
             }
         }
-        let mut headers = self.origin_headers(req, jar, &who);
+        let mut headers = match self.origin_headers(req, jar, &who).await {
+            Ok(headers) => headers,
+            Err(e) => return Outcome::Respond(with_cookies(self.fail(req, e), set_cookies)),
+        };
         let live_token = session.live_access_token(self.platform.now());
         if let (Some(how), Some(token)) = (self.cfg.pass_access_token, live_token) {
             match how {
@@ -350,7 +353,12 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
     }
 
     /// The request headers for the origin: inbound identity stripped, the real one set.
-    fn origin_headers(&self, req: &GateRequest, jar: &CookieJar, who: &Principal<'_>) -> Headers {
+    async fn origin_headers(
+        &self,
+        req: &GateRequest,
+        jar: &CookieJar,
+        who: &Principal<'_>,
+    ) -> Result<Headers, GateError> {
         let mut headers = self.stripped_headers(req, jar);
         let ids = &self.cfg.identity_headers;
         if let Some(h) = &ids.user {
@@ -370,12 +378,15 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             headers.set(h, groups.join(","));
         }
         if let Some(signer) = &self.cfg.assertion {
-            headers.set(
-                &signer.header,
-                signer.assertion(&req.origin(), &who.subject(email), self.platform.now()),
-            );
+            let subject = who.subject(email);
+            let now = self.platform.now();
+            let assertion = signer
+                .assertion(self.platform.verifier(), &req.origin(), &subject, now)
+                .await
+                .map_err(|e| GateError::Internal(format!("signing the identity assertion: {e}")))?;
+            headers.set(&signer.header, assertion);
         }
-        headers
+        Ok(headers)
     }
 
     /// The request headers without anything the origin could take for identity from us.
@@ -454,7 +465,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 }
             },
         }
-        let headers = self.origin_headers(req, jar, &who);
+        let headers = self.origin_headers(req, jar, &who).await?;
         Ok(self.forward(path, headers, true, Vec::new()))
     }
 

@@ -1,6 +1,7 @@
 //! The provider's JSON Web Key Set and choosing the key for a token.
 
-use jwt_compact::jwk::JsonWebKey;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde::Deserialize;
 
 use crate::jose::jws::{JoseHeader, JwsAlg};
@@ -12,16 +13,43 @@ pub struct PublicJwk {
     pub alg: Option<String>,
     kty: String,
     crv: Option<String>,
-    #[cfg(test)]
-    jwk: JsonWebKey<'static>,
     /// The key as published, for platforms that import JWKs themselves (WebCrypto).
     pub json: serde_json::Value,
 }
 
 impl PublicJwk {
-    #[cfg(test)]
-    pub fn jwk(&self) -> &JsonWebKey<'static> {
-        &self.jwk
+    /// One key of a set, if it is a public signing key we can use: `use` absent or `sig`, an
+    /// RSA, EC or OKP key with its public members in base64url, and no private part (a
+    /// private key published by mistake is not trusted). The platform's import checks the
+    /// rest (a point on its curve, the modulus size).
+    pub fn from_json(value: serde_json::Value) -> Option<Self> {
+        let meta = RawMeta::deserialize(&value).ok()?;
+        let members: &[&str] = match meta.kty.as_str() {
+            "RSA" => &["n", "e"],
+            "EC" => &["x", "y"],
+            "OKP" => &["x"],
+            _ => return None,
+        };
+        let base64url = |name: &str| {
+            value
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|v| URL_SAFE_NO_PAD.decode(v.trim_end_matches('=')).is_ok())
+        };
+        if meta.use_.as_deref().is_some_and(|u| u != "sig")
+            || (meta.kty != "RSA" && meta.crv.is_none())
+            || !members.iter().all(|m| base64url(m))
+            || value.get("d").is_some()
+        {
+            return None;
+        }
+        Some(PublicJwk {
+            kid: meta.kid,
+            alg: meta.alg,
+            kty: meta.kty,
+            crv: meta.crv,
+            json: value,
+        })
     }
 
     /// Whether this key can, by its type, curve and declared `alg`, verify `alg`.
@@ -89,27 +117,7 @@ impl JwkSet {
         let keys = raw
             .keys
             .into_iter()
-            .filter_map(|value| {
-                let meta: RawMeta = serde_json::from_value(value.clone()).ok()?;
-                if meta.use_.as_deref().is_some_and(|u| u != "sig")
-                    || !matches!(meta.kty.as_str(), "RSA" | "EC" | "OKP")
-                {
-                    return None;
-                }
-                let jwk: JsonWebKey<'static> = serde_json::from_value(value.clone()).ok()?;
-                if jwk.is_signing_key() {
-                    return None; // a private key published by mistake is not trusted
-                }
-                Some(PublicJwk {
-                    kid: meta.kid,
-                    alg: meta.alg,
-                    kty: meta.kty,
-                    crv: meta.crv,
-                    #[cfg(test)]
-                    jwk,
-                    json: value,
-                })
-            })
+            .filter_map(PublicJwk::from_json)
             .collect();
         Ok(Self { keys })
     }

@@ -2,7 +2,7 @@
 //! claims verifier every token kind uses.
 
 pub mod claims;
-pub mod client_key;
 pub mod jwks;
 pub mod jws;
+pub mod signing_key;
 pub mod verify;

@@ -1,9 +1,9 @@
 //! Signature verification: one trait with a platform implementation (WebCrypto in the
 //! worker) and a pure-Rust one for host tests, and the one step that releases a payload.
 
-use crate::jose::client_key::ClientKey;
 use crate::jose::jwks::PublicJwk;
 use crate::jose::jws::{JwsAlg, UnverifiedJws, VerifiedJws};
+use crate::jose::signing_key::SigningKey;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignatureError {
@@ -17,7 +17,7 @@ pub enum SignatureError {
 impl std::fmt::Display for SignatureError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::UnusableKey(why) => write!(f, "the key cannot verify this token: {why}"),
+            Self::UnusableKey(why) => write!(f, "the key cannot be used: {why}"),
             Self::BadSignature => f.write_str("signature does not verify"),
             Self::Platform(why) => write!(f, "crypto failed: {why}"),
         }
@@ -37,7 +37,8 @@ pub trait SignatureVerifier {
     ) -> Result<(), SignatureError>;
 
     /// Signs `signing_input` with the client's private key.
-    async fn sign(&self, key: &ClientKey, signing_input: &[u8]) -> Result<Vec<u8>, SignatureError>;
+    async fn sign(&self, key: &SigningKey, signing_input: &[u8])
+        -> Result<Vec<u8>, SignatureError>;
 }
 
 /// Checks `jws` with `key` and releases the payload.
@@ -69,8 +70,12 @@ impl SignatureVerifier for RustVerifier {
         verify_rust(alg, key, signing_input, signature)
     }
 
-    async fn sign(&self, key: &ClientKey, signing_input: &[u8]) -> Result<Vec<u8>, SignatureError> {
-        use jwt_compact::alg::{Es256, Rsa, RsaPrivateKey};
+    async fn sign(
+        &self,
+        key: &SigningKey,
+        signing_input: &[u8],
+    ) -> Result<Vec<u8>, SignatureError> {
+        use jwt_compact::alg::{Ed25519, Es256, Rsa, RsaPrivateKey};
         use jwt_compact::jwk::JsonWebKey;
         use jwt_compact::{Algorithm, AlgorithmSignature};
         let unusable = |e: &dyn std::fmt::Display| SignatureError::UnusableKey(e.to_string());
@@ -81,6 +86,11 @@ impl SignatureVerifier for RustVerifier {
                 let sk =
                     <Es256 as Algorithm>::SigningKey::try_from(&jwk).map_err(|e| unusable(&e))?;
                 Es256.sign(&sk, signing_input).as_bytes().into_owned()
+            }
+            JwsAlg::EdDsa => {
+                let sk =
+                    <Ed25519 as Algorithm>::SigningKey::try_from(&jwk).map_err(|e| unusable(&e))?;
+                Ed25519.sign(&sk, signing_input).as_bytes().into_owned()
             }
             alg => {
                 let sk = RsaPrivateKey::try_from(&jwk).map_err(|e| unusable(&e))?;
@@ -123,7 +133,9 @@ pub fn verify_rust(
         }
     }
     let unusable = |e: &dyn std::fmt::Display| SignatureError::UnusableKey(e.to_string());
-    let jwk = key.jwk();
+    let jwk: jwt_compact::jwk::JsonWebKey<'_> =
+        serde_json::from_value(key.json.clone()).map_err(|e| unusable(&e))?;
+    let jwk = &jwk;
     match alg {
         JwsAlg::Rs256
         | JwsAlg::Rs384

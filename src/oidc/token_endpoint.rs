@@ -13,7 +13,7 @@ use crate::base::time::UnixTime;
 use crate::config::providers::ProviderConfig;
 use crate::config::TokenAuthMethod;
 use crate::http::{OutboundRequest, Response};
-use crate::jose::client_key::ClientKey;
+use crate::jose::signing_key::SigningKey;
 use crate::jose::verify::SignatureVerifier;
 use crate::platform::Platform;
 
@@ -198,7 +198,7 @@ pub const ASSERTION_TTL_SECS: u64 = 300;
 /// token endpoint, a fresh `jti`, five minutes.
 pub fn assertion_input(
     cfg: &ProviderConfig,
-    key: &ClientKey,
+    key: &SigningKey,
     aud: &Url,
     now: UnixTime,
     jti: &str,

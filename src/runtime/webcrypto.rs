@@ -1,19 +1,21 @@
-//! Signature checks through WebCrypto (SubtleCrypto.verify) inside workerd. Imported
-//! CryptoKeys are kept per isolate, keyed by algorithm and key material.
+//! Signatures through WebCrypto (SubtleCrypto) inside workerd: checks of the providers'
+//! tokens, and our own assertions signed. Imported CryptoKeys are kept per isolate, keyed by
+//! algorithm and key material.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use js_sys::{Array, Object, Reflect};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{CryptoKey, SubtleCrypto};
 
 use crate::base::cache::BoundedCache;
 use crate::base::time::UnixTime;
-use crate::jose::client_key::ClientKey;
 use crate::jose::jwks::PublicJwk;
 use crate::jose::jws::JwsAlg;
+use crate::jose::signing_key::SigningKey;
 use crate::jose::verify::{SignatureError, SignatureVerifier};
 
 /// Imported keys kept per isolate; providers publish a handful.
@@ -22,12 +24,16 @@ const MIN_RSA_MODULUS_BYTES: usize = 256;
 
 pub struct WebCryptoVerifier {
     keys: BoundedCache<String, CryptoKey>,
+    /// Our own private keys (the client's and the assertion's), imported once per isolate,
+    /// keyed by a digest of the JWK.
+    signing_keys: BoundedCache<[u8; 32], CryptoKey>,
 }
 
 impl Default for WebCryptoVerifier {
     fn default() -> Self {
         Self {
             keys: BoundedCache::new(MAX_KEYS),
+            signing_keys: BoundedCache::new(MAX_KEYS),
         }
     }
 }
@@ -159,11 +165,24 @@ async fn import_key(
 }
 
 impl SignatureVerifier for WebCryptoVerifier {
-    async fn sign(&self, key: &ClientKey, signing_input: &[u8]) -> Result<Vec<u8>, SignatureError> {
-        // Imported for each assertion (sign-in and refresh only), never cached.
+    async fn sign(
+        &self,
+        key: &SigningKey,
+        signing_input: &[u8],
+    ) -> Result<Vec<u8>, SignatureError> {
         let (import, sign, _) = params(key.alg, key.private_jwk())?;
         let subtle = subtle()?;
-        let crypto_key = import_key(&subtle, key.private_jwk(), &import, "sign").await?;
+        let jwk = key.private_jwk();
+        let cache_key: [u8; 32] = Sha256::digest(format!("{}|{jwk}", key.alg.name())).into();
+        let crypto_key = match self.signing_keys.get(&cache_key, UnixTime::EPOCH) {
+            Some(k) => k,
+            None => {
+                let k = import_key(&subtle, jwk, &import, "sign").await?;
+                self.signing_keys
+                    .insert(cache_key, k.clone(), UnixTime::NEVER);
+                k
+            }
+        };
         let promise = subtle
             .sign_with_object_and_u8_array(&to_object(&sign)?, &crypto_key, signing_input)
             .map_err(platform)?;
