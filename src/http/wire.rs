@@ -40,16 +40,28 @@ pub fn parse_head(s: &str) -> Result<Head<'_>, WireError> {
     let mut items = s.split(LF);
     let method = items.next().ok_or(WireError::MalformedHead)?;
     let url = items.next().ok_or(WireError::MalformedHead)?;
+    Ok(Head {
+        method,
+        url,
+        headers: read_pairs(items)?,
+    })
+}
+
+/// `name\nvalue\n...` as `send` (glue.js) gives an answer's headers; empty for none.
+pub fn parse_pairs(s: &str) -> Result<Headers, WireError> {
+    if s.is_empty() {
+        return Ok(Headers::new());
+    }
+    read_pairs(s.split(LF))
+}
+
+fn read_pairs<'a>(mut items: impl Iterator<Item = &'a str>) -> Result<Headers, WireError> {
     let mut headers = Headers::new();
     while let Some(name) = items.next() {
         let value = items.next().ok_or(WireError::MalformedHead)?;
         headers.append(name, value);
     }
-    Ok(Head {
-        method,
-        url,
-        headers,
-    })
+    Ok(headers)
 }
 
 fn breaks(s: &str) -> bool {
@@ -164,6 +176,24 @@ mod tests {
             parse_head("GET\nhttps://a/\nname-without-value"),
             Err(WireError::MalformedHead)
         );
+    }
+
+    #[test]
+    fn an_answers_headers_read_back_in_order() {
+        let h = parse_pairs(
+            "content-type\napplication/json\nset-cookie\na=1\nset-cookie\nb=2\nx-empty\n",
+        )
+        .unwrap();
+        assert_eq!(h.get("Content-Type"), Some("application/json"));
+        let cookies: Vec<&str> = h
+            .iter()
+            .filter(|(n, _)| *n == "set-cookie")
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(h.get("x-empty"), Some(""));
+        assert_eq!(parse_pairs("").unwrap(), Headers::new());
+        assert_eq!(parse_pairs("lonely"), Err(WireError::MalformedHead));
     }
 
     #[test]

@@ -64,6 +64,40 @@ export async function forward(request, target, remove, append, flags, cookies, f
   return new Response(answer.body, { status: answer.status, statusText: answer.statusText, headers });
 }
 
+/**
+ * A request of the gate's own (to a provider, or to a session object): `headers` as
+ * "name\nvalue" pairs, `body` a string or undefined. Resolves to [status, the answer's headers as
+ * pairs, its body as bytes]; rejects when there is no answer.
+ */
+export async function send(fetcher, target, method, headers, body) {
+  const h = new Headers();
+  const p = pairs(headers);
+  for (let i = 0; i + 1 < p.length; i += 2) h.append(p[i], p[i + 1]);
+  const init = { method, headers: h, body };
+  const answer = await (fetcher ? fetcher.fetch(target, init) : fetch(target, init));
+  const bytes = new Uint8Array(await answer.arrayBuffer());
+  let head = '';
+  for (const [name, value] of answer.headers) head += (head === '' ? '' : LF) + name + LF + value;
+  return [answer.status, head, bytes];
+}
+
+/** The session object named `name` in the Durable Object namespace `binding` of `env`. */
+export function sessionObject(env, binding, name) {
+  const namespace = env[binding];
+  if (!namespace) throw new Error(`no ${binding} Durable Object binding`);
+  return namespace.get(namespace.idFromName(name));
+}
+
+/** `key` from the KV namespace `binding` as text, or null. */
+export function kvGet(env, binding, key) {
+  return env[binding].get(key);
+}
+
+/** Stores `value` under `key` in the KV namespace `binding` for `ttl` seconds. */
+export function kvPut(env, binding, key, value, ttl) {
+  return env[binding].put(key, value, { expirationTtl: ttl });
+}
+
 /** A promise resolved after `ms`: a timer the Rust side awaits like any other promise. */
 export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));

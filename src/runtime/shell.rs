@@ -11,7 +11,7 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use worker::{js_sys, web_sys, Date, Env, Fetch, Request, RequestInit, Result};
+use worker::{js_sys, web_sys, Date, Env};
 
 use crate::access::token_cache::TokenCache;
 use crate::base::time::UnixTime;
@@ -19,7 +19,9 @@ use crate::config::{Config, ConfigError, Upstream, DEFAULT_AUTH_PREFIX};
 use crate::gate::error::GateError;
 use crate::gate::{Gate, GateRequest, Outcome};
 use crate::http::request_url::RequestUrl;
-use crate::http::wire::{forward_edits, items, pairs, parse_head, protected_response_edits};
+use crate::http::wire::{
+    forward_edits, items, pairs, parse_head, parse_pairs, protected_response_edits,
+};
 use crate::http::{Headers, Method, OutboundRequest, Response};
 use crate::oidc::provider::ProviderCache;
 use crate::platform::NetworkError;
@@ -102,51 +104,41 @@ impl Platform for WorkerPlatform<'_> {
     }
 
     async fn fetch(&self, req: OutboundRequest) -> std::result::Result<Response, NetworkError> {
-        let attempt = async {
-            let headers = to_worker_headers(&req.headers)?;
-            headers.set("User-Agent", "portcullis")?;
-            let mut init = RequestInit::new();
-            init.with_method(req.method.to_string().into())
-                .with_headers(headers);
-            if let Some(body) = &req.body {
-                init.with_body(Some(JsValue::from_str(body)));
-            }
-            let mut resp = Fetch::Request(Request::new_with_init(&req.url, &init)?)
-                .send()
-                .await?;
-            let status = resp.status_code();
-            let headers = from_worker_headers(resp.headers());
-            let body = resp.bytes().await?;
-            Ok::<_, worker::Error>(Response {
-                status,
-                headers,
-                body,
-            })
-        };
-        attempt.await.map_err(|e| NetworkError(e.to_string()))
+        let mut headers = req.headers;
+        headers.set("User-Agent", "portcullis");
+        let target = req.url.as_str();
+        send_own(
+            &JsValue::UNDEFINED,
+            target,
+            req.method,
+            &headers,
+            req.body.as_deref(),
+        )
+        .await
+        .map_err(NetworkError)
     }
 
     async fn kv_get(&self, key: &str) -> Option<String> {
-        let kv = self.env.kv(KV_BINDING).ok()?;
-        kv.get(key).text().await.ok().flatten()
+        if !self.has_binding(KV_BINDING) {
+            return None;
+        }
+        let promise = kv_get(self.env, KV_BINDING, key).ok()?;
+        JsFuture::from(promise).await.ok()?.as_string()
     }
 
     async fn kv_put(&self, key: &str, value: &str, ttl_secs: u64) {
-        let Ok(kv) = self.env.kv(KV_BINDING) else {
+        if !self.has_binding(KV_BINDING) {
             self.log(&serde_json::json!({"level":"warn","event":"kv_missing","detail":"no JWKS_CACHE binding: caching in isolate memory only"}));
             return;
-        };
+        }
         // KV refuses expirationTtl below 60 s.
-        let result = match kv.put(key, value) {
-            Ok(builder) => builder
-                .expiration_ttl(ttl_secs.max(60))
-                .execute()
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+        let ttl = ttl_secs.max(60) as f64;
+        let result = match kv_put(self.env, KV_BINDING, key, value, ttl) {
+            Ok(promise) => JsFuture::from(promise).await.map(|_| ()),
+            Err(e) => Err(e),
         };
         if let Err(e) = result {
-            self.log(&serde_json::json!({"level":"warn","event":"kv_write_failed","detail":e}));
+            self.log(&serde_json::json!({"level":"warn","event":"kv_write_failed","detail":js_error(&e)}));
         }
     }
 
@@ -171,33 +163,74 @@ impl SessionObjects for WorkerPlatform<'_> {
         object: &ObjectName,
         call: StoreCall,
     ) -> std::result::Result<StoreAnswer, StoreError> {
-        let attempt = async {
-            let stub = self
-                .env
-                .durable_object(SESSIONS_BINDING)?
-                .id_from_name(object.as_str())?
-                .get_stub()?;
-            let body = serde_json::to_string(&call)?;
-            let mut init = RequestInit::new();
-            init.with_method(worker::Method::Post)
-                .with_body(Some(JsValue::from_str(&body)));
-            let req = Request::new_with_init("https://session-store/", &init)?;
-            let mut resp = stub.fetch_with_request(req).await?;
-            let text = resp.text().await?;
-            if resp.status_code() != 200 {
-                return Err(worker::Error::RustError(format!(
-                    "session object answered {}: {text}",
-                    resp.status_code()
-                )));
-            }
-            Ok(serde_json::from_str::<StoreAnswer>(&text)?)
-        };
-        attempt.await.map_err(|e: worker::Error| {
+        let failed = |why: String| {
             StoreError(format!(
-                "session store ({SESSIONS_BINDING} Durable Object binding): {e}"
+                "session store ({SESSIONS_BINDING} Durable Object binding): {why}"
             ))
-        })
+        };
+        let stub = session_object(self.env, SESSIONS_BINDING, object.as_str())
+            .map_err(|e| failed(js_error(&e)))?;
+        let body = serde_json::to_string(&call).map_err(|e| failed(e.to_string()))?;
+        let answer = send_own(
+            &stub,
+            "https://session-store/",
+            "POST",
+            &Headers::new(),
+            Some(&body),
+        )
+        .await
+        .map_err(failed)?;
+        let text = String::from_utf8_lossy(&answer.body);
+        if answer.status != 200 {
+            return Err(failed(format!(
+                "session object answered {}: {text}",
+                answer.status
+            )));
+        }
+        serde_json::from_str::<StoreAnswer>(&text).map_err(|e| failed(e.to_string()))
     }
+}
+
+impl WorkerPlatform<'_> {
+    fn has_binding(&self, name: &str) -> bool {
+        js_sys::Reflect::get(self.env, &JsValue::from_str(name)).is_ok_and(|b| !b.is_undefined())
+    }
+}
+
+/// One request of the gate's own through `send` (glue.js): to the network when `fetcher` is
+/// undefined, else to that binding. `Err` says why there was no answer.
+async fn send_own(
+    fetcher: &JsValue,
+    target: &str,
+    method: &str,
+    headers: &Headers,
+    body: Option<&str>,
+) -> std::result::Result<Response, String> {
+    let head = pairs(headers.iter()).map_err(|e| e.to_string())?;
+    let promise = send(fetcher, target, method, &head, body).map_err(|e| js_error(&e))?;
+    let answer: js_sys::Array = JsFuture::from(promise)
+        .await
+        .map_err(|e| js_error(&e))?
+        .unchecked_into();
+    let status = answer.get(0).as_f64().unwrap_or(0.0) as u16;
+    let head = answer.get(1).as_string().unwrap_or_default();
+    let headers = parse_pairs(&head).map_err(|e| e.to_string())?;
+    let body = js_sys::Uint8Array::new(&answer.get(2)).to_vec();
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// What a JS exception says: an Error's message, a thrown string, or its JSON.
+fn js_error(e: &JsValue) -> String {
+    if let Some(err) = e.dyn_ref::<js_sys::Error>() {
+        return String::from(err.message());
+    }
+    e.as_string()
+        .or_else(|| js_sys::JSON::stringify(e).ok().and_then(|s| s.as_string()))
+        .unwrap_or_else(|| "a JavaScript error".into())
 }
 
 #[wasm_bindgen(module = "/src/runtime/glue.js")]
@@ -217,6 +250,31 @@ extern "C" {
         cache_edits: &js_sys::Function,
         failed: &js_sys::Function,
     ) -> js_sys::Promise;
+    #[wasm_bindgen(catch)]
+    fn send(
+        fetcher: &JsValue,
+        target: &str,
+        method: &str,
+        headers: &str,
+        body: Option<&str>,
+    ) -> std::result::Result<js_sys::Promise, JsValue>;
+    #[wasm_bindgen(catch, js_name = sessionObject)]
+    fn session_object(
+        env: &Env,
+        binding: &str,
+        name: &str,
+    ) -> std::result::Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch, js_name = kvGet)]
+    fn kv_get(env: &Env, binding: &str, key: &str)
+        -> std::result::Result<js_sys::Promise, JsValue>;
+    #[wasm_bindgen(catch, js_name = kvPut)]
+    fn kv_put(
+        env: &Env,
+        binding: &str,
+        key: &str,
+        value: &str,
+        ttl: f64,
+    ) -> std::result::Result<js_sys::Promise, JsValue>;
     fn sleep(ms: f64) -> js_sys::Promise;
     #[wasm_bindgen(js_name = log)]
     fn log_js(line: &str);
@@ -505,22 +563,6 @@ fn upstream_failed(
 
 fn log_line(line: &serde_json::Value) {
     log_js(&line.to_string());
-}
-
-fn from_worker_headers(h: &worker::Headers) -> Headers {
-    let mut out = Headers::new();
-    for (name, value) in h.entries() {
-        out.append(name, value);
-    }
-    out
-}
-
-fn to_worker_headers(h: &Headers) -> Result<worker::Headers> {
-    let out = worker::Headers::new();
-    for (name, value) in h.iter() {
-        out.append(name, value)?;
-    }
-    Ok(out)
 }
 
 /// A gate answer as a runtime Response. A header that cannot cross (a line break in a value)

@@ -3,20 +3,23 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import crypto from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { startIdp } from '../support/idp.mjs';
 import { startWorker, freePort, Agent, clientVars, assertionKey } from '../support/harness.mjs';
 
-let idp; let worker; let echo; let alice; let bob;
+let idp; let worker; let echo; let alice; let bob; let echoPort; let edPort; let badPort;
 
 before(async () => {
-  const [idpPort, workerPort, echoPort] = [await freePort(), await freePort(), await freePort()];
+  const [idpPort, workerPort] = [await freePort(), await freePort()];
+  [echoPort, edPort, badPort] = [await freePort(), await freePort(), await freePort()];
   echo = http.createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ url: req.url, headers: req.headers }));
   });
   await new Promise((r) => echo.listen(echoPort, '127.0.0.1', r));
-  idp = await startIdp({ port: idpPort, workerOrigins: [`http://127.0.0.1:${workerPort}`] });
+  const workerOrigins = [workerPort, edPort, badPort].map((p) => `http://127.0.0.1:${p}`);
+  idp = await startIdp({ port: idpPort, workerOrigins });
   worker = await startWorker({
     port: workerPort,
     vars: clientVars(idp.issuer, {
@@ -135,4 +138,40 @@ test('public paths skip sign-in and carry no identity', async () => {
   const seen = (await res.json()).headers;
   assert.equal(seen['x-auth-request-user'], undefined);
   assert.equal(seen['x-portcullis-assertion'], undefined);
+});
+
+test('Ed25519 assertion keys sign through WebCrypto, and a key whose public half is not its own never signs', async () => {
+  const ed = crypto.generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' });
+  const p256 = () => crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+  const other = p256();
+  const contradicting = { ...p256(), x: other.x, y: other.y };
+  const workers = [];
+  try {
+    for (const [port, key] of [[edPort, ed], [badPort, contradicting]]) {
+      workers.push(await startWorker({
+        port,
+        vars: clientVars(idp.issuer, {
+          UPSTREAM: `http://127.0.0.1:${echoPort}`,
+          ASSERTION_AUDIENCE: 'origin-app',
+          ASSERTION_SIGNING_KEYS: JSON.stringify(key),
+        }),
+      }));
+    }
+    const [edWorker, badWorker] = workers;
+    const carol = new Agent();
+    const [signedIn] = await carol.signIn(`${edWorker.origin}/x`, { user: 'alice' });
+    assert.equal(signedIn.status, 200);
+    const jwt = JSON.parse((await carol.request(`${edWorker.origin}/x`)).text_).headers['x-portcullis-assertion'];
+    const jwks = createRemoteJWKSet(new URL(`${edWorker.origin}/auth/jwks.json`));
+    const { payload, protectedHeader } = await jwtVerify(jwt, jwks, { issuer: edWorker.origin, audience: 'origin-app', algorithms: ['EdDSA'] });
+    assert.equal(payload.sub, 'alice');
+    assert.equal(protectedHeader.kid.length, 43, 'a kid left out is the key thumbprint');
+
+    const dave = new Agent();
+    const [refused] = await dave.signIn(`${badWorker.origin}/x`, { user: 'alice' });
+    assert.equal(refused.status, 500, 'the signed-in request is refused, not forwarded without its assertion');
+    assert.ok(!refused.text_.includes(contradicting.d));
+  } finally {
+    for (const w of workers) await w.stop();
+  }
 });
