@@ -31,7 +31,7 @@ use crate::oidc::discovery::ProviderMetadata;
 use crate::oidc::provider::{ProviderCache, ProviderError};
 use crate::platform::Platform;
 use crate::session::coalescer::RefreshCoalescer;
-use crate::session::store::{SessionObjects, Sessions};
+use crate::session::store::{OpenedSessions, SessionObjects, Sessions};
 
 pub struct GateRequest {
     pub method: Method,
@@ -63,6 +63,7 @@ pub struct Gate<'a, P> {
     pub cache: &'a ProviderCache,
     pub tokens: &'a TokenCache,
     pub refreshes: &'a RefreshCoalescer,
+    pub opened: &'a OpenedSessions,
     pub platform: &'a P,
 }
 
@@ -190,6 +191,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             cfg: self.cfg,
             cache: self.cache,
             refreshes: self.refreshes,
+            opened: self.opened,
             platform: self.platform,
             jar,
             cookie_header: req.cookie_header(),

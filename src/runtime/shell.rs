@@ -29,7 +29,7 @@ use crate::platform::Platform;
 use crate::runtime::webcrypto::WebCryptoVerifier;
 use crate::session::coalescer::RefreshCoalescer;
 use crate::session::durable_object::{ObjectName, StoreAnswer, StoreCall, StoreError};
-use crate::session::store::SessionObjects;
+use crate::session::store::{OpenedSessions, SessionObjects};
 
 const KV_BINDING: &str = "JWKS_CACHE";
 const ASSETS_BINDING: &str = "ASSETS";
@@ -43,6 +43,7 @@ pub(crate) struct Isolate {
     pub cache: ProviderCache,
     pub tokens: TokenCache,
     pub refreshes: RefreshCoalescer,
+    pub opened: OpenedSessions,
     pub verifier: WebCryptoVerifier,
     pub glue: Glue,
 }
@@ -79,6 +80,7 @@ pub(crate) fn isolate(env: &Env) -> std::result::Result<Rc<Isolate>, GateError> 
         cache: ProviderCache::new(),
         tokens: TokenCache::default(),
         refreshes: RefreshCoalescer::default(),
+        opened: OpenedSessions::default(),
         verifier: WebCryptoVerifier::default(),
         glue: Glue::new(config.auth_prefix.clone()),
         config,
@@ -451,6 +453,7 @@ async fn handle(request: web_sys::Request, env: Env) -> JsValue {
         cache: &isolate.cache,
         tokens: &isolate.tokens,
         refreshes: &isolate.refreshes,
+        opened: &isolate.opened,
         platform: &platform,
     };
     match gate.handle(&gate_req).await {

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::json;
 
+use crate::base::cache::BoundedCache;
 use crate::base::random::random_bytes;
 use crate::base::seal::Purpose;
 use crate::base::time::UnixTime;
@@ -77,11 +78,28 @@ impl std::fmt::Display for StartError {
     }
 }
 
+/// How long an opened session cookie is remembered by the isolate.
+const OPENED_TTL_SECS: u64 = 600;
+const MAX_OPENED: usize = 1024;
+
+/// Session cookies this isolate has opened, by their exact sealed value and the name they were
+/// sealed under: a person's next request skips the decryption and the JSON. Opening is a pure
+/// function of these and the isolate's keys, so a remembered session is exactly what opening
+/// would give; every check after opening (lifetimes, refresh) still runs on each request.
+pub struct OpenedSessions(BoundedCache<String, Session>);
+
+impl Default for OpenedSessions {
+    fn default() -> Self {
+        Self(BoundedCache::new(MAX_OPENED))
+    }
+}
+
 /// The request's sessions: its cookies, the configuration and the isolate's helpers.
 pub struct Sessions<'a, P> {
     pub cfg: &'a Config,
     pub cache: &'a ProviderCache,
     pub refreshes: &'a RefreshCoalescer,
+    pub opened: &'a OpenedSessions,
     pub platform: &'a P,
     pub jar: &'a CookieJar,
     /// The request's `Cookie` header.
@@ -184,6 +202,30 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
             .log(&json!({"level":"error","event":"session_store_failed","detail":e.0}));
     }
 
+    /// The session sealed in `cookie`, as this isolate opened it before or opened now.
+    fn open_cookie(&self, cookie: &SessionCookie, now: UnixTime) -> Result<Session, NoSession> {
+        let sealed = cookie.sealed.as_deref().ok_or(NoSession::NoCookie)?;
+        let name = binding(
+            &self.jar.session_name(),
+            self.cfg.providers.session_binding(),
+        );
+        let key = format!("{name}\n{sealed}");
+        if let Some(session) = self.opened.0.get(&key, now) {
+            return Ok(session);
+        }
+        let cfg = self.cfg;
+        let session = open_session(
+            &cfg.sealer,
+            self.jar,
+            cookie,
+            cfg.providers.session_binding(),
+        )?;
+        self.opened
+            .0
+            .insert(key, session.clone(), now.plus(OPENED_TTL_SECS));
+        Ok(session)
+    }
+
     fn open_ref(&self, cookie: &SessionCookie) -> Result<StoreRef, NoSession> {
         let value = cookie.sealed.as_deref().ok_or(NoSession::NoCookie)?;
         self.cfg
@@ -256,7 +298,8 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
     ) -> Result<Loaded, Unloaded> {
         let (cfg, jar, platform) = (self.cfg, self.jar, self.platform);
         let now = platform.now();
-        let mut session = open_session(&cfg.sealer, jar, &cookie, cfg.providers.session_binding())
+        let mut session = self
+            .open_cookie(&cookie, now)
             .map_err(|why| Unloaded::clearing(why, jar, &cookie))?;
         if let Err(why) = session.check(now, &cfg.providers, cfg.session_idle_secs) {
             return Err(Unloaded {

@@ -441,6 +441,7 @@ struct Harness {
     cache: ProviderCache,
     tokens: crate::access::token_cache::TokenCache,
     refreshes: crate::session::coalescer::RefreshCoalescer,
+    opened: crate::session::store::OpenedSessions,
     idp: FakePlatform,
     /// The provider's signing key, published in its JWKS.
     key: TestKey,
@@ -477,6 +478,7 @@ impl Harness {
             cache: ProviderCache::new(),
             tokens: crate::access::token_cache::TokenCache::default(),
             refreshes: Default::default(),
+            opened: Default::default(),
             idp,
             key,
         }
@@ -489,6 +491,7 @@ impl Harness {
                 cache: &self.cache,
                 tokens: &self.tokens,
                 refreshes: &self.refreshes,
+                opened: &self.opened,
                 platform: &self.idp,
             }
             .handle(req),

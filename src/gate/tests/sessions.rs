@@ -289,3 +289,35 @@ fn an_idle_session_ends_and_an_active_one_is_rewritten_only_every_tenth_of_the_i
     assert_eq!(resp.status, 401);
     assert!(cookie_deleted(&resp, SESSION_COOKIE));
 }
+
+#[test]
+fn a_session_the_isolate_opened_before_is_still_checked_on_every_request() {
+    // The isolate remembers opened cookies (ten minutes): the idle limit still ends the session.
+    let h = Harness::with_config(&[("SESSION_IDLE_TTL", "5m")]);
+    let first = h.sign_in();
+    h.idp.advance(10);
+    let (_, _, user) = h.forward(&navigate(&app("/private"), Some(&first)));
+    assert_eq!(user.as_deref(), Some("alice"));
+
+    // One character changed in the remembered cookie's value: not the remembered session.
+    let (name, value) = first.split_once('=').unwrap();
+    let last = value.chars().last().unwrap();
+    let flipped = format!(
+        "{name}={}{}",
+        &value[..value.len() - 1],
+        if last == 'A' { 'B' } else { 'A' }
+    );
+    let resp = h.respond(&navigate(&app("/private"), Some(&flipped)));
+    assert_eq!(resp.status, 302, "a tampered cookie is no session");
+
+    h.idp.advance(301);
+    let resp = h.respond(&navigate(&app("/private"), Some(&first)));
+    assert_eq!(resp.status, 302);
+    assert_eq!(
+        h.idp
+            .logged("session_rejected")
+            .last()
+            .map(|l| l["reason"].clone()),
+        Some(json!("Idle"))
+    );
+}
