@@ -54,14 +54,16 @@ export async function forward(request, target, remove, append, flags, cookies, f
   }
   // A WebSocket upgrade (101) carries no cacheable body and cannot be rebuilt.
   if (!(flags & PROTECTED) || answer.status === 101) return answer;
-  const headers = new Headers(answer.headers);
-  const edits = pairs(cacheEdits(headers.get('Cache-Control') ?? undefined, headers.get('Vary') ?? undefined));
+  // The answer's own headers are immutable: one copy (the new Response's), edited in place.
+  const edits = pairs(cacheEdits(answer.headers.get('Cache-Control') ?? undefined, answer.headers.get('Vary') ?? undefined));
+  const out = new Response(answer.body, answer);
+  const headers = out.headers;
   for (let i = 0; i + 1 < edits.length; i += 2) {
     if (edits[i + 1] === '') headers.delete(edits[i]);
     else headers.set(edits[i], edits[i + 1]);
   }
   for (const cookie of pairs(cookies)) headers.append('Set-Cookie', cookie);
-  return new Response(answer.body, { status: answer.status, statusText: answer.statusText, headers });
+  return out;
 }
 
 /**
