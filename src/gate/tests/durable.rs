@@ -52,13 +52,7 @@ fn durable_object_sessions_keep_only_a_reference_in_the_cookie_and_end_at_logout
     assert_eq!(resp.status, 302);
     assert!(location(&resp).starts_with("/auth/login"));
     assert!(cookie_deleted(&resp, SESSION_COOKIE));
-    assert_eq!(
-        h.idp
-            .logged("session_rejected")
-            .last()
-            .map(|l| l["reason"].clone()),
-        Some(json!("Ended"))
-    );
+    assert_eq!(h.idp.last_rejection(), Some(json!("Ended")));
 }
 
 #[test]

@@ -120,6 +120,13 @@ impl FakePlatform {
             .collect()
     }
 
+    /// Why the last session was rejected, as its log line says.
+    fn last_rejection(&self) -> Option<Value> {
+        self.logged("session_rejected")
+            .last()
+            .map(|l| l["reason"].clone())
+    }
+
     /// The latest `request_failed` log line.
     fn last_failure(&self) -> Option<Value> {
         self.logged("request_failed").pop()

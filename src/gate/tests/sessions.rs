@@ -273,13 +273,7 @@ fn an_idle_session_ends_and_an_active_one_is_rewritten_only_every_tenth_of_the_i
     assert_eq!(resp.status, 302);
     assert!(location(&resp).starts_with("/auth/login"));
     assert!(cookie_deleted(&resp, SESSION_COOKIE));
-    assert_eq!(
-        h.idp
-            .logged("session_rejected")
-            .last()
-            .map(|l| l["reason"].clone()),
-        Some(json!("Idle"))
-    );
+    assert_eq!(h.idp.last_rejection(), Some(json!("Idle")));
     let (_, _, user) = h.forward(&navigate(&app("/private"), Some(&moved.pair())));
     assert_eq!(user.as_deref(), Some("alice"));
 
@@ -313,11 +307,5 @@ fn a_session_the_isolate_opened_before_is_still_checked_on_every_request() {
     h.idp.advance(301);
     let resp = h.respond(&navigate(&app("/private"), Some(&first)));
     assert_eq!(resp.status, 302);
-    assert_eq!(
-        h.idp
-            .logged("session_rejected")
-            .last()
-            .map(|l| l["reason"].clone()),
-        Some(json!("Idle"))
-    );
+    assert_eq!(h.idp.last_rejection(), Some(json!("Idle")));
 }
