@@ -22,6 +22,9 @@ pub enum GateError {
     /// The callback has no live login transaction: expired, already used, or another browser.
     LoginNotFound,
     MissingParameter(&'static str),
+    /// The request URL is not in the canonical form the runtime gives (userinfo, a
+    /// backslash, controls, literal dot segments...): refused rather than guessed at.
+    BadRequestUrl,
     Callback(CallbackError),
     /// The provider answered the authorization request with an error.
     ProviderSaidNo {
@@ -163,7 +166,7 @@ impl GateError {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::LoginNotFound => "login_expired",
-            Self::MissingParameter(_) => "invalid_request",
+            Self::MissingParameter(_) | Self::BadRequestUrl => "invalid_request",
             Self::Callback(_) => "invalid_callback",
             Self::ProviderSaidNo { error, .. } if error == "access_denied" => "access_denied",
             Self::ProviderSaidNo { .. } => "provider_error",
@@ -266,9 +269,10 @@ impl GateError {
             Self::UpstreamUnavailable => "The site is not reachable",
             Self::MethodNotAllowed => "Method not allowed",
             Self::Internal(_) => "Something went wrong",
-            Self::AmbiguousPath(_) | Self::MissingParameter(_) | Self::InsecureTransport => {
-                "Bad request"
-            }
+            Self::AmbiguousPath(_)
+            | Self::MissingParameter(_)
+            | Self::BadRequestUrl
+            | Self::InsecureTransport => "Bad request",
             Self::CrossSiteLogout => "Sign-out refused",
             Self::Forbidden { .. } => "Not allowed",
             Self::StepUpNotMet(_) => "Sign-in not strong enough for this page",
@@ -289,6 +293,7 @@ impl GateError {
             Self::MethodNotAllowed => "This address does not accept that method.".into(),
             Self::LoginNotFound => "This sign-in link has expired or was already used. Start again.".into(),
             Self::MissingParameter(p) => format!("The request is missing the {p} parameter."),
+            Self::BadRequestUrl => "The address of this request cannot be read safely: it is not in the form browsers send.".into(),
             Self::Callback(e) => format!("The answer from the identity provider does not belong to this sign-in ({e})."),
             Self::ProviderSaidNo { error, .. } if error == "access_denied" => "You did not allow access, so you are not signed in.".into(),
             Self::ProviderSaidNo { error, description } => match description {
@@ -535,5 +540,17 @@ mod tests {
         ] {
             assert!((400..500).contains(&e.status()), "{e:?}");
         }
+    }
+
+    #[test]
+    fn a_request_url_out_of_canonical_form_is_a_400_that_says_so() {
+        let e = GateError::BadRequestUrl;
+        assert_eq!((e.status(), e.code()), (400, "invalid_request"));
+        assert!(
+            e.message().contains("address of this request"),
+            "{}",
+            e.message()
+        );
+        assert!(!e.offers_retry());
     }
 }

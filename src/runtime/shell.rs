@@ -390,8 +390,7 @@ async fn handle(request: web_sys::Request, env: Env) -> JsValue {
                 &serde_json::json!({"level":"error","event":"bad_request","detail":format!("request URL not in canonical form: {why:?}")}),
             );
             return to_js_response(
-                GateError::MissingParameter("url")
-                    .to_response(wants_html, &isolate.config.auth_prefix),
+                GateError::BadRequestUrl.to_response(wants_html, &isolate.config.auth_prefix),
             )
             .into();
         }
