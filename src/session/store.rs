@@ -81,8 +81,11 @@ impl std::fmt::Display for StartError {
 /// How long an opened session cookie is remembered by the isolate.
 const OPENED_TTL_SECS: u64 = 600;
 const MAX_OPENED: usize = 1024;
+/// Only cookies up to this size are remembered (a plain sign-in's is about 460 bytes): a few
+/// megabytes at most, even with every entry full, whatever the sessions hold.
+const MAX_OPENED_LEN: usize = 4096;
 
-/// Session cookies this isolate has opened, by their exact sealed value and the name they were
+/// Session cookies (up to 4 KB) this isolate has opened, by their exact sealed value and the name they were
 /// sealed under: a person's next request skips the decryption and the JSON. Opening is a pure
 /// function of these and the isolate's keys, so a remembered session is exactly what opening
 /// would give; every check after opening (lifetimes, refresh) still runs on each request.
@@ -205,21 +208,24 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
     /// The session sealed in `cookie`, as this isolate opened it before or opened now.
     fn open_cookie(&self, cookie: &SessionCookie, now: UnixTime) -> Result<Session, NoSession> {
         let sealed = cookie.sealed.as_deref().ok_or(NoSession::NoCookie)?;
-        let name = binding(
-            &self.jar.session_name(),
-            self.cfg.providers.session_binding(),
-        );
+        let cfg = self.cfg;
+        let open = || {
+            open_session(
+                &cfg.sealer,
+                self.jar,
+                cookie,
+                cfg.providers.session_binding(),
+            )
+        };
+        if sealed.len() > MAX_OPENED_LEN {
+            return open();
+        }
+        let name = binding(&self.jar.session_name(), cfg.providers.session_binding());
         let key = format!("{name}\n{sealed}");
         if let Some(session) = self.opened.0.get(&key, now) {
             return Ok(session);
         }
-        let cfg = self.cfg;
-        let session = open_session(
-            &cfg.sealer,
-            self.jar,
-            cookie,
-            cfg.providers.session_binding(),
-        )?;
+        let session = open()?;
         self.opened
             .0
             .insert(key, session.clone(), now.plus(OPENED_TTL_SECS));
