@@ -75,7 +75,14 @@ impl DurableObject for SessionObject {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let call: StoreCall = match req.json().await {
+        // Read as text and parsed by serde_json, which the worker has anyway: `Request::json`
+        // would go through a second deserializer (serde_wasm_bindgen) for the same type.
+        let call: StoreCall = match req
+            .text()
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        {
             Ok(c) => c,
             Err(e) => return Response::error(format!("not a session store call: {e}"), 400),
         };
