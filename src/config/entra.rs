@@ -1,7 +1,7 @@
 //! Microsoft Entra ID's multi-tenant authorities: issuer templates, tenant allow-lists, and
 //! the clouds' own hosts and Graph.
 
-use url::Url;
+use crate::http::http_url::HttpUrl;
 
 use crate::base::types::Issuer;
 
@@ -98,8 +98,8 @@ pub fn is_guid(v: &str) -> bool {
 }
 
 /// Microsoft Graph for an Entra authority: the cloud's own (sovereign clouds have theirs).
-pub(super) fn default_graph_url(issuer: &Issuer) -> Option<Url> {
-    let host = Url::parse(issuer.as_str()).ok()?.host_str()?.to_owned();
+pub(super) fn default_graph_url(issuer: &Issuer) -> Option<HttpUrl> {
+    let host = HttpUrl::normalize(issuer.as_str()).ok()?.host().to_owned();
     let graph = match host.as_str() {
         "login.microsoftonline.us" => "https://graph.microsoft.us",
         "login.partner.microsoftonline.cn" | "login.chinacloudapi.cn" => {
@@ -107,13 +107,13 @@ pub(super) fn default_graph_url(issuer: &Issuer) -> Option<Url> {
         }
         _ => "https://graph.microsoft.com",
     };
-    Url::parse(graph).ok()
+    HttpUrl::normalize(graph).ok()
 }
 
 pub(super) fn is_entra_host(issuer: &str) -> bool {
-    let host = Url::parse(issuer)
+    let host = HttpUrl::normalize(issuer)
         .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
+        .map(|u| u.host().to_owned())
         .unwrap_or_default();
     matches!(
         host.as_str(),

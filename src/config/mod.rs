@@ -5,7 +5,7 @@ mod entra;
 pub mod providers;
 mod read;
 
-use url::Url;
+use crate::http::http_url::HttpUrl;
 
 use crate::access::access_token::TypPolicy;
 use crate::access::api::ApiConfig;
@@ -74,7 +74,7 @@ pub enum Upstream {
     /// Workers Static Assets through the `ASSETS` binding.
     Assets,
     /// An origin URL: the request's path and query are appended to it.
-    Origin(Url),
+    Origin(HttpUrl),
     /// Another Worker, through the service binding of this name (`UPSTREAM = "service:NAME"`
     /// and a `[[services]]` entry in wrangler.toml). It receives the request's own URL.
     Service(String),
@@ -107,8 +107,8 @@ impl Upstream {
 pub struct Config {
     /// The identity providers people sign in with.
     pub providers: Providers,
-    pub redirect_uri: Option<Url>,
-    pub post_logout_redirect_uri: Option<Url>,
+    pub redirect_uri: Option<HttpUrl>,
+    pub post_logout_redirect_uri: Option<HttpUrl>,
     pub sealer: Sealer,
     pub session_ttl_secs: u64,
     /// `SESSION_IDLE_TTL`: a session unused this long ends; `None` for no idle limit.
@@ -214,7 +214,7 @@ impl Config {
             Some(v) if v.starts_with("service:") => Upstream::service(&v["service:".len()..])?,
             Some(v) => {
                 let url = parse_http_url("UPSTREAM", v)?;
-                if url.query().is_some() || url.fragment().is_some() {
+                if url.query().is_some() {
                     return Err(err("UPSTREAM", "must not have a query or fragment"));
                 }
                 Upstream::Origin(url)

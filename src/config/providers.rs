@@ -2,7 +2,7 @@
 //! (its id is `default`); several are named in `PROVIDERS`, each read from the same variables
 //! with its id in front (`ENTRA_OIDC_ISSUER`, `GITHUB_OIDC_CLIENT_ID`, ...).
 
-use url::Url;
+use crate::http::http_url::HttpUrl;
 
 use crate::base::secret::ClientSecret;
 use crate::base::types::{ClientId, Issuer};
@@ -103,10 +103,10 @@ pub enum Pushed {
 /// GitHub's endpoints, from its base URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GitHubUrls {
-    pub authorize: Url,
-    pub token: Url,
+    pub authorize: HttpUrl,
+    pub token: HttpUrl,
     /// The REST API root, ending with `/`.
-    pub api: Url,
+    pub api: HttpUrl,
 }
 
 #[derive(Debug)]
@@ -132,7 +132,7 @@ pub struct ProviderConfig {
     /// discovery issuer must be the configured one exactly.
     pub tenants: Option<Tenants>,
     /// Entra: Microsoft Graph, for groups beyond the token's limit (`OIDC_GRAPH_URL`).
-    pub graph_url: Option<Url>,
+    pub graph_url: Option<HttpUrl>,
     pub pushed: Pushed,
     /// `OIDC_LOGOUT_ID_TOKEN_HINT`: keep the ID token in the session, for `id_token_hint` at
     /// the provider's logout. Off by default (it is most of a cookie's size; logout sends
@@ -158,15 +158,16 @@ impl ProviderConfig {
         if self.kind != ProviderKind::GitHub {
             return None;
         }
-        let base = Url::parse(&format!("{}/", self.issuer.as_str().trim_end_matches('/'))).ok()?;
-        let api = if base.host_str() == Some("github.com") {
-            Url::parse("https://api.github.com/").ok()?
+        let base =
+            HttpUrl::normalize(&format!("{}/", self.issuer.as_str().trim_end_matches('/'))).ok()?;
+        let api = if base.host() == "github.com" {
+            HttpUrl::normalize("https://api.github.com/").ok()?
         } else {
-            base.join("api/v3/").ok()?
+            base.join_path("api/v3/")?
         };
         Some(GitHubUrls {
-            authorize: base.join("login/oauth/authorize").ok()?,
-            token: base.join("login/oauth/access_token").ok()?,
+            authorize: base.join_path("login/oauth/authorize")?,
+            token: base.join_path("login/oauth/access_token")?,
             api,
         })
     }
@@ -477,17 +478,15 @@ fn read_provider<F: Fn(&str) -> Option<String>>(
 
 /// Okta refuses RP-initiated logout without `id_token_hint`; the others take `client_id`.
 fn requires_id_token_hint(issuer: &Issuer) -> bool {
-    Url::parse(issuer.as_str()).ok().is_some_and(|u| {
-        u.host_str().is_some_and(|h| {
-            [
-                ".okta.com",
-                ".oktapreview.com",
-                ".okta-emea.com",
-                ".okta-gov.com",
-            ]
-            .iter()
-            .any(|d| h.ends_with(d))
-        })
+    HttpUrl::normalize(issuer.as_str()).is_ok_and(|u| {
+        [
+            ".okta.com",
+            ".oktapreview.com",
+            ".okta-emea.com",
+            ".okta-gov.com",
+        ]
+        .iter()
+        .any(|d| u.host().ends_with(d))
     })
 }
 
@@ -496,9 +495,9 @@ fn default_name(id: &ProviderId, kind: ProviderKind, issuer: &Issuer) -> String 
         ProviderKind::GitHub => "GitHub".into(),
         ProviderKind::Google => "Google".into(),
         ProviderKind::Entra if id.is_default() => "Microsoft".into(),
-        ProviderKind::Oidc if id.is_default() => Url::parse(issuer.as_str())
+        ProviderKind::Oidc if id.is_default() => HttpUrl::normalize(issuer.as_str())
             .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
+            .map(|u| u.host().to_owned())
             .unwrap_or_else(|| "your identity provider".into()),
         ProviderKind::Oidc | ProviderKind::Entra => {
             let mut chars = id.as_str().chars();
@@ -514,7 +513,7 @@ fn default_name(id: &ProviderId, kind: ProviderKind, issuer: &Issuer) -> String 
 /// of them one the gate sets.
 pub fn parse_auth_params(v: &str) -> Result<Vec<(String, String)>, String> {
     let mut pairs: Vec<(String, String)> = Vec::new();
-    for (k, val) in url::form_urlencoded::parse(v.as_bytes()) {
+    for (k, val) in form_urlencoded::parse(v.as_bytes()) {
         let ok_name = !k.is_empty()
             && k.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));

@@ -100,6 +100,18 @@ fn issuer_must_be_https_except_loopback() {
             parse(&[(name, "https://app.example.com/x")]).is_ok(),
             "{name}"
         );
+        // What a configured URL has no business carrying is named, never repaired.
+        for (bad, says) in [
+            ("https://user:pw@app.example.com/x", "user:password@"),
+            ("https://app.example.com/x#top", "#fragment"),
+            ("https://127.1/x", "dotted-decimal"),
+            ("https://app.example.com\\evil.example/", "backslash"),
+        ] {
+            let e = parse(&[(name, bad)]).unwrap_err();
+            assert_eq!(e.variable, name);
+            assert!(e.problem.contains(says), "{bad}: {e}");
+            assert!(!e.problem.contains("app.example.com"), "never the value");
+        }
     }
     assert!(parse(&[("OIDC_ISSUER", "http://localhost:9000/realms/x")]).is_ok());
     let c = parse(&[("OIDC_ISSUER", "https://tenant.auth0.com/")]).unwrap();

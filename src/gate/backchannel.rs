@@ -34,7 +34,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             .body
             .as_deref()
             .and_then(|b| {
-                url::form_urlencoded::parse(b)
+                form_urlencoded::parse(b)
                     .find(|(k, _)| k == "logout_token")
                     .map(|(_, v)| v.into_owned())
             })

@@ -1,8 +1,8 @@
 //! `/auth/logout` (a confirmation page, then a same-site POST) and `/auth/logged-out`, where
 //! the provider's logout (RP-Initiated Logout 1.0) sends the browser back.
 
+use crate::http::http_url::HttpUrl;
 use serde_json::json;
-use url::Url;
 
 use crate::base::seal::Purpose;
 use crate::base::time::UnixTime;
@@ -122,23 +122,25 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 }
                 match meta.end_session_endpoint.clone() {
                     None => logged_out_path,
-                    Some(mut end) => {
+                    Some(end) => {
                         let ours = format!("{}{logged_out_path}", req.origin());
                         let post_logout = self
                             .cfg
                             .post_logout_redirect_uri
                             .as_ref()
-                            .map_or_else(|| ours.clone(), Url::to_string);
-                        {
-                            let mut q = end.query_pairs_mut();
-                            q.append_pair("client_id", provider.client_id.as_str())
-                                .append_pair("post_logout_redirect_uri", &post_logout);
-                            if let Some(hint) =
-                                ended.as_ref().and_then(|s| s.tokens.id_token.as_ref())
-                            {
-                                q.append_pair("id_token_hint", hint.secret());
-                            }
-                        }
+                            .map_or_else(|| ours.clone(), HttpUrl::to_string);
+                        let hint = ended
+                            .as_ref()
+                            .and_then(|s| s.tokens.id_token.as_ref())
+                            .map(|t| ("id_token_hint", t.secret().as_str()));
+                        let mut end = end.with_pairs(
+                            [
+                                ("client_id", provider.client_id.as_str()),
+                                ("post_logout_redirect_uri", post_logout.as_str()),
+                            ]
+                            .into_iter()
+                            .chain(hint),
+                        );
                         // The state comes back to our logged-out page, which checks it.
                         if post_logout == ours {
                             if let Some(cookie) = self.logout_state_cookie(jar, &mut end) {
@@ -156,7 +158,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
     }
 
     /// Adds `state` to the provider's logout URL and returns the cookie that remembers it.
-    fn logout_state_cookie(&self, jar: &CookieJar, end: &mut Url) -> Option<String> {
+    fn logout_state_cookie(&self, jar: &CookieJar, end: &mut HttpUrl) -> Option<String> {
         let state = State::generate().ok()?;
         let name = jar.logout_name();
         let sealed = self
@@ -171,7 +173,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 },
             )
             .ok()?;
-        end.query_pairs_mut().append_pair("state", state.as_str());
+        *end = end.with_pairs([("state", state.as_str())]);
         Some(jar.set(&name, &sealed, LOGOUT_STATE_TTL_SECS))
     }
 
@@ -180,7 +182,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         &self,
         provider: &ProviderConfig,
         meta: &ProviderMetadata,
-        endpoint: &Url,
+        endpoint: &HttpUrl,
         refresh_token: &str,
     ) {
         let assertion = match client_assertion(self.platform, provider, &meta.token_endpoint).await

@@ -24,8 +24,8 @@ use crate::config::Config;
 use crate::gate::error::GateError;
 use crate::http::cookies::CookieJar;
 use crate::http::form_replay;
+use crate::http::http_url::HttpUrl;
 use crate::http::path::RequestPath;
-use crate::http::request_url::RequestUrl;
 use crate::http::{is_loopback_host, Headers, Method, Response};
 use crate::oidc::discovery::ProviderMetadata;
 use crate::oidc::provider::{ProviderCache, ProviderError};
@@ -35,7 +35,7 @@ use crate::session::store::{OpenedSessions, SessionObjects, Sessions};
 
 pub struct GateRequest {
     pub method: Method,
-    pub url: RequestUrl,
+    pub url: HttpUrl,
     pub headers: Headers,
     /// The body, read by the shell only where it is needed: back-channel logout, and a
     /// browser's form post small enough to keep through sign-in (`FORM_REPLAY_MAX_BYTES`).
@@ -152,7 +152,7 @@ impl GateRequest {
 impl<P: Platform + SessionObjects> Gate<'_, P> {
     pub async fn handle(&self, req: &GateRequest) -> Outcome {
         let secure = req.url.is_secure();
-        if !secure && !is_loopback_host(Some(req.url.host())) {
+        if !secure && !is_loopback_host(req.url.host()) {
             if req.is_navigation() {
                 let to = req.url.to_https();
                 return Outcome::Respond(Response::new(308).with_header("Location", to));
@@ -232,7 +232,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         step_up: Option<&StepUp>,
         resume: Option<&str>,
     ) -> String {
-        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        let mut q = form_urlencoded::Serializer::new(String::new());
         if let Some(p) = provider {
             q.append_pair("provider", p.as_str());
         }

@@ -1,4 +1,6 @@
-//! The URL of the request the gate answers, as the runtime hands it over.
+//! An http(s) URL in canonical form: the URL of the request the gate answers, as the runtime
+//! hands it over, and every URL of configuration or discovery, brought to that form first
+//! ([`HttpUrl::normalize`], in `normalize.rs`).
 //!
 //! workerd serializes `request.url` with its own WHATWG URL parser: scheme and host in lower
 //! case, the default port left out, dot segments resolved, the path and query percent-encoded.
@@ -10,8 +12,11 @@
 
 use std::fmt;
 
+mod normalize;
+pub use normalize::resolve_path_reference;
+
 #[derive(Clone, PartialEq, Eq)]
-pub struct RequestUrl {
+pub struct HttpUrl {
     /// The URL without its fragment.
     text: String,
     /// `https` or `http`.
@@ -27,26 +32,49 @@ pub struct RequestUrl {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RequestUrlError {
+pub enum UrlError {
     Scheme,
     Host,
     Port,
     Character,
     DotSegment,
+    /// Only from [`HttpUrl::normalize`]: `user:password@` before the host.
+    UserInfo,
+    /// Only from [`HttpUrl::normalize`]: a `#fragment`.
+    Fragment,
+    /// Only from [`HttpUrl::normalize`]: a host that is not ASCII (IDNA is not built in).
+    NotAsciiHost,
 }
 
-impl RequestUrl {
-    pub fn parse(url: &str) -> Result<Self, RequestUrlError> {
+impl fmt::Display for UrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Scheme => "is not an http(s) URL (https://host/path)",
+            Self::Host => "has a host that is not a name, a dotted-decimal IPv4 address or an [IPv6] address",
+            Self::Port => "has a port that is not a number from 0 to 65535",
+            Self::Character => "has a backslash or a control character",
+            Self::DotSegment => "has a . or .. segment",
+            Self::UserInfo => "must not carry user:password@",
+            Self::Fragment => "must not have a #fragment",
+            Self::NotAsciiHost => "has a host that is not ASCII: write an international domain name in punycode (xn--...)",
+        })
+    }
+}
+
+impl HttpUrl {
+    /// A URL already in canonical form (the runtime's `request.url`); anything that is not in
+    /// that form is refused, not repaired.
+    pub fn parse(url: &str) -> Result<Self, UrlError> {
         let url = url.split('#').next().unwrap_or_default();
         if url.bytes().any(|b| b <= b' ' || b >= 0x7f || b == b'\\') {
-            return Err(RequestUrlError::Character);
+            return Err(UrlError::Character);
         }
         let (secure, rest) = if let Some(rest) = url.strip_prefix("https://") {
             (true, rest)
         } else if let Some(rest) = url.strip_prefix("http://") {
             (false, rest)
         } else {
-            return Err(RequestUrlError::Scheme);
+            return Err(UrlError::Scheme);
         };
         let authority_start = url.len() - rest.len();
         let authority_len = rest.find(['/', '?']).unwrap_or(rest.len());
@@ -77,7 +105,7 @@ impl RequestUrl {
             .split('/')
             .any(|segment| segment == "." || segment == "..")
         {
-            return Err(RequestUrlError::DotSegment);
+            return Err(UrlError::DotSegment);
         }
         Ok(Self {
             secure,
@@ -87,6 +115,49 @@ impl RequestUrl {
             query_at,
             text,
         })
+    }
+
+    /// A URL written by a person or a provider, in the canonical form first (see
+    /// `normalize.rs` for what is refused).
+    pub fn normalize(input: &str) -> Result<Self, UrlError> {
+        Self::parse(&normalize::normalize(input)?)
+    }
+
+    /// The whole URL, as a `Location` header or a request would carry it.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The same URL with `pairs` added at the end of its query, form-encoded.
+    pub fn with_pairs<'a>(&self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut text = self.text.clone();
+        let query_start = match self.query_at {
+            Some(q) => q + 1,
+            None => {
+                text.push('?');
+                text.len()
+            }
+        };
+        form_urlencoded::Serializer::for_suffix(&mut text, query_start).extend_pairs(pairs);
+        Self {
+            text,
+            secure: self.secure,
+            path_start: self.path_start,
+            port: self.port,
+            host_len: self.host_len,
+            query_at: Some(query_start - 1),
+        }
+    }
+
+    /// A path (with any query) relative to this URL's directory (`api/v3/` against
+    /// `https://h/` gives `https://h/api/v3/`); `None` for anything but a relative path.
+    pub fn join_path(&self, relative: &str) -> Option<Self> {
+        if relative.starts_with('/') || relative.contains(['#', ':']) {
+            return None;
+        }
+        let path = self.path();
+        let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+        Self::normalize(&format!("{}{dir}{relative}", self.origin())).ok()
     }
 
     pub fn scheme(&self) -> &str {
@@ -142,25 +213,25 @@ impl RequestUrl {
     }
 }
 
-impl fmt::Debug for RequestUrl {
+impl fmt::Debug for HttpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("RequestUrl").field(&self.text).finish()
+        f.debug_tuple("HttpUrl").field(&self.text).finish()
     }
 }
 
-impl fmt::Display for RequestUrl {
+impl fmt::Display for HttpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
 }
 
-fn split_port(authority: &str) -> Result<(&str, Option<u16>), RequestUrlError> {
+fn split_port(authority: &str) -> Result<(&str, Option<u16>), UrlError> {
     let colon = if authority.starts_with('[') {
-        let close = authority.find(']').ok_or(RequestUrlError::Host)?;
+        let close = authority.find(']').ok_or(UrlError::Host)?;
         match &authority[close + 1..] {
             "" => None,
             after if after.starts_with(':') => Some(close + 1),
-            _ => return Err(RequestUrlError::Host),
+            _ => return Err(UrlError::Host),
         }
     } else {
         authority.find(':')
@@ -173,15 +244,15 @@ fn split_port(authority: &str) -> Result<(&str, Option<u16>), RequestUrlError> {
         return Ok((&authority[..colon], None));
     }
     if digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(RequestUrlError::Port);
+        return Err(UrlError::Port);
     }
-    let port = digits.parse::<u16>().map_err(|_| RequestUrlError::Port)?;
+    let port = digits.parse::<u16>().map_err(|_| UrlError::Port)?;
     Ok((&authority[..colon], Some(port)))
 }
 
 /// A canonical host: lower-case letters, digits, `-`, `.` and `_` (punycode for international
 /// names), or an IPv6 address in brackets.
-fn check_host(host: &str) -> Result<(), RequestUrlError> {
+fn check_host(host: &str) -> Result<(), UrlError> {
     let fine = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         !v6.is_empty()
             && v6
@@ -196,7 +267,7 @@ fn check_host(host: &str) -> Result<(), RequestUrlError> {
     if fine {
         Ok(())
     } else {
-        Err(RequestUrlError::Host)
+        Err(UrlError::Host)
     }
 }
 
@@ -205,8 +276,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn parse(s: &str) -> RequestUrl {
-        RequestUrl::parse(s).unwrap()
+    fn parse(s: &str) -> HttpUrl {
+        HttpUrl::parse(s).unwrap()
     }
 
     #[test]
@@ -249,6 +320,41 @@ mod tests {
     }
 
     #[test]
+    fn pairs_go_at_the_end_of_the_query_form_encoded() {
+        let end = HttpUrl::normalize("https://idp.example/logout?tenant=t").unwrap();
+        let with = end.with_pairs([("client_id", "c 1"), ("state", "a&b=")]);
+        assert_eq!(
+            with.as_str(),
+            "https://idp.example/logout?tenant=t&client_id=c+1&state=a%26b%3D"
+        );
+        assert_eq!(with.path(), "/logout");
+        assert_eq!(with.query_pairs().count(), 3);
+        let bare = HttpUrl::normalize("https://idp.example/logout").unwrap();
+        assert_eq!(
+            bare.with_pairs([("x", "1")]).as_str(),
+            "https://idp.example/logout?x=1"
+        );
+        assert_eq!(bare.with_pairs([("x", "1")]).query(), Some("x=1"));
+    }
+
+    #[test]
+    fn a_relative_path_joins_the_directory() {
+        let api = HttpUrl::normalize("https://git.example/api/v3/").unwrap();
+        assert_eq!(
+            api.join_path("user/orgs?per_page=100").unwrap().as_str(),
+            "https://git.example/api/v3/user/orgs?per_page=100"
+        );
+        let file = HttpUrl::normalize("https://git.example/a/b").unwrap();
+        assert_eq!(
+            file.join_path("c").unwrap().as_str(),
+            "https://git.example/a/c"
+        );
+        for refused in ["/root", "https://evil.example/", "x#f", "a:b"] {
+            assert!(api.join_path(refused).is_none(), "{refused}");
+        }
+    }
+
+    #[test]
     fn refuses_what_is_not_canonical() {
         for bad in [
             "ftp://a.example/",
@@ -271,7 +377,7 @@ mod tests {
             "https://a.example/x/..",
             "https://a.example/x/../y?z",
         ] {
-            assert!(RequestUrl::parse(bad).is_err(), "{bad}");
+            assert!(HttpUrl::parse(bad).is_err(), "{bad}");
         }
         // Encoded dots are the path checks' to judge, as the runtime leaves them.
         assert_eq!(parse("https://a.example/%2e%2e/x").path(), "/%2e%2e/x");
@@ -287,7 +393,7 @@ mod tests {
             return;
         }
         let canonical = reference.as_str();
-        let Ok(ours) = RequestUrl::parse(canonical) else {
+        let Ok(ours) = HttpUrl::parse(canonical) else {
             // Refused: only what the canonical form cannot have from a request.
             assert!(
                 !reference.username().is_empty()
@@ -335,7 +441,7 @@ mod tests {
     proptest! {
         #[test]
         fn never_panics_and_agrees_with_url(s in "\\PC{0,60}", path in "[a-z0-9%./?#=&~-]{0,40}") {
-            let _ = RequestUrl::parse(&s);
+            let _ = HttpUrl::parse(&s);
             agrees_with_url(&format!("https://app.example/{path}"));
             agrees_with_url(&format!("http://{s}"));
         }

@@ -3,19 +3,19 @@
 pub mod authorization;
 pub mod cookies;
 pub mod form_replay;
+pub mod http_url;
 pub mod lookalike;
 pub mod pages;
 pub mod path;
-pub mod request_url;
 pub mod return_to;
 pub mod upstream;
 pub mod wire;
 
-use url::Url;
+use crate::http::http_url::HttpUrl;
 
 /// Hosts where plain http is allowed (local development).
-pub fn is_loopback_host(host: Option<&str>) -> bool {
-    matches!(host, Some("localhost" | "127.0.0.1" | "[::1]" | "::1"))
+pub fn is_loopback_host(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,7 +130,7 @@ pub struct OutboundRequest {
 }
 
 impl OutboundRequest {
-    pub fn get(url: &Url) -> Self {
+    pub fn get(url: &HttpUrl) -> Self {
         let mut headers = Headers::new();
         headers.append("Accept", "application/json");
         Self {

@@ -1,7 +1,7 @@
 //! Where to send the browser after sign-in: only same-origin absolute paths. Anything doubtful
 //! becomes `/` (never an error page: a bad return_to must not stop someone signing in).
 
-use url::Url;
+use crate::http::http_url::resolve_path_reference;
 
 /// Kept short: it rides in the login cookie, of which up to four may be alive at once.
 const MAX_LEN: usize = 1024;
@@ -49,20 +49,12 @@ fn validate(raw: &str, auth_prefix: &str) -> Option<String> {
         }
         decoded = next;
     }
-    // Resolve against a fixed origin: the result must stay on it.
-    let base = Url::parse("https://portcullis.invalid/").ok()?;
-    let resolved = base.join(raw).ok()?;
-    if resolved.origin() != base.origin() {
-        return None;
-    }
-    let path = resolved.path();
+    // Resolved as a browser resolves it against our origin (a path-absolute reference cannot
+    // leave it): dot segments folded, the path and query in canonical form.
+    let out = resolve_path_reference(raw)?;
+    let path = out.split('?').next().unwrap_or_default();
     if path == auth_prefix || path.starts_with(&format!("{auth_prefix}/")) {
         return None;
-    }
-    let mut out = path.to_owned();
-    if let Some(q) = resolved.query() {
-        out.push('?');
-        out.push_str(q);
     }
     // Dot segments can fold "/.//x" into "//x": check what actually leaves.
     looks_like_local_path(&out).then_some(out)

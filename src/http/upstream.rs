@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use crate::http::cookies::{filter_cookie_header, CookieJar};
-use crate::http::request_url::RequestUrl;
+use crate::http::http_url::HttpUrl;
 use crate::http::Headers;
 
 /// Headers an origin could take for identity asserted by the gate. Compared after lowercasing
@@ -64,10 +64,7 @@ fn is_routing_header(name: &str) -> bool {
 /// `X-Forwarded-Host`, `-Proto`, `-For` and `Forwarded` (RFC 7239) for the request as it
 /// really came: its URL, and the client address Cloudflare saw (`CF-Connecting-IP`, which the
 /// edge always sets itself), when it is an IP address.
-pub fn forwarding_headers(
-    url: &RequestUrl,
-    client_ip: Option<&str>,
-) -> Vec<(&'static str, String)> {
+pub fn forwarding_headers(url: &HttpUrl, client_ip: Option<&str>) -> Vec<(&'static str, String)> {
     let host = match url.port() {
         Some(port) => format!("{}:{port}", url.host()),
         None => url.host().to_owned(),
@@ -371,7 +368,7 @@ mod tests {
 
     #[test]
     fn forwarding_headers_describe_the_real_request() {
-        let url = RequestUrl::parse("https://app.example.com:8443/x?y").unwrap();
+        let url = HttpUrl::parse("https://app.example.com:8443/x?y").unwrap();
         let h: std::collections::HashMap<_, _> = forwarding_headers(&url, Some("2001:db8::1"))
             .into_iter()
             .collect();
@@ -382,7 +379,7 @@ mod tests {
             h["Forwarded"],
             "for=\"[2001:db8::1]\";host=\"app.example.com:8443\";proto=https"
         );
-        let plain = RequestUrl::parse("http://127.0.0.1:8787/").unwrap();
+        let plain = HttpUrl::parse("http://127.0.0.1:8787/").unwrap();
         let h: std::collections::HashMap<_, _> =
             forwarding_headers(&plain, Some("not an ip, 1.2.3.4"))
                 .into_iter()

@@ -1,7 +1,7 @@
 //! Provider metadata (OpenID Connect Discovery 1.0) and cache lifetimes.
 
+use crate::http::http_url::HttpUrl;
 use serde::Deserialize;
-use url::Url;
 
 use crate::base::types::Issuer;
 pub use crate::config::providers::IssuerTemplate;
@@ -16,19 +16,19 @@ pub const DEFAULT_CACHE_TTL_SECS: u64 = 3600;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderMetadata {
     pub issuer: Issuer,
-    pub authorization_endpoint: Url,
-    pub token_endpoint: Url,
-    pub jwks_uri: Url,
-    pub end_session_endpoint: Option<Url>,
+    pub authorization_endpoint: HttpUrl,
+    pub token_endpoint: HttpUrl,
+    pub jwks_uri: HttpUrl,
+    pub end_session_endpoint: Option<HttpUrl>,
     /// RFC 7009 token revocation, used at logout for the refresh token.
-    pub revocation_endpoint: Option<Url>,
+    pub revocation_endpoint: Option<HttpUrl>,
     pub code_challenge_methods_supported: Option<Vec<String>>,
     pub authorization_response_iss_parameter_supported: bool,
     /// A multi-tenant authority's issuer (Entra's `common`, `organizations`): a template with
     /// `{tenantid}` where the configured issuer has `organizations`, which no token carries.
     pub issuer_template: Option<IssuerTemplate>,
     /// RFC 9126 pushed authorization requests.
-    pub pushed_authorization_request_endpoint: Option<Url>,
+    pub pushed_authorization_request_endpoint: Option<HttpUrl>,
     pub require_pushed_authorization_requests: bool,
 }
 
@@ -90,15 +90,16 @@ impl ProviderMetadata {
             )
         };
         // Endpoints on loopback may be http only when the issuer itself is (local development).
-        let issuer_is_loopback = Url::parse(expected.as_str()).is_ok_and(|u| u.scheme() == "http");
+        let issuer_is_loopback =
+            HttpUrl::normalize(expected.as_str()).is_ok_and(|u| u.scheme() == "http");
         let endpoint = |name: &'static str, url: &str| {
-            Url::parse(url)
+            HttpUrl::normalize(url)
                 .ok()
                 .filter(|u| {
                     u.scheme() == "https"
                         || (issuer_is_loopback
                             && u.scheme() == "http"
-                            && is_loopback_host(u.host_str()))
+                            && is_loopback_host(u.host()))
                 })
                 .ok_or(DiscoveryError::InsecureEndpoint(name))
         };

@@ -77,7 +77,7 @@ struct Team {
 
 /// A GET of the REST API with the person's token.
 pub fn api_request(urls: &GitHubUrls, path: &str, token: &str) -> Option<OutboundRequest> {
-    let url = urls.api.join(path).ok()?;
+    let url = urls.api.join_path(path)?;
     let mut req = OutboundRequest::get(&url);
     req.headers = crate::http::Headers::new();
     req.headers.append("Accept", "application/vnd.github+json");
@@ -213,17 +213,17 @@ pub fn reads_memberships(provider: &ProviderConfig) -> bool {
 mod tests {
     use super::*;
     use crate::base::time::UnixTime;
+    use crate::http::http_url::HttpUrl;
     use crate::http::Response;
     use crate::platform::NetworkError;
     use crate::testing::block_on;
     use std::cell::RefCell;
-    use url::Url;
 
     fn urls() -> GitHubUrls {
         GitHubUrls {
-            authorize: Url::parse("https://git.example/login/oauth/authorize").unwrap(),
-            token: Url::parse("https://git.example/login/oauth/access_token").unwrap(),
-            api: Url::parse("https://git.example/api/v3/").unwrap(),
+            authorize: HttpUrl::normalize("https://git.example/login/oauth/authorize").unwrap(),
+            token: HttpUrl::normalize("https://git.example/login/oauth/access_token").unwrap(),
+            api: HttpUrl::normalize("https://git.example/api/v3/").unwrap(),
         }
     }
 

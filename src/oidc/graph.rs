@@ -4,9 +4,9 @@
 //! to a cap. Graph's own URL is the configured one (`OIDC_GRAPH_URL`, by cloud): the endpoint
 //! the token names in `_claim_sources` is never called.
 
+use crate::http::http_url::HttpUrl;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use url::Url;
 
 use crate::config::providers::{ProviderConfig, ProviderKind};
 use crate::http::{Headers, OutboundRequest};
@@ -48,22 +48,22 @@ struct Entry {
 }
 
 /// The first page's URL.
-pub fn first_page(graph: &Url) -> Option<Url> {
+pub fn first_page(graph: &HttpUrl) -> Option<HttpUrl> {
     let base = graph.as_str().trim_end_matches('/');
-    Url::parse(&format!(
+    HttpUrl::normalize(&format!(
         "{base}/v1.0/me/transitiveMemberOf?$select=id&$top=999"
     ))
     .ok()
 }
 
 /// A next page must stay on Graph's own origin.
-fn same_origin(next: &str, graph: &Url) -> Option<Url> {
-    let url = Url::parse(next).ok()?;
+fn same_origin(next: &str, graph: &HttpUrl) -> Option<HttpUrl> {
+    let url = HttpUrl::normalize(next).ok()?;
     (url.origin() == graph.origin()).then_some(url)
 }
 
 /// The group ids of one page, and the next page's URL.
-fn read_page(body: &[u8], graph: &Url) -> Result<(Vec<String>, Option<Url>), GraphError> {
+fn read_page(body: &[u8], graph: &HttpUrl) -> Result<(Vec<String>, Option<HttpUrl>), GraphError> {
     let page: Page = serde_json::from_slice(body)
         .map_err(|e| GraphError(format!("Graph's answer is not valid: {e}")))?;
     let groups = page
@@ -112,7 +112,7 @@ pub async fn overage_groups<P: Platform>(
 
 async fn read_all<P: Platform>(
     platform: &P,
-    graph: &Url,
+    graph: &HttpUrl,
     token: &str,
 ) -> Result<Vec<String>, GraphError> {
     let mut url =
@@ -155,8 +155,8 @@ async fn read_all<P: Platform>(
 mod tests {
     use super::*;
 
-    fn graph() -> Url {
-        Url::parse("https://graph.microsoft.com").unwrap()
+    fn graph() -> HttpUrl {
+        HttpUrl::normalize("https://graph.microsoft.com").unwrap()
     }
 
     #[test]
@@ -184,7 +184,7 @@ mod tests {
         });
         let (groups, next) = read_page(body.to_string().as_bytes(), &graph()).unwrap();
         assert_eq!(groups, vec!["g1", "g2"]);
-        assert_eq!(next.unwrap().host_str(), Some("graph.microsoft.com"));
+        assert_eq!(next.unwrap().host(), "graph.microsoft.com");
         for elsewhere in [
             "https://graph.windows.net/t/users/o/getMemberObjects",
             "http://graph.microsoft.com/v1.0/x",

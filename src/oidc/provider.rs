@@ -8,9 +8,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use crate::http::http_url::HttpUrl;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use url::Url;
 
 use crate::base::time::UnixTime;
 use crate::base::types::Issuer;
@@ -124,7 +124,7 @@ impl ProviderCache {
             "{}/.well-known/openid-configuration",
             issuer.as_str().trim_end_matches('/')
         );
-        let url = Url::parse(&url)
+        let url = HttpUrl::normalize(&url)
             .map_err(|_| ProviderError::Invalid("the issuer is not a URL".into()))?;
         let parse = |body: &[u8]| ProviderMetadata::parse(body, issuer).map_err(|e| e.to_string());
         load(p, &self.metadata, "discovery", &url, false, parse).await
@@ -133,7 +133,7 @@ impl ProviderCache {
     pub async fn jwks<P: Platform>(
         &self,
         p: &P,
-        jwks_uri: &Url,
+        jwks_uri: &HttpUrl,
         force: bool,
     ) -> Result<Rc<JwkSet>, ProviderError> {
         load(p, &self.jwks, "jwks", jwks_uri, force, |b| {
@@ -147,7 +147,7 @@ impl ProviderCache {
     pub async fn verify<P: Platform>(
         &self,
         p: &P,
-        jwks_uri: &Url,
+        jwks_uri: &HttpUrl,
         jws: UnverifiedJws<'_>,
         refetch: Refetch,
     ) -> Result<VerifiedJws, SignedTokenError> {
@@ -161,7 +161,7 @@ impl ProviderCache {
     async fn key_for<P: Platform>(
         &self,
         p: &P,
-        jwks_uri: &Url,
+        jwks_uri: &HttpUrl,
         header: &JoseHeader,
         refetch: Refetch,
     ) -> Result<PublicJwk, SignedTokenError> {
@@ -212,7 +212,7 @@ async fn load<P: Platform, T>(
     p: &P,
     slots: &Slots<T>,
     kind: &str,
-    url: &Url,
+    url: &HttpUrl,
     force: bool,
     parse: impl Fn(&[u8]) -> Result<T, String>,
 ) -> Result<Rc<T>, ProviderError> {
@@ -311,7 +311,7 @@ async fn load<P: Platform, T>(
     }
 }
 
-async fn fetch_document<P: Platform>(p: &P, url: &Url) -> Result<(String, u64), Failure> {
+async fn fetch_document<P: Platform>(p: &P, url: &HttpUrl) -> Result<(String, u64), Failure> {
     let resp = p
         .fetch(OutboundRequest::get(url))
         .await

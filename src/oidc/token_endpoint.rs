@@ -3,9 +3,9 @@
 
 use serde::Deserialize;
 
+use crate::http::http_url::HttpUrl;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use url::Url;
 
 use crate::base::random::random_token;
 use crate::base::secret::secret_type;
@@ -126,10 +126,9 @@ fn answer_fields(resp: &Response) -> Result<serde_json::Value, String> {
             .starts_with("application/x-www-form-urlencoded")
     });
     if form {
-        let fields: serde_json::Map<String, serde_json::Value> =
-            url::form_urlencoded::parse(&resp.body)
-                .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
-                .collect();
+        let fields: serde_json::Map<String, serde_json::Value> = form_urlencoded::parse(&resp.body)
+            .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+            .collect();
         return Ok(serde_json::Value::Object(fields));
     }
     match serde_json::from_slice(&resp.body) {
@@ -199,7 +198,7 @@ pub const ASSERTION_TTL_SECS: u64 = 300;
 pub fn assertion_input(
     cfg: &ProviderConfig,
     key: &SigningKey,
-    aud: &Url,
+    aud: &HttpUrl,
     now: UnixTime,
     jti: &str,
 ) -> String {
@@ -220,7 +219,7 @@ pub fn assertion_input(
 pub async fn client_assertion<P: Platform>(
     platform: &P,
     cfg: &ProviderConfig,
-    aud: &Url,
+    aud: &HttpUrl,
 ) -> Result<Option<ClientAssertion>, String> {
     let Some(key) = cfg.client_key.as_ref() else {
         return Ok(None);
@@ -243,11 +242,11 @@ pub async fn client_assertion<P: Platform>(
 /// `assertion` is the one [`client_assertion`] made for `private_key_jwt`.
 pub fn client_request(
     cfg: &ProviderConfig,
-    endpoint: &Url,
+    endpoint: &HttpUrl,
     params: &[(&str, &str)],
     assertion: Option<&ClientAssertion>,
 ) -> OutboundRequest {
-    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    let mut form = form_urlencoded::Serializer::new(String::new());
     form.extend_pairs(params);
     let mut req = OutboundRequest::get(endpoint);
     req.method = "POST";
@@ -289,7 +288,7 @@ pub fn client_request(
 
 /// RFC 6749 2.3.1: both parts form-urlencoded before base64.
 fn basic_auth(id: &str, secret: &str) -> String {
-    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     format!(
         "Basic {}",
         STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))

@@ -4,8 +4,8 @@
 //! [`CodeExchange`] only after the callback's state and issuer check out, and the PKCE verifier
 //! moves with it, so no step can be replayed or skipped.
 
+use crate::http::http_url::HttpUrl;
 use serde::{Deserialize, Serialize};
-use url::Url;
 
 use crate::access::step_up::StepUp;
 use crate::base::random::RandomError;
@@ -59,24 +59,24 @@ pub struct LoginTransaction {
 /// The authorization endpoint with `params` in its query. The endpoint's own query
 /// parameters stay, except ones of a reserved name, which would come first and win at many
 /// providers.
-pub fn authorization_url(authorize: &Url, params: &[(String, String)]) -> String {
-    let mut url = authorize.clone();
-    let kept: Vec<(String, String)> = url
+pub fn authorization_url(authorize: &HttpUrl, params: &[(String, String)]) -> String {
+    let kept: Vec<(String, String)> = authorize
         .query_pairs()
         .filter(|(k, _)| !RESERVED_AUTH_PARAMS.contains(&k.to_ascii_lowercase().as_str()))
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    url.set_query(None);
-    url.query_pairs_mut()
+    let mut url = format!("{}{}?", authorize.origin(), authorize.path());
+    let start = url.len();
+    form_urlencoded::Serializer::for_suffix(&mut url, start)
         .extend_pairs(&kept)
         .extend_pairs(params);
-    url.into()
+    url
 }
 
 /// RFC 9126: the parameters pushed to the provider, client-authenticated.
 pub fn pushed_request(
     provider: &ProviderConfig,
-    endpoint: &Url,
+    endpoint: &HttpUrl,
     params: &[(String, String)],
     assertion: Option<&ClientAssertion>,
 ) -> OutboundRequest {
@@ -109,7 +109,7 @@ pub fn pushed_request_uri(resp: &crate::http::Response) -> Result<String, String
 }
 
 /// The endpoint to push the authorization request to, if any.
-pub fn pushed_endpoint(mode: Pushed, meta: &ProviderMetadata) -> Result<Option<&Url>, String> {
+pub fn pushed_endpoint(mode: Pushed, meta: &ProviderMetadata) -> Result<Option<&HttpUrl>, String> {
     let endpoint = meta.pushed_authorization_request_endpoint.as_ref();
     match mode {
         Pushed::Never => Ok(None),
@@ -122,7 +122,7 @@ pub fn pushed_endpoint(mode: Pushed, meta: &ProviderMetadata) -> Result<Option<&
 
 /// The browser's authorization URL after a pushed request: only `client_id` and
 /// `request_uri` (RFC 9126 4).
-pub fn pushed_authorization_url(authorize: &Url, client_id: &str, request_uri: &str) -> String {
+pub fn pushed_authorization_url(authorize: &HttpUrl, client_id: &str, request_uri: &str) -> String {
     authorization_url(
         authorize,
         &[
@@ -351,7 +351,7 @@ impl CodeExchange {
     pub fn token_request(
         &self,
         provider: &ProviderConfig,
-        token_endpoint: &Url,
+        token_endpoint: &HttpUrl,
         assertion: Option<&ClientAssertion>,
     ) -> OutboundRequest {
         client_request(
@@ -374,11 +374,12 @@ mod tests {
     use crate::config::tests_support::test_config;
     use crate::config::Config;
 
-    fn authorize() -> Url {
-        Url::parse("https://idp.example.com/authorize?tenant=x&state=planted&Scope=y").unwrap()
+    fn authorize() -> HttpUrl {
+        HttpUrl::normalize("https://idp.example.com/authorize?tenant=x&state=planted&Scope=y")
+            .unwrap()
     }
 
-    fn begin_at(cfg: &Config, id: &str, offline: bool) -> (LoginTransaction, Url) {
+    fn begin_at(cfg: &Config, id: &str, offline: bool) -> (LoginTransaction, HttpUrl) {
         begin_step_up(cfg, id, offline, None)
     }
 
@@ -387,7 +388,7 @@ mod tests {
         id: &str,
         offline: bool,
         step_up: Option<StepUp>,
-    ) -> (LoginTransaction, Url) {
+    ) -> (LoginTransaction, HttpUrl) {
         let (tx, params) = LoginTransaction::begin(
             cfg.providers.get(id).unwrap(),
             "https://app.example.com/auth/callback",
@@ -398,14 +399,14 @@ mod tests {
         )
         .unwrap();
         let url = authorization_url(&authorize(), &params);
-        (tx, Url::parse(&url).unwrap())
+        (tx, HttpUrl::normalize(&url).unwrap())
     }
 
-    fn begin() -> (LoginTransaction, Url) {
+    fn begin() -> (LoginTransaction, HttpUrl) {
         begin_at(&test_config(&[]), "default", false)
     }
 
-    fn query(url: &Url) -> Vec<(String, String)> {
+    fn query(url: &HttpUrl) -> Vec<(String, String)> {
         url.query_pairs().into_owned().collect()
     }
 
@@ -654,12 +655,12 @@ mod tests {
 
         let basic = ex.token_request(
             test_config(&[]).providers.first(),
-            &Url::parse("https://idp.example.com/token").unwrap(),
+            &HttpUrl::normalize("https://idp.example.com/token").unwrap(),
             None,
         );
         assert_eq!(basic.method, "POST");
         let body: std::collections::HashMap<_, _> =
-            url::form_urlencoded::parse(basic.body.as_deref().unwrap().as_bytes())
+            form_urlencoded::parse(basic.body.as_deref().unwrap().as_bytes())
                 .into_owned()
                 .collect();
         assert_eq!(body["grant_type"], "authorization_code");
@@ -680,11 +681,11 @@ mod tests {
             test_config(&[("OIDC_TOKEN_AUTH_METHOD", "client_secret_post")])
                 .providers
                 .first(),
-            &Url::parse("https://idp.example.com/token").unwrap(),
+            &HttpUrl::normalize("https://idp.example.com/token").unwrap(),
             None,
         );
         let body: std::collections::HashMap<_, _> =
-            url::form_urlencoded::parse(post.body.as_deref().unwrap().as_bytes())
+            form_urlencoded::parse(post.body.as_deref().unwrap().as_bytes())
                 .into_owned()
                 .collect();
         assert_eq!(body["client_id"], "client");

@@ -18,7 +18,7 @@ use crate::base::time::UnixTime;
 use crate::config::{Config, ConfigError, Upstream, DEFAULT_AUTH_PREFIX};
 use crate::gate::error::GateError;
 use crate::gate::{Gate, GateRequest, Outcome};
-use crate::http::request_url::RequestUrl;
+use crate::http::http_url::HttpUrl;
 use crate::http::wire::{
     forward_edits, items, pairs, parse_head, parse_pairs, protected_response_edits,
 };
@@ -383,7 +383,7 @@ async fn handle(request: web_sys::Request, env: Env) -> JsValue {
             return to_js_response(e.to_response(wants_html, DEFAULT_AUTH_PREFIX)).into();
         }
     };
-    let url = match RequestUrl::parse(head.url) {
+    let url = match HttpUrl::parse(head.url) {
         Ok(url) => url,
         Err(why) => {
             log_line(

@@ -1,6 +1,6 @@
 //! Refreshing a session's tokens (RFC 6749 section 6, OpenID Connect Core 12.2).
 
-use url::Url;
+use crate::http::http_url::HttpUrl;
 
 use crate::config::providers::{GitHubUrls, ProviderConfig};
 use crate::config::Config;
@@ -60,7 +60,7 @@ pub async fn refresh_session<P: Platform>(
 /// Spends the refresh token at the token endpoint (`endpoint`).
 async fn spend_refresh_token<P: Platform>(
     provider: &ProviderConfig,
-    endpoint: &Url,
+    endpoint: &HttpUrl,
     platform: &P,
     refresh_token: &StoredSecret,
 ) -> Result<RefreshResponse, RefreshError> {

@@ -25,7 +25,7 @@ fn backchannel_logout(h: &Harness, token: &str) -> Response {
         &[("Content-Type", "application/x-www-form-urlencoded")],
     );
     req.body = Some(
-        url::form_urlencoded::Serializer::new(String::new())
+        form_urlencoded::Serializer::new(String::new())
             .append_pair("logout_token", token)
             .finish()
             .into_bytes(),

@@ -79,7 +79,7 @@ fn full_sign_in_returns_to_the_page_with_a_session_and_forwards_without_our_cook
         Some("application/x-www-form-urlencoded")
     );
     let form: HashMap<String, String> =
-        url::form_urlencoded::parse(token_req.body.as_deref().unwrap_or_default().as_bytes())
+        form_urlencoded::parse(token_req.body.as_deref().unwrap_or_default().as_bytes())
             .into_owned()
             .collect();
     assert_eq!(
@@ -150,7 +150,7 @@ fn sign_in_with_rsa_and_client_secret_post_sends_credentials_in_the_body() {
     let token_requests = h.idp.requests_to(TOKEN_URL);
     assert_eq!(token_requests.len(), 1);
     assert_eq!(token_requests[0].headers.get("Authorization"), None);
-    let form: HashMap<String, String> = url::form_urlencoded::parse(
+    let form: HashMap<String, String> = form_urlencoded::parse(
         token_requests[0]
             .body
             .as_deref()

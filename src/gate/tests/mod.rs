@@ -15,7 +15,7 @@ use crate::base::time::UnixTime;
 use crate::config::tests_support::test_config;
 use crate::config::Config;
 use crate::http::cookies::CookieJar;
-use crate::http::request_url::RequestUrl;
+use crate::http::http_url::HttpUrl;
 use crate::http::{Headers, Method, OutboundRequest, Response};
 use crate::oidc::provider::ProviderCache;
 use crate::oidc::transaction::{MAX_LIVE_TRANSACTIONS, TRANSACTION_TTL_SECS};
@@ -255,7 +255,7 @@ fn request(method: Method, url: &str, headers: &[(&str, &str)]) -> GateRequest {
     GateRequest {
         method,
         // As the runtime hands it over: serialized by a WHATWG URL parser.
-        url: RequestUrl::parse(Url::parse(url).expect("test URL").as_str()).expect("a request URL"),
+        url: HttpUrl::parse(Url::parse(url).expect("test URL").as_str()).expect("a request URL"),
         headers: h,
         body: None,
     }
@@ -656,7 +656,7 @@ fn refused_refresh() -> Response {
 
 /// The form a token or revocation request sent.
 fn form_of(req: &OutboundRequest) -> HashMap<String, String> {
-    url::form_urlencoded::parse(req.body.as_deref().unwrap_or_default().as_bytes())
+    form_urlencoded::parse(req.body.as_deref().unwrap_or_default().as_bytes())
         .into_owned()
         .collect()
 }

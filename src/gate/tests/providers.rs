@@ -192,7 +192,7 @@ fn the_callback_uses_only_the_provider_the_login_went_to() {
     let url = app(&format!(
         "/auth/callback?code={CODE}&state={}&iss={}",
         login.state,
-        url::form_urlencoded::byte_serialize(ISSUER.as_bytes()).collect::<String>()
+        form_urlencoded::byte_serialize(ISSUER.as_bytes()).collect::<String>()
     ));
     let resp = h.respond(&navigate(&url, Some(&login.tx_cookie.pair())));
     assert_eq!(
@@ -495,7 +495,7 @@ fn a_provider_that_requires_par_gets_the_request_pushed_and_the_browser_only_a_r
         .get("Authorization")
         .is_some_and(|a| a.starts_with("Basic ")));
     let form: HashMap<String, String> =
-        url::form_urlencoded::parse(pushed.body.as_deref().unwrap().as_bytes())
+        form_urlencoded::parse(pushed.body.as_deref().unwrap().as_bytes())
             .into_owned()
             .collect();
     for name in [
@@ -567,7 +567,7 @@ fn private_key_jwt_signs_a_fresh_assertion_for_each_call_and_sends_no_secret() {
     for call in &calls {
         assert_eq!(call.headers.get("Authorization"), None);
         let form: HashMap<String, String> =
-            url::form_urlencoded::parse(call.body.as_deref().unwrap().as_bytes())
+            form_urlencoded::parse(call.body.as_deref().unwrap().as_bytes())
                 .into_owned()
                 .collect();
         assert!(!form.contains_key("client_secret"));
