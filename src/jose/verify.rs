@@ -24,6 +24,24 @@ impl std::fmt::Display for SignatureError {
     }
 }
 
+/// The wide SHA-2 hashes an `at_hash` may need: SHA-384 (RS384, PS384) and SHA-512 (RS512,
+/// PS512, EdDSA).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WideHash {
+    Sha384,
+    Sha512,
+}
+
+impl WideHash {
+    /// The name WebCrypto gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sha384 => "SHA-384",
+            Self::Sha512 => "SHA-512",
+        }
+    }
+}
+
 /// Checks a signature with a public key, and signs the client's own assertions
 /// (`private_key_jwt`). One implementation per platform.
 #[allow(async_fn_in_trait)] // single-threaded wasm: futures need not be Send
@@ -39,6 +57,17 @@ pub trait SignatureVerifier {
     /// Signs `signing_input` with the client's private key.
     async fn sign(&self, key: &SigningKey, signing_input: &[u8])
         -> Result<Vec<u8>, SignatureError>;
+
+    /// `data` hashed with `hash`: Rust's SHA-2 unless the platform has its own. The worker
+    /// asks WebCrypto, which keeps the SHA-512 code (about 11 KB) out of the wasm; these
+    /// hashes are needed only at sign-in, for a rare algorithm.
+    async fn wide_digest(&self, hash: WideHash, data: &[u8]) -> Result<Vec<u8>, SignatureError> {
+        use sha2::Digest;
+        Ok(match hash {
+            WideHash::Sha384 => sha2::Sha384::digest(data).to_vec(),
+            WideHash::Sha512 => sha2::Sha512::digest(data).to_vec(),
+        })
+    }
 }
 
 /// Checks `jws` with `key` and releases the payload.

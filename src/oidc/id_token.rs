@@ -5,13 +5,14 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use sha2::{Digest, Sha256, Sha384, Sha512};
+use sha2::{Digest, Sha256};
 
 use crate::access::step_up::AuthContext;
 use crate::base::time::UnixTime;
+use crate::http::http_url::HttpUrl;
 use crate::jose::claims::{string_list, Claims, ClaimsError, Clock, Typ};
 use crate::jose::jws::{JwsAlg, VerifiedJws};
-use url::Url;
+use crate::jose::verify::{SignatureError, SignatureVerifier, WideHash};
 
 use crate::base::types::{ClientId, Issuer, Nonce};
 use crate::config::providers::{is_guid, ProviderConfig, Tenants};
@@ -33,8 +34,9 @@ pub struct Expectations<'a> {
     /// nonce to match.
     pub nonce: Option<&'a Nonce>,
     pub now: UnixTime,
-    /// The access token from the same response, to check `at_hash` when present.
-    pub access_token: Option<&'a str>,
+    /// What `at_hash` must be when present: [`access_token_hash`] of the access token from
+    /// the same response.
+    pub at_hash: Option<&'a str>,
     /// A multi-tenant authority: the issuer is the template filled with the token's `tid`.
     pub tenancy: Option<Tenancy<'a>>,
 }
@@ -207,8 +209,8 @@ pub fn validate(
             format!("{tid}/{}", oid.to_ascii_lowercase())
         }
     };
-    if let (Some(at_hash), Some(access_token)) = (at_hash?, expect.access_token) {
-        if at_hash != access_token_hash(jws.header().alg, access_token) {
+    if let (Some(at_hash), Some(expected)) = (at_hash?, expect.at_hash) {
+        if at_hash != expected {
             return Err(IdTokenError::AccessTokenHashMismatch);
         }
     }
@@ -249,20 +251,33 @@ fn tenant_of(c: &Claims, t: Tenancy<'_>) -> Result<String, IdTokenError> {
 }
 
 /// `at_hash`: base64url of the left half of the hash of the access token, the hash being the
-/// one the signature algorithm uses (SHA-512 for Ed25519).
-fn access_token_hash(alg: JwsAlg, token: &str) -> String {
+/// one the signature algorithm uses (SHA-512 for Ed25519). SHA-256 here, the wider ones from
+/// the platform.
+pub async fn access_token_hash<V: SignatureVerifier>(
+    verifier: &V,
+    alg: JwsAlg,
+    token: &str,
+) -> Result<String, SignatureError> {
     let digest: Vec<u8> = match alg {
         JwsAlg::Rs256 | JwsAlg::Ps256 | JwsAlg::Es256 => Sha256::digest(token).to_vec(),
-        JwsAlg::Rs384 | JwsAlg::Ps384 => Sha384::digest(token).to_vec(),
-        JwsAlg::Rs512 | JwsAlg::Ps512 | JwsAlg::EdDsa => Sha512::digest(token).to_vec(),
+        JwsAlg::Rs384 | JwsAlg::Ps384 => {
+            verifier
+                .wide_digest(WideHash::Sha384, token.as_bytes())
+                .await?
+        }
+        JwsAlg::Rs512 | JwsAlg::Ps512 | JwsAlg::EdDsa => {
+            verifier
+                .wide_digest(WideHash::Sha512, token.as_bytes())
+                .await?
+        }
     };
-    URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
+    Ok(URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2]))
 }
 
 /// An ID token from the token endpoint and what it must match.
 pub struct IdTokenCheck<'a> {
     pub raw: &'a str,
-    pub jwks_uri: &'a Url,
+    pub jwks_uri: &'a HttpUrl,
     /// `None` for refreshed tokens.
     pub nonce: Option<&'a Nonce>,
     /// The access token from the same answer, for `at_hash`.
@@ -317,13 +332,21 @@ pub async fn verify<P: Platform>(
             SignedTokenError::Key(k) => reject(format!("no signing key for the token ({k:?})")),
             SignedTokenError::Signature(s) => reject(s.to_string()),
         })?;
+    let at_hash = match check.access_token {
+        Some(token) => Some(
+            access_token_hash(platform.verifier(), verified.header().alg, token)
+                .await
+                .map_err(|e| reject(e.to_string()))?,
+        ),
+        None => None,
+    };
     let expect = Expectations {
         issuer: &provider.issuer,
         issuer_spelling: provider.issuer_spelling(),
         client_id: &provider.client_id,
         nonce: check.nonce,
         now: check.now,
-        access_token: check.access_token,
+        at_hash: at_hash.as_deref(),
         tenancy,
     };
     validate(verified, &expect).map_err(|e| match e {

@@ -16,7 +16,7 @@ use crate::base::time::UnixTime;
 use crate::jose::jwks::PublicJwk;
 use crate::jose::jws::JwsAlg;
 use crate::jose::signing_key::SigningKey;
-use crate::jose::verify::{SignatureError, SignatureVerifier};
+use crate::jose::verify::{SignatureError, SignatureVerifier, WideHash};
 
 /// Imported keys kept per isolate; providers publish a handful.
 const MAX_KEYS: usize = 64;
@@ -188,6 +188,14 @@ impl SignatureVerifier for WebCryptoVerifier {
             .map_err(platform)?;
         let signature = JsFuture::from(promise).await.map_err(platform)?;
         Ok(js_sys::Uint8Array::new(&signature).to_vec())
+    }
+
+    async fn wide_digest(&self, hash: WideHash, data: &[u8]) -> Result<Vec<u8>, SignatureError> {
+        let promise = subtle()?
+            .digest_with_str_and_u8_array(hash.name(), data)
+            .map_err(platform)?;
+        let digest = JsFuture::from(promise).await.map_err(platform)?;
+        Ok(js_sys::Uint8Array::new(&digest).to_vec())
     }
 
     async fn verify(

@@ -171,7 +171,7 @@ proptest! {
         let (iss, client, now) = (Issuer::new("https://idp"), ClientId::new("client"), UnixTime::from_secs(1_800_000_000));
         let _ = logout_token::validate(&jws, &iss, &client, now);
         let nonce = Nonce::new("n");
-        let _ = id_token::validate(verified(typ.clone(), &c), &Expectations { issuer: &iss, issuer_spelling: None, client_id: &client, nonce: Some(&nonce), now, access_token: Some("at"), tenancy: None });
+        let _ = id_token::validate(verified(typ.clone(), &c), &Expectations { issuer: &iss, issuer_spelling: None, client_id: &client, nonce: Some(&nonce), now, at_hash: Some("at"), tenancy: None });
         let issuers = [iss.clone()];
         let audiences = ["client".to_owned()];
         let expect = AccessExpectations { issuers: &issuers, audiences: &audiences, typ: TypPolicy::AtJwtOrJwt, now };

@@ -45,6 +45,8 @@ fn check_spelled(
     let _ = key;
     let verified =
         block_on(verify::verify(&RustVerifier, jws, jwk)).map_err(|e| format!("sig: {e}"))?;
+    let at_hash = access_token
+        .map(|t| block_on(access_token_hash(&RustVerifier, verified.header().alg, t)).unwrap());
     let (issuer, client, nonce) = (Issuer::new(ISS), ClientId::new(CLIENT), Nonce::new(NONCE));
     validate(
         verified,
@@ -54,7 +56,7 @@ fn check_spelled(
             client_id: &client,
             nonce: Some(&nonce),
             now: UnixTime::from_i64(NOW),
-            access_token,
+            at_hash: at_hash.as_deref(),
             tenancy: None,
         },
     )
@@ -105,7 +107,7 @@ fn multi_tenant(claims: Value, allowed: &Tenants) -> Result<VerifiedIdToken, IdT
             client_id: &client,
             nonce: Some(&nonce),
             now: UnixTime::from_i64(NOW),
-            access_token: None,
+            at_hash: None,
             tenancy: Some(Tenancy {
                 template: &template,
                 allowed,
@@ -454,7 +456,9 @@ fn at_hash_is_checked_when_present() {
     let good = with(
         claims(),
         "at_hash",
-        access_token_hash(JwsAlg::Rs256, at).into(),
+        block_on(access_token_hash(&RustVerifier, JwsAlg::Rs256, at))
+            .unwrap()
+            .into(),
     );
     assert!(check_with(&key, &[&key], &key.sign(&good), Some(at)).is_ok());
     let bad = with(claims(), "at_hash", "AAAAAAAAAAAAAAAAAAAAAA".into());
@@ -481,10 +485,16 @@ fn at_hash_is_checked_when_present() {
 #[test]
 fn at_hash_matches_the_oidc_spec_example() {
     // OpenID Connect Core, appendix A.3: access token and its at_hash (RS256).
-    assert_eq!(
-        access_token_hash(JwsAlg::Rs256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
-        "77QmUPtjPfzWtF2AnpK9RQ"
-    );
+    let at = "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y";
+    let hash = |alg| block_on(access_token_hash(&RustVerifier, alg, at)).unwrap();
+    assert_eq!(hash(JwsAlg::Rs256), "77QmUPtjPfzWtF2AnpK9RQ");
+    // The wide hashes (from the platform in the worker): the left half, as for SHA-256.
+    use sha2::Digest;
+    let half = |d: &[u8]| URL_SAFE_NO_PAD.encode(&d[..d.len() / 2]);
+    assert_eq!(hash(JwsAlg::Ps384), half(&sha2::Sha384::digest(at)));
+    assert_eq!(hash(JwsAlg::EdDsa), half(&sha2::Sha512::digest(at)));
+    assert_eq!(hash(JwsAlg::Rs512), hash(JwsAlg::EdDsa));
+    assert_eq!(hash(JwsAlg::EdDsa).len(), 43);
 }
 
 #[test]
