@@ -32,7 +32,8 @@ pub trait Platform {
     fn log(&self, line: &serde_json::Value);
     /// One log line already written as JSON (see [`crate::base::log_line`]).
     fn log_json(&self, line: String) {
-        let value = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
+        let value =
+            serde_json::from_slice(line.as_bytes()).unwrap_or(serde_json::Value::String(line));
         self.log(&value);
     }
 }

@@ -71,7 +71,7 @@ impl AssertionSigner {
     /// `keys_json`: one private JWK (EC P-256 or OKP Ed25519) or a JSON array of them, the
     /// first signs. Errors never contain key material.
     pub fn new(keys_json: &str, audience: String, header: String) -> Result<Self, String> {
-        let value: Value = serde_json::from_str(keys_json)
+        let value: Value = serde_json::from_slice(keys_json.as_bytes())
             .map_err(|_| "is not JSON (a private JWK or an array of them)".to_owned())?;
         let list = match value {
             Value::Array(v) => v,

@@ -49,7 +49,7 @@ impl SigningKey {
     /// The client's key (`OIDC_CLIENT_KEY`): a private RSA or EC P-256 JWK as JSON. The
     /// problem says what is wrong, never what the key holds.
     pub fn client(v: &str) -> Result<Self, &'static str> {
-        let all: Map<String, Value> = serde_json::from_str(v).map_err(|_| {
+        let all: Map<String, Value> = serde_json::from_slice(v.as_bytes()).map_err(|_| {
             "must be a private JWK in JSON (make one with node scripts/client-key.mjs)"
         })?;
         Self::parse(

@@ -198,7 +198,7 @@ impl ProviderCache {
 }
 
 fn read_kv_record(s: &str) -> Option<KvRecord> {
-    serde_json::from_str(s).ok()
+    serde_json::from_slice(s.as_bytes()).ok()
 }
 
 /// A KV record's freshness, never trusted beyond the longest lifetime we would have given it.

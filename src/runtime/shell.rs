@@ -189,7 +189,7 @@ impl SessionObjects for WorkerPlatform<'_> {
                 answer.status
             )));
         }
-        serde_json::from_str::<StoreAnswer>(&text).map_err(|e| failed(e.to_string()))
+        serde_json::from_slice::<StoreAnswer>(text.as_bytes()).map_err(|e| failed(e.to_string()))
     }
 }
 

@@ -246,7 +246,7 @@ async fn read<S: Storage>(storage: &S, key: &str) -> Result<Option<Session>, Sto
     Ok(storage
         .get(key)
         .await?
-        .and_then(|v| serde_json::from_str(&v).ok()))
+        .and_then(|v| serde_json::from_slice(v.as_bytes()).ok()))
 }
 
 async fn write<S: Storage>(storage: &S, id: &str, session: &Session) -> Result<(), StoreError> {
