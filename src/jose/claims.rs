@@ -2,7 +2,6 @@
 //! header normalized once, NumericDate parsed one way, the registered claims (RFC 7519 4.1)
 //! read once, and the time rules with their leeway. Each token kind adds its own rules.
 
-use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::base::time::UnixTime;
@@ -47,23 +46,27 @@ impl NumericDate {
     }
 }
 
-impl<'de> Deserialize<'de> for NumericDate {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let n = serde_json::Number::deserialize(d)?;
+impl NumericDate {
+    /// A claim's value: a number (absent or `null` is `None`); anything else is refused.
+    fn read(claims: &Value, name: &str) -> Result<Option<Self>, String> {
+        let n = match claims.get(name) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Number(n)) => n,
+            Some(_) => return Err(format!("{name} is not a NumericDate")),
+        };
         n.as_i64()
             .or_else(|| {
                 n.as_f64()
                     .filter(|f| f.is_finite())
                     .map(|f| f.floor() as i64)
             })
-            .map(Self)
-            .ok_or_else(|| serde::de::Error::custom("not a NumericDate"))
+            .map(|s| Some(Self(s)))
+            .ok_or_else(|| format!("{name} is not a NumericDate"))
     }
 }
 
 /// `aud`: one string or an array of them.
-#[derive(Debug, Deserialize, Clone, PartialEq)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Audiences {
     One(String),
     Many(Vec<String>),
@@ -84,21 +87,56 @@ impl Audiences {
 }
 
 /// The registered claims every token kind has, parsed once.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct Registered {
     pub iss: String,
-    #[serde(default)]
     pub sub: Option<String>,
     pub aud: Audiences,
-    #[serde(default)]
     pub exp: Option<NumericDate>,
-    #[serde(default)]
     pub nbf: Option<NumericDate>,
-    #[serde(default)]
     pub iat: Option<NumericDate>,
 }
 
 impl Registered {
+    /// Read from the claims object by hand: a derive would instantiate serde's buffering
+    /// (`untagged`) and a second deserializer over `Value`, for six members. `iss` and `aud`
+    /// are required; a member of the wrong type is refused, never skipped.
+    fn read(claims: &Value) -> Result<Self, String> {
+        if !claims.is_object() {
+            return Err("the claims are not a JSON object".into());
+        }
+        let iss = match claims.get("iss") {
+            Some(Value::String(s)) => s.clone(),
+            None | Some(Value::Null) => return Err("missing field `iss`".into()),
+            Some(_) => return Err("iss is not a string".into()),
+        };
+        let sub = match claims.get("sub") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err("sub is not a string".into()),
+        };
+        let aud = match claims.get("aud") {
+            Some(Value::String(s)) => Audiences::One(s.clone()),
+            Some(Value::Array(items)) => Audiences::Many(
+                items
+                    .iter()
+                    .map(|a| a.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or("aud has a member that is not a string")?,
+            ),
+            None | Some(Value::Null) => return Err("missing field `aud`".into()),
+            Some(_) => return Err("aud is neither a string nor an array of strings".into()),
+        };
+        Ok(Self {
+            iss,
+            sub,
+            aud,
+            exp: NumericDate::read(claims, "exp")?,
+            nbf: NumericDate::read(claims, "nbf")?,
+            iat: NumericDate::read(claims, "iat")?,
+        })
+    }
+
     /// `sub`, when present and not empty.
     pub fn subject(&self) -> Option<&str> {
         self.sub.as_deref().filter(|s| !s.is_empty())
@@ -127,8 +165,7 @@ impl Claims {
     pub fn parse(jws: &VerifiedJws) -> Result<Self, ClaimsError> {
         let all: Value =
             serde_json::from_slice(jws.payload()).map_err(|e| ClaimsError::Shape(e.to_string()))?;
-        let registered =
-            Registered::deserialize(&all).map_err(|e| ClaimsError::Shape(e.to_string()))?;
+        let registered = Registered::read(&all).map_err(ClaimsError::Shape)?;
         Ok(Self { registered, all })
     }
 
@@ -300,6 +337,29 @@ mod tests {
         assert!(Claims::parse(&jws(None, json!({"iss":"i","aud":"a","exp":"10"}))).is_err());
         assert!(Claims::parse(&jws(None, json!({"iss":"i","aud":7}))).is_err());
         assert!(Claims::parse(&jws(None, json!([1]))).is_err());
+        // The registered members, each of its own type or refused.
+        let many = Claims::parse(&jws(None, json!({"iss":"i","aud":["a","b"],"sub":null})));
+        let many = many.unwrap().registered;
+        assert_eq!(many.aud.iter().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(many.sub, None);
+        for bad in [
+            json!({"aud":"a"}),
+            json!({"iss":"i"}),
+            json!({"iss":5,"aud":"a"}),
+            json!({"iss":"i","aud":["a",5]}),
+            json!({"iss":"i","aud":{"a":1}}),
+            json!({"iss":"i","aud":"a","sub":1}),
+            json!({"iss":"i","aud":"a","nbf":true}),
+            json!({"iss":"i","aud":"a","iat":[1]}),
+        ] {
+            assert!(
+                matches!(
+                    Claims::parse(&jws(None, bad.clone())),
+                    Err(ClaimsError::Shape(_))
+                ),
+                "{bad}"
+            );
+        }
         let c = Claims::parse(&jws(
             None,
             json!({"iss":"i","aud":"a","sid":5,"nonce":null,"n":"x"}),

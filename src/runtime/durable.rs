@@ -81,7 +81,7 @@ impl DurableObject for SessionObject {
             .text()
             .await
             .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_slice(t.as_bytes()).map_err(|e| e.to_string()))
+            .and_then(|t| StoreCall::read(t.as_bytes()))
         {
             Ok(c) => c,
             Err(e) => return Response::error(format!("not a session store call: {e}"), 400),

@@ -19,9 +19,12 @@ use crate::platform::Platform;
 use crate::session::refresh::refresh_session;
 use crate::session::Session;
 
-/// A request to one session object.
+/// A request to one session object, as JSON in serde's default form (`{"load": {"id": …}}`,
+/// `"resolve"`): reading an internally tagged form (`{"op": "load", …}`) buffers every member
+/// through serde's `Content`, a second copy of the session's deserializer in the wasm. The
+/// object still reads that form ([`StoreCall::read`]), which the version before wrote.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum StoreCall {
     /// Keep a new session.
     Create { id: String, session: Box<Session> },
@@ -45,6 +48,34 @@ pub enum StoreCall {
     Link { user: ObjectName },
     /// In a provider-session index object: the person object, if known.
     Resolve,
+}
+
+impl StoreCall {
+    /// A call from the body of the request to the object. A deployment briefly runs the
+    /// version before beside this one, so a call in that version's form (`{"op": "load",
+    /// "id": …}`) is rewritten to this one's first; remove this after the next release.
+    pub fn read(body: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(body).or_else(|e| {
+            tagged_to_external(body)
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(|| e.to_string())
+        })
+    }
+}
+
+/// `{"op": "name", members…}` as `{"name": {members…}}` (`"name"` when it has none).
+fn tagged_to_external(body: &[u8]) -> Option<Vec<u8>> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let members = value.as_object_mut()?;
+    let op = members.remove("op")?.as_str()?.to_owned();
+    let call = if members.is_empty() {
+        serde_json::Value::String(op)
+    } else {
+        let mut outer = serde_json::Map::new();
+        outer.insert(op, serde_json::Value::Object(std::mem::take(members)));
+        serde_json::Value::Object(outer)
+    };
+    serde_json::to_vec(&call).ok()
 }
 
 /// A logout token's `jti`, remembered until `until` (after which the token is refused for its
@@ -327,8 +358,68 @@ mod tests {
         let json = serde_json::to_string(&call).unwrap();
         assert_eq!(
             json,
-            r#"{"op":"end_matching","sid":"s1","by_sub":true,"jti":null}"#
+            r#"{"end_matching":{"sid":"s1","by_sub":true,"jti":null}}"#
         );
-        assert_eq!(serde_json::from_str::<StoreCall>(&json).unwrap(), call);
+        assert_eq!(StoreCall::read(json.as_bytes()).unwrap(), call);
+        assert_eq!(
+            StoreCall::read(br#""resolve""#).unwrap(),
+            StoreCall::Resolve
+        );
+    }
+
+    #[test]
+    fn calls_in_the_previous_versions_form_are_read_too() {
+        for (old, call) in [
+            (
+                r#"{"op":"end_matching","sid":"s1","by_sub":true,"jti":null}"#,
+                StoreCall::EndMatching {
+                    sid: Some("s1".into()),
+                    by_sub: true,
+                    jti: None,
+                },
+            ),
+            (
+                r#"{"id":"x","op":"load"}"#,
+                StoreCall::Load { id: "x".into() },
+            ),
+            (
+                r#"{"op":"refresh","id":"x"}"#,
+                StoreCall::Refresh { id: "x".into() },
+            ),
+            (r#"{"op":"resolve"}"#, StoreCall::Resolve),
+            (
+                r#"{"op":"link","user":"user:abc"}"#,
+                StoreCall::Link {
+                    user: ObjectName("user:abc".into()),
+                },
+            ),
+        ] {
+            assert_eq!(StoreCall::read(old.as_bytes()).unwrap(), call, "{old}");
+        }
+        let session = crate::session::Session {
+            sub: "alice".into(),
+            ..crate::session::Session::blank(
+                crate::config::providers::ProviderId::default_id(),
+                Issuer::new("https://idp"),
+                crate::session::SessionTokens::default(),
+                UnixTime::EPOCH,
+                UnixTime::from_secs(10_000),
+            )
+        };
+        let session = serde_json::to_value(session).unwrap();
+        let old = serde_json::json!({"op": "create", "id": "x", "session": session});
+        assert!(matches!(
+            StoreCall::read(old.to_string().as_bytes()),
+            Ok(StoreCall::Create { .. })
+        ));
+        for bad in [
+            r#"{"op":"drop_all"}"#,
+            r#"{"op":5}"#,
+            "[]",
+            "{",
+            r#"{"id":"x"}"#,
+        ] {
+            assert!(StoreCall::read(bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 }
