@@ -28,12 +28,7 @@ pub trait Platform {
     async fn kv_put(&self, key: &str, value: &str, ttl_secs: u64);
     /// Waits on a timer of the request's own (workerd lets no request wait on another's).
     async fn sleep_ms(&self, ms: u64);
-    /// One structured log line (JSON).
-    fn log(&self, line: &serde_json::Value);
-    /// One log line already written as JSON (see [`crate::base::log_line`]).
-    fn log_json(&self, line: String) {
-        let value =
-            serde_json::from_slice(line.as_bytes()).unwrap_or(serde_json::Value::String(line));
-        self.log(&value);
-    }
+    /// One log line, already written as JSON ([`crate::base::log_line::log_line!`] or
+    /// [`crate::base::log_line::LogLine`]).
+    fn log_json(&self, line: String);
 }

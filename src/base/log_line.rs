@@ -1,5 +1,7 @@
-//! A JSON log line written directly, for the line every request writes (the access log):
-//! no `serde_json::Value` map to build and walk. Other lines, rare, use `serde_json`.
+//! A JSON log line written directly: no `serde_json::Value` map to build, sort and walk. The
+//! access line (every request) is built with [`LogLine`]; every other line with
+//! [`log_line!`], which writes the same JSON as `serde_json::json!` would for a
+//! flat object, in far less wasm per call site.
 
 use std::fmt::Write;
 
@@ -38,6 +40,78 @@ impl LogLine {
         self.0
     }
 }
+
+/// What a log line's field can hold: strings, numbers, booleans, and `null` for `None`.
+pub trait LogValue {
+    fn write_to(&self, out: &mut String);
+}
+
+impl LogLine {
+    /// Any [`LogValue`] (what [`log_line!`] calls).
+    pub fn field<V: LogValue + ?Sized>(mut self, key: &'static str, value: &V) -> Self {
+        self.key(key);
+        value.write_to(&mut self.0);
+        self
+    }
+}
+
+impl LogValue for str {
+    fn write_to(&self, out: &mut String) {
+        escape_into(out, self);
+    }
+}
+
+impl LogValue for String {
+    fn write_to(&self, out: &mut String) {
+        escape_into(out, self);
+    }
+}
+
+impl LogValue for bool {
+    fn write_to(&self, out: &mut String) {
+        out.push_str(if *self { "true" } else { "false" });
+    }
+}
+
+macro_rules! numbers {
+    ($($t:ty),*) => {$(
+        impl LogValue for $t {
+            fn write_to(&self, out: &mut String) {
+                let _ = write!(out, "{self}");
+            }
+        }
+    )*};
+}
+numbers!(u16, u32, u64, usize, i64);
+
+impl LogValue for crate::base::time::UnixTime {
+    fn write_to(&self, out: &mut String) {
+        self.as_i64().write_to(out);
+    }
+}
+
+impl<T: LogValue + ?Sized> LogValue for &T {
+    fn write_to(&self, out: &mut String) {
+        (**self).write_to(out);
+    }
+}
+
+impl<T: LogValue> LogValue for Option<T> {
+    fn write_to(&self, out: &mut String) {
+        match self {
+            Some(v) => v.write_to(out),
+            None => out.push_str("null"),
+        }
+    }
+}
+
+/// A log line from `"key": value` pairs: `log_line!("level": "info", "event": "x", "n": 3)`.
+macro_rules! log_line {
+    ($($key:literal : $value:expr),+ $(,)?) => {
+        $crate::base::log_line::LogLine::new()$(.field($key, &$value))+.finish()
+    };
+}
+pub(crate) use log_line;
 
 impl Default for LogLine {
     fn default() -> Self {
@@ -89,6 +163,20 @@ mod tests {
             r#"{"event":"access","time":1800000000,"path":"/a\"b\\c\n\u0001\u007fé"}"#
         );
         assert_eq!(LogLine::new().finish(), "{}");
+    }
+
+    #[test]
+    fn the_macro_writes_what_json_would() {
+        let sub: Option<String> = None;
+        let line = log_line!(
+            "level": "warn", "event": "x", "sub": sub, "n": 3usize, "ok": true,
+            "who": Some("a\"b".to_owned()), "status": 502u16,
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!({"level":"warn","event":"x","sub":null,"n":3,"ok":true,"who":"a\"b","status":502})
+        );
     }
 
     proptest! {

@@ -2,8 +2,7 @@
 //! logout token; the sessions it names end. Needs server-side sessions: a cookie cannot be
 //! reached from here.
 
-use serde_json::json;
-
+use crate::base::log_line::log_line;
 use crate::config::providers::ProviderConfig;
 use crate::config::SessionStore;
 use crate::gate::error::GateError;
@@ -101,7 +100,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 "logout_token: already used (its jti was seen)".into(),
             ));
         };
-        self.platform.log(&json!({"level":"info","event":"backchannel_logout","sub":logout.sub,"sid":logout.sid,"sessions_ended":ended}));
+        self.platform.log_json(log_line!("level":"info","event":"backchannel_logout","sub":logout.sub,"sid":logout.sid,"sessions_ended":ended));
         let mut r = Response::new(200);
         r.headers.set("Cache-Control", "no-store");
         Ok(r)

@@ -1,8 +1,7 @@
 //! `/auth/callback`: the provider sends the browser back. The login transaction is spent
 //! whatever happens; the code is redeemed, the ID token verified, and a session started.
 
-use serde_json::json;
-
+use crate::base::log_line::log_line;
 use crate::base::random::random_token;
 use crate::base::seal::Purpose;
 use crate::base::time::UnixTime;
@@ -163,13 +162,13 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             }
         };
         let (session, cookies) = self.sessions(req, jar).start(session, now).await?;
-        self.platform.log(&json!({
-            "level":"info","event":"sign_in","provider":session.provider.as_str(),
+        self.platform.log_json(
+            log_line!("level":"info","event":"sign_in","provider":session.provider.as_str(),
             "iss":session.iss.as_str(),"sub":session.sub,
             "groups_omitted":session.groups_omitted,
             "refresh_token":session.tokens.refresh_token.is_some(),
-            "acr":session.auth.acr,"auth_time":session.auth.auth_time,
-        }));
+            "acr":session.auth.acr,"auth_time":session.auth.auth_time),
+        );
         let return_to = ReturnTo::from_trusted(&return_to, &self.cfg.auth_prefix);
         // A form kept in the browser: a page posts it again to `return_to` (and only there).
         let answer = match (resume_form, random_token()) {

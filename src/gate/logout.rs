@@ -2,8 +2,8 @@
 //! the provider's logout (RP-Initiated Logout 1.0) sends the browser back.
 
 use crate::http::http_url::HttpUrl;
-use serde_json::json;
 
+use crate::base::log_line::log_line;
 use crate::base::seal::Purpose;
 use crate::base::time::UnixTime;
 use crate::base::types::State;
@@ -87,9 +87,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
     /// the browser to the provider's logout (RP-Initiated Logout 1.0) when it has one.
     async fn sign_out(&self, req: &GateRequest, jar: &CookieJar) -> Response {
         let (ended, mut set_cookies) = self.sessions(req, jar).end().await;
-        self.platform.log(
-            &json!({"level":"info","event":"sign_out","sub":ended.as_ref().map(|s| s.sub.clone())}),
-        );
+        self.platform.log_json(log_line!("level":"info","event":"sign_out","sub":ended.as_ref().map(|s| s.sub.clone())));
         let logged_out_path = self.cfg.auth_path("logged-out");
         // The session's own provider; without a session, the only one there is.
         let provider = match &ended {
@@ -108,8 +106,8 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         };
         let location = match self.metadata(provider).await {
             Err(e) => {
-                self.platform.log(
-                    &json!({"level":"warn","event":"logout_local_only","detail":e.log_detail()}),
+                self.platform.log_json(
+                    log_line!("level":"warn","event":"logout_local_only","detail":e.log_detail()),
                 );
                 logged_out_path
             }
@@ -190,7 +188,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             Ok(a) => a,
             Err(why) => {
                 self.platform
-                    .log(&json!({"level":"warn","event":"revocation_failed","detail":why}));
+                    .log_json(log_line!("level":"warn","event":"revocation_failed","detail":why));
                 return;
             }
         };
@@ -206,13 +204,13 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         match self.platform.fetch(req).await {
             Ok(r) if r.status == 200 => self
                 .platform
-                .log(&json!({"level":"info","event":"refresh_token_revoked"})),
+                .log_json(log_line!("level":"info","event":"refresh_token_revoked")),
             Ok(r) => self
                 .platform
-                .log(&json!({"level":"warn","event":"revocation_failed","status":r.status})),
+                .log_json(log_line!("level":"warn","event":"revocation_failed","status":r.status)),
             Err(e) => self
                 .platform
-                .log(&json!({"level":"warn","event":"revocation_failed","detail":e.0})),
+                .log_json(log_line!("level":"warn","event":"revocation_failed","detail":e.0)),
         }
     }
 

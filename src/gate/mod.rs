@@ -14,11 +14,10 @@ mod principal;
 mod protect;
 mod userinfo;
 
-use serde_json::json;
-
 use crate::access::policy::step_up_text;
 use crate::access::step_up::StepUp;
 use crate::access::token_cache::TokenCache;
+use crate::base::log_line::log_line;
 use crate::config::providers::{ProviderConfig, ProviderId};
 use crate::config::Config;
 use crate::gate::error::GateError;
@@ -201,11 +200,9 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
     /// The error's answer, with one log line saying why.
     fn fail(&self, req: &GateRequest, err: GateError) -> Response {
         let level = if err.status() >= 500 { "error" } else { "warn" };
-        self.platform.log(&json!({
-            "level": level, "event": err.log_event(), "method": format!("{:?}", req.method),
+        self.platform.log_json(log_line!("level": level, "event": err.log_event(), "method": format!("{:?}", req.method),
             "path": req.url.path().chars().take(200).collect::<String>(),
-            "status": err.status(), "reason": err.code(), "detail": err.log_detail(),
-        }));
+            "status": err.status(), "reason": err.code(), "detail": err.log_detail()));
         err.to_response(req.wants_html(), &self.cfg.auth_prefix)
     }
 

@@ -2,13 +2,12 @@
 //! session), make one `Principal`, authorize it against the path's rule or API route, and
 //! forward with the identity the origin may trust.
 
-use serde_json::json;
-
 use crate::access::access_token::{self, AccessExpectations, VerifiedAccessToken};
 use crate::access::api::{ApiRoute, RouteMatch};
 use crate::access::policy::{Decision, Rule};
 use crate::access::step_up::StepUp;
 use crate::access::token_cache;
+use crate::base::log_line::log_line;
 use crate::base::log_line::LogLine;
 use crate::base::random::random_token;
 use crate::base::time::UnixTime;
@@ -217,7 +216,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
     ) -> Response {
         let Unloaded { why, set_cookies } = gone;
         if why != NoSession::NoCookie {
-            self.platform.log(&json!({"level":"info","event":"session_rejected","path":req.url.path(),"reason":format!("{why:?}")}));
+            self.platform.log_json(log_line!("level":"info","event":"session_rejected","path":req.url.path(),"reason":format!("{why:?}")));
         }
         // A path only a step-up can pass asks for it in the first sign-in already.
         let ask = rule.sign_in_step_up();

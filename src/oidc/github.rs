@@ -5,8 +5,8 @@
 //! (GitHub refuses calls without one; a Worker's fetch sends none).
 
 use serde::Deserialize;
-use serde_json::json;
 
+use crate::base::log_line::log_line;
 use crate::config::providers::{GitHubUrls, ProviderConfig};
 use crate::http::{OutboundRequest, Response};
 use crate::platform::Platform;
@@ -143,8 +143,8 @@ impl<P: Platform> GitHubClient<'_, P> {
                 return Ok(all);
             }
         }
-        self.platform.log(
-            &json!({"level":"warn","event":"github_list_capped","path":path,"pages":MAX_PAGES}),
+        self.platform.log_json(
+            log_line!("level":"warn","event":"github_list_capped","path":path,"pages":MAX_PAGES),
         );
         Ok(all)
     }
@@ -217,6 +217,7 @@ mod tests {
     use crate::http::Response;
     use crate::platform::NetworkError;
     use crate::testing::block_on;
+    use serde_json::json;
     use std::cell::RefCell;
 
     fn urls() -> GitHubUrls {
@@ -257,7 +258,7 @@ mod tests {
         }
         async fn kv_put(&self, _: &str, _: &str, _: u64) {}
         async fn sleep_ms(&self, _: u64) {}
-        fn log(&self, _: &serde_json::Value) {}
+        fn log_json(&self, _: String) {}
     }
 
     fn api(answers: Vec<(&'static str, u16, String)>) -> FakeApi {

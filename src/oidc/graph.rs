@@ -6,8 +6,9 @@
 
 use crate::http::http_url::HttpUrl;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::base::log_line::log_line;
 use crate::config::providers::{ProviderConfig, ProviderKind};
 use crate::http::{Headers, OutboundRequest};
 use crate::platform::Platform;
@@ -102,10 +103,11 @@ pub async fn overage_groups<P: Platform>(
         (Some(graph), Some(token)) => read_all(platform, graph, token).await,
     };
     match &result {
-        Ok(groups) => {
-            platform.log(&json!({"level":"info","event":"groups_from_graph","groups":groups.len()}))
+        Ok(groups) => platform
+            .log_json(log_line!("level":"info","event":"groups_from_graph","groups":groups.len())),
+        Err(e) => {
+            platform.log_json(log_line!("level":"warn","event":"groups_unresolved","reason":e.0))
         }
-        Err(e) => platform.log(&json!({"level":"warn","event":"groups_unresolved","reason":e.0})),
     }
     Some(result)
 }
@@ -139,7 +141,7 @@ async fn read_all<P: Platform>(
         groups.extend(page);
         if groups.len() >= MAX_GROUPS {
             groups.truncate(MAX_GROUPS);
-            platform.log(&json!({"level":"warn","event":"groups_capped","kept":MAX_GROUPS}));
+            platform.log_json(log_line!("level":"warn","event":"groups_capped","kept":MAX_GROUPS));
             return Ok(groups);
         }
         match next {
@@ -147,13 +149,14 @@ async fn read_all<P: Platform>(
             None => return Ok(groups),
         }
     }
-    platform.log(&json!({"level":"warn","event":"groups_capped","pages":MAX_PAGES}));
+    platform.log_json(log_line!("level":"warn","event":"groups_capped","pages":MAX_PAGES));
     Ok(groups)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn graph() -> HttpUrl {
         HttpUrl::normalize("https://graph.microsoft.com").unwrap()

@@ -10,8 +10,8 @@ use std::rc::Rc;
 
 use crate::http::http_url::HttpUrl;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
+use crate::base::log_line::log_line;
 use crate::base::time::UnixTime;
 use crate::base::types::Issuer;
 use crate::http::OutboundRequest;
@@ -182,13 +182,13 @@ impl ProviderCache {
             .copied();
         let cooling = last.is_some_and(|t| now < t.plus(FORCED_REFETCH_INTERVAL_SECS));
         if cooling && refetch == Refetch::RateLimited {
-            p.log(&json!({"level":"warn","event":"jwks_refetch_skipped","reason":"unknown kid, refetched less than a minute ago"}));
+            p.log_json(log_line!("level":"warn","event":"jwks_refetch_skipped","reason":"unknown kid, refetched less than a minute ago"));
             return set.select(header).cloned().map_err(SignedTokenError::Key);
         }
         self.last_forced_jwks
             .borrow_mut()
             .insert(jwks_uri.to_string(), now);
-        p.log(&json!({"level":"info","event":"jwks_refetch","reason":"unknown kid"}));
+        p.log_json(log_line!("level":"info","event":"jwks_refetch","reason":"unknown kid"));
         let set = self
             .jwks(p, jwks_uri, true)
             .await
@@ -288,7 +288,7 @@ async fn load<P: Platform, T>(
             };
             match stale {
                 Some(value) => {
-                    p.log(&json!({"level":"warn","event":"provider_unreachable","kind":kind,"serving":"stale cached copy","reason":why}));
+                    p.log_json(log_line!("level":"warn","event":"provider_unreachable","kind":kind,"serving":"stale cached copy","reason":why));
                     // Back off: the stale copy serves for a minute before the next attempt.
                     let retry_at = now.plus(RETRY_AFTER_FAILURE_SECS);
                     slots.borrow_mut().insert(

@@ -14,6 +14,7 @@ use wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, Date, Env};
 
 use crate::access::token_cache::TokenCache;
+use crate::base::log_line::log_line;
 use crate::base::time::UnixTime;
 use crate::config::{Config, ConfigError, Upstream, DEFAULT_AUTH_PREFIX};
 use crate::gate::error::GateError;
@@ -130,7 +131,7 @@ impl Platform for WorkerPlatform<'_> {
 
     async fn kv_put(&self, key: &str, value: &str, ttl_secs: u64) {
         if !self.has_binding(KV_BINDING) {
-            self.log(&serde_json::json!({"level":"warn","event":"kv_missing","detail":"no JWKS_CACHE binding: caching in isolate memory only"}));
+            self.log_json(log_line!("level":"warn","event":"kv_missing","detail":"no JWKS_CACHE binding: caching in isolate memory only"));
             return;
         }
         // KV refuses expirationTtl below 60 s.
@@ -140,7 +141,9 @@ impl Platform for WorkerPlatform<'_> {
             Err(e) => Err(e),
         };
         if let Err(e) = result {
-            self.log(&serde_json::json!({"level":"warn","event":"kv_write_failed","detail":js_error(&e)}));
+            self.log_json(
+                log_line!("level":"warn","event":"kv_write_failed","detail":js_error(&e)),
+            );
         }
     }
 
@@ -148,10 +151,6 @@ impl Platform for WorkerPlatform<'_> {
         // A promise, not worker::Delay: Delay keeps the waker of its first poll, which is not
         // a task's when the request is first polled outside the executor (see `Relay`).
         let _ = JsFuture::from(sleep(ms as f64)).await;
-    }
-
-    fn log(&self, line: &serde_json::Value) {
-        log_line(line);
     }
 
     fn log_json(&self, line: String) {
@@ -361,9 +360,7 @@ async fn handle(request: web_sys::Request, env: Env) -> JsValue {
     let head = match parse_head(&head_text) {
         Ok(h) => h,
         Err(e) => {
-            log_line(
-                &serde_json::json!({"level":"error","event":"bad_request","detail":e.to_string()}),
-            );
+            log_js(&log_line!("level":"error","event":"bad_request","detail":e.to_string()));
             return to_js_response(
                 GateError::MissingParameter("url").to_response(false, DEFAULT_AUTH_PREFIX),
             )
@@ -377,8 +374,8 @@ async fn handle(request: web_sys::Request, env: Env) -> JsValue {
     let isolate = match isolate(&env) {
         Ok(i) => i,
         Err(e) => {
-            log_line(
-                &serde_json::json!({"level":"error","event":"configuration_error","detail":e.log_detail()}),
+            log_js(
+                &log_line!("level":"error","event":"configuration_error","detail":e.log_detail()),
             );
             return to_js_response(e.to_response(wants_html, DEFAULT_AUTH_PREFIX)).into();
         }
@@ -386,8 +383,8 @@ async fn handle(request: web_sys::Request, env: Env) -> JsValue {
     let url = match HttpUrl::parse(head.url) {
         Ok(url) => url,
         Err(why) => {
-            log_line(
-                &serde_json::json!({"level":"error","event":"bad_request","detail":format!("request URL not in canonical form: {why:?}")}),
+            log_js(
+                &log_line!("level":"error","event":"bad_request","detail":format!("request URL not in canonical form: {why:?}")),
             );
             return to_js_response(
                 GateError::BadRequestUrl.to_response(wants_html, &isolate.config.auth_prefix),
@@ -557,14 +554,8 @@ fn upstream_failed(
     wants_html: bool,
     auth_prefix: &str,
 ) -> web_sys::Response {
-    log_line(
-        &serde_json::json!({"level":"error","event":"upstream_failed","path":path,"detail":detail}),
-    );
+    log_js(&log_line!("level":"error","event":"upstream_failed","path":path,"detail":detail));
     to_js_response(GateError::UpstreamUnavailable.to_response(wants_html, auth_prefix))
-}
-
-fn log_line(line: &serde_json::Value) {
-    log_js(&line.to_string());
 }
 
 /// A gate answer as a runtime Response. A header that cannot cross (a line break in a value)
@@ -573,8 +564,8 @@ fn to_js_response(r: Response) -> web_sys::Response {
     match pairs(r.headers.iter()) {
         Ok(headers) => respond(r.status, &headers, r.body),
         Err(e) => {
-            log_line(
-                &serde_json::json!({"level":"error","event":"bad_response_header","detail":e.to_string()}),
+            log_js(
+                &log_line!("level":"error","event":"bad_response_header","detail":e.to_string()),
             );
             respond(
                 500,

@@ -203,7 +203,7 @@ mod tests {
             })
             .await
         }
-        fn log(&self, _: &serde_json::Value) {}
+        fn log_json(&self, _: String) {}
     }
 
     #[test]

@@ -11,6 +11,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::base::log_line::log_line;
 use crate::base::time::UnixTime;
 use crate::base::types::Issuer;
 use crate::config::Config;
@@ -186,16 +187,16 @@ pub async fn handle<S: Storage, P: Platform>(
             match refresh_session(cfg, cache, platform, &session).await {
                 Ok(next) => {
                     write(storage, &id, &next).await?;
-                    platform.log(&serde_json::json!({"level":"info","event":"session_refreshed","sub":next.sub,"store":"durable_object"}));
+                    platform.log_json(log_line!("level":"info","event":"session_refreshed","sub":next.sub,"store":"durable_object"));
                     Ok(StoreAnswer::Session(Some(Box::new(next))))
                 }
                 Err(e) if e.ends_session() => {
                     storage.delete(&key(&id)).await?;
-                    platform.log(&serde_json::json!({"level":"info","event":"session_ended","sub":session.sub,"reason":"refresh refused","detail":e.detail()}));
+                    platform.log_json(log_line!("level":"info","event":"session_ended","sub":session.sub,"reason":"refresh refused","detail":e.detail()));
                     Ok(StoreAnswer::Session(None))
                 }
                 Err(e) => {
-                    platform.log(&serde_json::json!({"level":"warn","event":"refresh_unavailable","sub":session.sub,"detail":e.detail()}));
+                    platform.log_json(log_line!("level":"warn","event":"refresh_unavailable","sub":session.sub,"detail":e.detail()));
                     Ok(StoreAnswer::Session(Some(Box::new(session))))
                 }
             }

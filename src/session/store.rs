@@ -5,9 +5,9 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde_json::json;
 
 use crate::base::cache::BoundedCache;
+use crate::base::log_line::log_line;
 use crate::base::random::random_bytes;
 use crate::base::seal::Purpose;
 use crate::base::time::UnixTime;
@@ -202,7 +202,7 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
 
     fn store_failed(&self, e: &StoreError) {
         self.platform
-            .log(&json!({"level":"error","event":"session_store_failed","detail":e.0}));
+            .log_json(log_line!("level":"error","event":"session_store_failed","detail":e.0));
     }
 
     /// The session sealed in `cookie`, as this isolate opened it before or opened now.
@@ -330,8 +330,9 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
                 .await;
             match result {
                 Ok(next) => {
-                    platform
-                        .log(&json!({"level":"info","event":"session_refreshed","sub":next.sub}));
+                    platform.log_json(
+                        log_line!("level":"info","event":"session_refreshed","sub":next.sub),
+                    );
                     session = next;
                     changed = true;
                 }
@@ -339,9 +340,9 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
                     // Another isolate may have spent this refresh token for a request that
                     // raced this one; while the access token lasts, this request goes on.
                     if session.tokens.access_expires_at.is_some_and(|e| e > now) {
-                        platform.log(&json!({"level":"warn","event":"refresh_refused_session_kept","sub":session.sub,"detail":e.detail()}));
+                        platform.log_json(log_line!("level":"warn","event":"refresh_refused_session_kept","sub":session.sub,"detail":e.detail()));
                     } else {
-                        platform.log(&json!({"level":"info","event":"session_ended","sub":session.sub,"reason":"refresh refused","detail":e.detail()}));
+                        platform.log_json(log_line!("level":"info","event":"session_ended","sub":session.sub,"reason":"refresh refused","detail":e.detail()));
                         return Err(Unloaded {
                             why: NoSession::Ended,
                             set_cookies: cookie.delete(jar),
@@ -349,7 +350,7 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
                     }
                 }
                 Err(e) => {
-                    platform.log(&json!({"level":"warn","event":"refresh_unavailable","sub":session.sub,"detail":e.detail()}));
+                    platform.log_json(log_line!("level":"warn","event":"refresh_unavailable","sub":session.sub,"detail":e.detail()));
                 }
             }
         }
@@ -367,7 +368,7 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
             }),
             Err(e) => {
                 // The session still holds for this request; a later one tries again.
-                platform.log(&json!({"level":"error","event":"session_rewrite_failed","detail":e.to_string()}));
+                platform.log_json(log_line!("level":"error","event":"session_rewrite_failed","detail":e.to_string()));
                 Ok(Loaded {
                     session,
                     set_cookies: Vec::new(),
