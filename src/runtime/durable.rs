@@ -2,6 +2,9 @@
 //! Durable Object's storage. Refreshes run inside `blockConcurrencyWhile`, so two requests of
 //! one person never spend a refresh token twice.
 
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::DurableObjectStorage;
 use worker::{
     durable_object, js_sys, wasm_bindgen, DurableObject, Env, Request, Response, Result, State,
 };
@@ -15,31 +18,53 @@ pub struct SessionObject {
     env: Env,
 }
 
-struct ObjectStorage(worker::Storage);
+/// The object's storage through its JS methods directly: every value is a string (JSON), so
+/// workers-rs's typed `Storage` (values through serde_wasm_bindgen) is not needed.
+struct ObjectStorage(DurableObjectStorage);
 
-fn store_error(e: worker::Error) -> StoreError {
-    StoreError(e.to_string())
+fn store_error(e: wasm_bindgen::JsValue) -> StoreError {
+    StoreError(
+        e.dyn_ref::<js_sys::Error>()
+            .map(|e| String::from(e.message()))
+            .or_else(|| e.as_string())
+            .unwrap_or_else(|| "the object's storage failed".into()),
+    )
+}
+
+async fn settle(
+    call: std::result::Result<js_sys::Promise, wasm_bindgen::JsValue>,
+) -> std::result::Result<wasm_bindgen::JsValue, StoreError> {
+    JsFuture::from(call.map_err(store_error)?)
+        .await
+        .map_err(store_error)
 }
 
 impl Storage for ObjectStorage {
     async fn get(&self, key: &str) -> std::result::Result<Option<String>, StoreError> {
-        self.0.get::<String>(key).await.map_err(store_error)
+        let value = settle(self.0.get(key)).await?;
+        if value.is_undefined() {
+            return Ok(None);
+        }
+        value
+            .as_string()
+            .map(Some)
+            .ok_or_else(|| StoreError(format!("the stored value of {key} is not text")))
     }
 
     async fn put(&self, key: &str, value: String) -> std::result::Result<(), StoreError> {
-        self.0.put(key, value).await.map_err(store_error)
+        settle(self.0.put(key, value.into())).await.map(|_| ())
     }
 
     async fn delete(&self, key: &str) -> std::result::Result<(), StoreError> {
-        self.0.delete(key).await.map(|_| ()).map_err(store_error)
+        settle(self.0.delete(key)).await.map(|_| ())
     }
 
     async fn keys(&self, prefix: &str) -> std::result::Result<Vec<String>, StoreError> {
-        let map = self
-            .0
-            .list_with_options(worker::ListOptions::new().prefix(prefix))
-            .await
-            .map_err(store_error)?;
+        let options = js_sys::Object::new();
+        js_sys::Reflect::set(&options, &"prefix".into(), &prefix.into()).map_err(store_error)?;
+        let map: js_sys::Map = settle(self.0.list_with_options(options))
+            .await?
+            .unchecked_into();
         Ok(js_sys::Array::from(&map.keys().into())
             .iter()
             .filter_map(|k| k.as_string())
@@ -49,7 +74,7 @@ impl Storage for ObjectStorage {
 
 async fn run(
     env: Env,
-    storage: worker::Storage,
+    storage: DurableObjectStorage,
     call: StoreCall,
 ) -> std::result::Result<String, String> {
     let isolate = isolate(&env).map_err(|e| e.log_detail())?;
@@ -87,7 +112,11 @@ impl DurableObject for SessionObject {
             Err(e) => return Response::error(format!("not a session store call: {e}"), 400),
         };
         let serialized = matches!(call, StoreCall::Refresh { .. });
-        let work = run(self.env.clone(), self.state.storage(), call);
+        let work = run(
+            self.env.clone(),
+            wasm_bindgen::JsValue::from(self.state.storage().as_raw()).unchecked_into(),
+            call,
+        );
         let result = if serialized {
             // Errors are values here: an Err would reset the object.
             self.state

@@ -1,5 +1,6 @@
-//! The layout holds: each folder of `src/` uses only the folders below it (so no cycles), and
-//! no source file other than tests grows past the size a reader takes in at once.
+//! The layout holds: each folder of `src/` uses only the folders below it (so no cycles), no
+//! source file other than tests grows past the size a reader takes in at once, and none
+//! brings back the serde patterns that doubled code in the wasm.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,18 @@ fn folders_use_only_the_layers_below_them_and_files_stay_small() {
         let code = production_code(&text);
         if code.lines().count() > MAX_LINES {
             problems.insert(format!("{rel}: over {MAX_LINES} lines without its tests"));
+        }
+        // Size: each of these instantiates a second copy of code the worker already has (see
+        // the README's Figures): JSON is read from bytes, and log lines are written directly.
+        for (costly, instead) in [
+            ("serde_json::from_str", "serde_json::from_slice"),
+            ("json!({\"level\"", "log_line!"),
+            ("serde(untagged", "a hand-written reader"),
+            ("serde(tag", "serde's default enum form"),
+        ] {
+            if code.contains(costly) {
+                problems.insert(format!("{rel}: {costly} outside tests (use {instead})"));
+            }
         }
         let own = layer_of(&rel);
         let Some(rank) = LAYERS.iter().position(|l| *l == own) else {
