@@ -1,9 +1,8 @@
 //! Microsoft Entra ID's multi-tenant authorities: issuer templates, tenant allow-lists, and
 //! the clouds' own hosts and Graph.
 
-use crate::http::http_url::HttpUrl;
-
 use crate::base::types::Issuer;
+use crate::http::http_url::HttpUrl;
 
 /// `https://login.microsoftonline.com/{tenantid}/v2.0`: the issuer of each tenant, with its
 /// tenant id in place of `{tenantid}`.

@@ -5,14 +5,13 @@ mod entra;
 pub mod providers;
 mod read;
 
-use crate::http::http_url::HttpUrl;
-
 use crate::access::access_token::TypPolicy;
 use crate::access::api::ApiConfig;
 use crate::access::assertion::AssertionSigner;
 use crate::access::policy::{AllowLists, Policy};
 use crate::base::seal::Sealer;
 use crate::base::types::Issuer;
+use crate::http::http_url::HttpUrl;
 use crate::http::path::PathPattern;
 use crate::jose::claims::ListClaims;
 use providers::{read_providers, IssuerTemplate, Providers, Tenants, TENANT_PLACEHOLDER};

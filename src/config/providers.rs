@@ -2,14 +2,13 @@
 //! (its id is `default`); several are named in `PROVIDERS`, each read from the same variables
 //! with its id in front (`ENTRA_OIDC_ISSUER`, `GITHUB_OIDC_CLIENT_ID`, ...).
 
-use crate::http::http_url::HttpUrl;
-
 use crate::base::secret::ClientSecret;
 use crate::base::types::{ClientId, Issuer};
 use crate::config::entra::{default_graph_url, is_entra_host};
 pub use crate::config::entra::{is_guid, IssuerTemplate, Tenants, TENANT_PLACEHOLDER};
 use crate::config::read::{err, parse_http_url, parse_issuer_var, Vars};
 use crate::config::{ConfigError, TokenAuthMethod, DEFAULT_SCOPES};
+use crate::http::http_url::HttpUrl;
 use crate::jose::signing_key::SigningKey;
 
 /// The id of the provider the single-provider variables describe.

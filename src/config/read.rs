@@ -5,13 +5,13 @@
 pub use crate::base::time::parse_duration;
 use std::ops::RangeInclusive;
 
-use crate::http::http_url::HttpUrl;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
 
 use crate::base::seal::Sealer;
 use crate::base::types::Issuer;
 use crate::config::ConfigError;
+use crate::http::http_url::HttpUrl;
 use crate::http::is_loopback_host;
 
 const MIN_SECRET_BYTES: usize = 32;

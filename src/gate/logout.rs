@@ -1,8 +1,6 @@
 //! `/auth/logout` (a confirmation page, then a same-site POST) and `/auth/logged-out`, where
 //! the provider's logout (RP-Initiated Logout 1.0) sends the browser back.
 
-use crate::http::http_url::HttpUrl;
-
 use crate::base::log_line::log_line;
 use crate::base::seal::Purpose;
 use crate::base::time::UnixTime;
@@ -11,6 +9,7 @@ use crate::config::providers::ProviderConfig;
 use crate::gate::error::GateError;
 use crate::gate::{with_cookies, Gate, GateRequest};
 use crate::http::cookies::{parse_cookie_header, CookieJar};
+use crate::http::http_url::HttpUrl;
 use crate::http::pages::{page, Action};
 use crate::http::{Method, Response};
 use crate::oidc::discovery::ProviderMetadata;

@@ -1,10 +1,10 @@
 //! Provider metadata (OpenID Connect Discovery 1.0) and cache lifetimes.
 
-use crate::http::http_url::HttpUrl;
 use serde::Deserialize;
 
 use crate::base::types::Issuer;
 pub use crate::config::providers::IssuerTemplate;
+use crate::http::http_url::HttpUrl;
 use crate::http::is_loopback_host;
 
 pub const MIN_CACHE_TTL_SECS: u64 = 60;

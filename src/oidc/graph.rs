@@ -4,12 +4,12 @@
 //! to a cap. Graph's own URL is the configured one (`OIDC_GRAPH_URL`, by cloud): the endpoint
 //! the token names in `_claim_sources` is never called.
 
-use crate::http::http_url::HttpUrl;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::base::log_line::log_line;
 use crate::config::providers::{ProviderConfig, ProviderKind};
+use crate::http::http_url::HttpUrl;
 use crate::http::{Headers, OutboundRequest};
 use crate::platform::Platform;
 

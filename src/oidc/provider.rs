@@ -8,12 +8,12 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::http::http_url::HttpUrl;
 use serde::{Deserialize, Serialize};
 
 use crate::base::log_line::log_line;
 use crate::base::time::UnixTime;
 use crate::base::types::Issuer;
+use crate::http::http_url::HttpUrl;
 use crate::http::OutboundRequest;
 use crate::jose::jwks::{JwkSet, KeyError, PublicJwk};
 use crate::jose::jws::{JoseHeader, UnverifiedJws, VerifiedJws};

@@ -3,7 +3,6 @@
 
 use serde::Deserialize;
 
-use crate::http::http_url::HttpUrl;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 
@@ -12,6 +11,7 @@ use crate::base::secret::secret_type;
 use crate::base::time::UnixTime;
 use crate::config::providers::ProviderConfig;
 use crate::config::TokenAuthMethod;
+use crate::http::http_url::HttpUrl;
 use crate::http::{OutboundRequest, Response};
 use crate::jose::signing_key::SigningKey;
 use crate::jose::verify::SignatureVerifier;

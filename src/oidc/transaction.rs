@@ -4,7 +4,6 @@
 //! [`CodeExchange`] only after the callback's state and issuer check out, and the PKCE verifier
 //! moves with it, so no step can be replayed or skipped.
 
-use crate::http::http_url::HttpUrl;
 use serde::{Deserialize, Serialize};
 
 use crate::access::step_up::StepUp;
@@ -15,6 +14,7 @@ use crate::base::types::{Issuer, Nonce, State};
 use crate::config::providers::{
     ProviderConfig, ProviderId, ProviderKind, Pushed, RESERVED_AUTH_PARAMS,
 };
+use crate::http::http_url::HttpUrl;
 use crate::http::return_to::ReturnTo;
 use crate::http::OutboundRequest;
 use crate::oidc::discovery::ProviderMetadata;

@@ -1,9 +1,8 @@
 //! Refreshing a session's tokens (RFC 6749 section 6, OpenID Connect Core 12.2).
 
-use crate::http::http_url::HttpUrl;
-
 use crate::config::providers::{GitHubUrls, ProviderConfig};
 use crate::config::Config;
+use crate::http::http_url::HttpUrl;
 use crate::oidc::github::{reads_memberships, GitHubClient, GitHubError};
 use crate::oidc::graph::overage_groups;
 use crate::oidc::id_token::{self, IdTokenCheck, IdTokenFailure};
