@@ -10,6 +10,8 @@
 
 use std::fmt::Write;
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+
 use super::UrlError;
 
 /// The canonical form of `input`: scheme and host in lower case, no default port, at least
@@ -56,7 +58,7 @@ pub(super) fn normalize(input: &str) -> Result<String, UrlError> {
     write_path(&mut out, path);
     if let Some(q) = query {
         out.push('?');
-        encode_into(&mut out, q, in_query_set);
+        encode_into(&mut out, q, QUERY_SET);
     }
     Ok(out)
 }
@@ -83,7 +85,7 @@ pub fn resolve_path_reference(reference: &str) -> Option<String> {
     write_path(&mut out, path);
     if let Some(q) = query {
         out.push('?');
-        encode_into(&mut out, q, in_query_set);
+        encode_into(&mut out, q, QUERY_SET);
     }
     Some(out)
 }
@@ -239,7 +241,7 @@ fn write_path(out: &mut String, path: &str) {
     // Never empty: the last part always leaves a segment, if only an empty one.
     for segment in segments {
         out.push('/');
-        encode_into(out, segment, in_path_set);
+        encode_into(out, segment, PATH_SET);
     }
 }
 
@@ -252,26 +254,26 @@ fn is_double_dot(s: &str) -> bool {
     matches!(lower.as_str(), ".." | ".%2e" | "%2e." | "%2e%2e")
 }
 
-/// WHATWG's path percent-encode set (the controls, space, `"`, `#`, `<`, `>`, `?`, `` ` ``,
-/// `{`, `}` and everything past `~`).
-fn in_path_set(b: u8) -> bool {
-    in_query_set(b) && b != b'\'' || matches!(b, b'?' | b'`' | b'{' | b'}')
-}
+/// WHATWG's special-query percent-encode set: the controls, space, `"`, `#`, `'`, `<`, `>`
+/// (and, as in every set of the `percent-encoding` crate, everything past `~`).
+const QUERY_SET: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'\'')
+    .add(b'<')
+    .add(b'>');
 
-/// WHATWG's special-query percent-encode set (the controls, space, `"`, `#`, `'`, `<`, `>`
-/// and everything past `~`).
-fn in_query_set(b: u8) -> bool {
-    b <= b' ' || b > b'~' || matches!(b, b'"' | b'#' | b'\'' | b'<' | b'>')
-}
+/// WHATWG's path percent-encode set: the query set without `'`, with `?`, `` ` ``, `{`, `}`.
+const PATH_SET: &AsciiSet = &QUERY_SET
+    .remove(b'\'')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
 
-fn encode_into(out: &mut String, s: &str, encode: fn(u8) -> bool) {
-    for &b in s.as_bytes() {
-        if encode(b) {
-            let _ = write!(out, "%{b:02X}");
-        } else {
-            out.push(b as char);
-        }
-    }
+fn encode_into(out: &mut String, s: &str, set: &'static AsciiSet) {
+    out.extend(utf8_percent_encode(s, set));
 }
 
 #[cfg(test)]
