@@ -58,7 +58,28 @@ const ROUTING_HEADERS: &[&str] = &[
 ];
 
 fn is_routing_header(name: &str) -> bool {
-    ROUTING_HEADERS.contains(&name.to_ascii_lowercase().replace('_', "-").as_str())
+    ROUTING_HEADERS.iter().any(|r| same_name(name, r))
+}
+
+/// Header names compared the way the lists above are: ASCII case ignored, `_` taken for `-`.
+/// Byte by byte, without a lowercased copy: every request's every header goes through here.
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len() && starts_with_name(a, b)
+}
+
+fn starts_with_name(name: &str, prefix: &str) -> bool {
+    let fold = |b: u8| {
+        if b == b'_' {
+            b'-'
+        } else {
+            b.to_ascii_lowercase()
+        }
+    };
+    name.as_bytes().get(..prefix.len()).is_some_and(|head| {
+        head.iter()
+            .zip(prefix.bytes())
+            .all(|(&x, y)| fold(x) == fold(y))
+    })
 }
 
 /// `X-Forwarded-Host`, `-Proto`, `-For` and `Forwarded` (RFC 7239) for the request as it
@@ -69,25 +90,39 @@ pub fn forwarding_headers(url: &HttpUrl, client_ip: Option<&str>) -> Vec<(&'stat
         Some(port) => format!("{}:{port}", url.host()),
         None => url.host().to_owned(),
     };
-    let proto = url.scheme().to_owned();
-    let ip = client_ip.and_then(|ip| ip.trim().parse::<IpAddr>().ok());
-    let mut forwarded = format!("host=\"{host}\";proto={proto}");
-    let mut out = vec![("X-Forwarded-Host", host), ("X-Forwarded-Proto", proto)];
-    if let Some(ip) = ip {
-        let node = match ip {
-            IpAddr::V4(v4) => v4.to_string(),
-            IpAddr::V6(v6) => format!("\"[{v6}]\""),
-        };
-        forwarded = format!("for={node};{forwarded}");
-        out.push(("X-Forwarded-For", ip.to_string()));
+    let proto = url.scheme();
+    // What the standard library reads as IPv4 is already in its one textual form (four
+    // decimal numbers, no leading zeros); only IPv6 is written again (RFC 5952).
+    let ip = client_ip
+        .map(str::trim)
+        .and_then(|text| match text.parse::<IpAddr>() {
+            Ok(IpAddr::V4(_)) => Some((text.to_owned(), false)),
+            Ok(IpAddr::V6(v6)) => Some((v6.to_string(), true)),
+            Err(_) => None,
+        });
+    let mut forwarded = String::with_capacity(host.len() + 48);
+    if let Some((ip, v6)) = &ip {
+        let (open, close) = if *v6 { ("\"[", "]\"") } else { ("", "") };
+        for part in ["for=", open, ip, close, ";"] {
+            forwarded.push_str(part);
+        }
+    }
+    for part in ["host=\"", &host, "\";proto=", proto] {
+        forwarded.push_str(part);
+    }
+    let mut out = Vec::with_capacity(4);
+    out.push(("X-Forwarded-Host", host));
+    out.push(("X-Forwarded-Proto", proto.to_owned()));
+    if let Some((ip, _)) = ip {
+        out.push(("X-Forwarded-For", ip));
     }
     out.push(("Forwarded", forwarded));
     out
 }
 
 pub fn is_identity_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase().replace('_', "-");
-    IDENTITY_HEADERS.contains(&n.as_str()) || IDENTITY_PREFIXES.iter().any(|p| n.starts_with(p))
+    IDENTITY_HEADERS.iter().any(|h| same_name(name, h))
+        || IDENTITY_PREFIXES.iter().any(|p| starts_with_name(name, p))
 }
 
 /// The request headers the origin receives: without identity headers (the built-in list and
@@ -97,11 +132,11 @@ pub fn request_headers_for_origin(
     jar: &CookieJar,
     also_strip: &[&str],
 ) -> Headers {
-    let normalized = |n: &str| n.to_ascii_lowercase().replace('_', "-");
-    let extra: Vec<String> = also_strip.iter().map(|n| normalized(n)).collect();
     let mut out = incoming.clone();
     out.retain(|name, _| {
-        !is_identity_header(name) && !is_routing_header(name) && !extra.contains(&normalized(name))
+        !is_identity_header(name)
+            && !is_routing_header(name)
+            && !also_strip.iter().any(|n| same_name(name, n))
     });
     if let Some(cookie) = incoming.get("Cookie") {
         out.remove("Cookie");
@@ -133,28 +168,22 @@ pub fn header_value(s: &str) -> String {
 /// `Cache-Control` for protected content: `private`, keeping the origin's freshness and
 /// revalidation directives, dropping `public` and `s-maxage`.
 pub fn private_cache_control(upstream: Option<&str>) -> String {
-    let mut parts = vec!["private".to_owned()];
+    const DROPPED: [&str; 4] = ["public", "private", "s-maxage", "proxy-revalidate"];
+    let mut out = String::from("private");
     for d in upstream
         .unwrap_or("")
         .split(',')
         .map(str::trim)
         .filter(|d| !d.is_empty())
     {
-        let name = d
-            .split('=')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if matches!(
-            name.as_str(),
-            "public" | "private" | "s-maxage" | "proxy-revalidate"
-        ) {
+        let name = d.split('=').next().unwrap_or("").trim();
+        if DROPPED.iter().any(|n| name.eq_ignore_ascii_case(n)) {
             continue;
         }
-        parts.push(d.to_owned());
+        out.push_str(", ");
+        out.push_str(d);
     }
-    parts.join(", ")
+    out
 }
 
 /// `Vary` with `Cookie` added once.
@@ -364,6 +393,58 @@ mod tests {
         let out = request_headers_for_origin(&incoming, &jar, &[]);
         let names: Vec<&str> = out.iter().map(|(n, _)| n).collect();
         assert_eq!(names, vec!["Accept"]);
+    }
+
+    proptest::proptest! {
+        /// `forwarding_headers` passes an IPv4 address on as the client sent it: that is only
+        /// right if whatever the standard library reads as IPv4 is already in its own form.
+        #[test]
+        fn fuzz_an_ipv4_address_read_is_in_its_one_form(
+            text in "(0{0,2}[0-9]{1,3}\\.){3}0{0,2}[0-9]{1,3}|[0-9.x]{1,20}"
+        ) {
+            if let Ok(ip) = text.parse::<std::net::Ipv4Addr>() {
+                proptest::prop_assert_eq!(ip.to_string(), text);
+            }
+        }
+    }
+
+    #[test]
+    fn ipv4_spellings_with_leading_zeros_are_not_addresses() {
+        for text in [
+            "01.2.3.4",
+            "1.2.3.04",
+            "0x7f.0.0.1",
+            "127.1",
+            "1.2.3.4.",
+            " 1.2.3.4",
+        ] {
+            assert!(text.parse::<std::net::Ipv4Addr>().is_err(), "{text}");
+        }
+        let url = HttpUrl::parse("https://app.example/").unwrap();
+        let h: std::collections::HashMap<_, _> = forwarding_headers(&url, Some(" 10.0.0.1 "))
+            .into_iter()
+            .collect();
+        assert_eq!(h["X-Forwarded-For"], "10.0.0.1");
+        assert_eq!(
+            h["Forwarded"],
+            "for=10.0.0.1;host=\"app.example\";proto=https"
+        );
+        let h: std::collections::HashMap<_, _> =
+            forwarding_headers(&url, Some("2001:0db8:0:0:0:0:0:1"))
+                .into_iter()
+                .collect();
+        assert_eq!(h["X-Forwarded-For"], "2001:db8::1");
+    }
+
+    #[test]
+    fn header_names_compare_in_any_case_and_with_underscores() {
+        assert!(same_name("X_Forwarded-FOR", "x-forwarded-for"));
+        assert!(!same_name("x-forwarded-fo", "x-forwarded-for"));
+        assert!(starts_with_name("X_AUTH_REQUEST_USER", "x-auth-request-"));
+        assert!(!starts_with_name("x-auth", "x-auth-request-"));
+        // Not ASCII: compared as bytes, never sliced inside a character.
+        assert!(!starts_with_name("x-auth-requést-user", "x-auth-request-"));
+        assert!(!is_identity_header("é"));
     }
 
     #[test]

@@ -65,7 +65,9 @@ fn read_pairs<'a>(mut items: impl Iterator<Item = &'a str>) -> Result<Headers, W
 }
 
 fn breaks(s: &str) -> bool {
-    s.contains(['\n', '\r', '\0'])
+    // Bytes, not chars: the three are ASCII, and UTF-8 never uses their bytes inside a
+    // character. (A `[char; 3]` pattern decodes every character first.)
+    s.bytes().any(|b| matches!(b, b'\n' | b'\r' | 0))
 }
 
 fn push(out: &mut String, item: &str) {
