@@ -55,7 +55,7 @@ export async function forward(request, target, remove, append, flags, cookies, f
   // A WebSocket upgrade (101) carries no cacheable body and cannot be rebuilt.
   if (!(flags & PROTECTED) || answer.status === 101) return answer;
   // The answer's own headers are immutable: one copy (the new Response's), edited in place.
-  const edits = pairs(cacheEdits(answer.headers.get('Cache-Control') ?? undefined, answer.headers.get('Vary') ?? undefined));
+  const edits = responseEdits(cacheEdits, answer.headers.get('Cache-Control'), answer.headers.get('Vary'));
   const out = new Response(answer.body, answer);
   const headers = out.headers;
   for (let i = 0; i + 1 < edits.length; i += 2) {
@@ -64,6 +64,23 @@ export async function forward(request, target, remove, append, flags, cookies, f
   }
   for (const cookie of pairs(cookies)) headers.append('Set-Cookie', cookie);
   return out;
+}
+
+// `cacheEdits` is a pure function of the origin's two headers, and an origin sends few
+// distinct pairs: its answers are kept, so a protected response usually costs no second
+// crossing into wasm. NUL cannot occur in a header value, so it marks an absent header.
+const editsKept = new Map();
+const EDITS_KEPT_MAX = 256;
+
+function responseEdits(cacheEdits, cacheControl, vary) {
+  const key = (cacheControl ?? '\0') + LF + (vary ?? '\0');
+  let edits = editsKept.get(key);
+  if (edits === undefined) {
+    edits = pairs(cacheEdits(cacheControl ?? undefined, vary ?? undefined));
+    if (editsKept.size >= EDITS_KEPT_MAX) editsKept.clear();
+    editsKept.set(key, edits);
+  }
+  return edits;
 }
 
 /**
