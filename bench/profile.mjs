@@ -3,13 +3,15 @@
 // request goes, wasm functions included (by name: scripts/build.sh keeps a copy of the wasm
 // with its name section in target/profile/index_bg.wasm, used here instead of the stripped one).
 //
-//   node bench/profile.mjs [--scenario cookie|bearer|public] [--seconds 5] [--top 40]
+//   node bench/profile.mjs [--scenario cookie|bearer|public|bare] [--seconds 5] [--top 40]
 //                          [--access-log all|deny|none] [--out PATH.cpuprofile]
 //
 // Everything on free 127.0.0.1 ports, stopped at the end: a Node upstream, oidc-provider
 // (tests/support/idp.mjs: one real sign-in for the cookie, client credentials for the Bearer
 // token), portcullis in workerd through Miniflare with its inspector open. The worker is warmed
 // up, then sampled (100 us interval) while wrk sends the scenario's request for --seconds.
+// `--scenario bare` profiles bench/workers/bare.mjs (the pass-through every figure is measured
+// against) with the same cookie, so the two profiles subtract.
 // Prints the self time of the hottest functions, and the inclusive time of the stages a
 // request goes through (grouped by name below). The .cpuprofile opens in Chrome's DevTools.
 import fs from 'node:fs';
@@ -66,6 +68,8 @@ async function main() {
   const idp = await startIdp({ port: idpPort, workerOrigins: [PC], apiResource: API });
   cleanups.push(() => idp.close());
 
+  const bare = opt.scenario === 'bare';
+  if (bare) fs.copyFileSync(path.join(ROOT, 'bench/workers/bare.mjs'), path.join(dir, 'bare.mjs'));
   const mf = new Miniflare({
     name: 'portcullis',
     modules: true,
@@ -103,13 +107,22 @@ async function main() {
   const [page] = await agent.signIn(`${PC}${start}`, { user: 'alice' });
   const cookie = agent.cookie(PC, 'portcullis');
   if (!cookie || page?.status !== 200) throw new Error(`sign-in failed: ${page?.status}`);
+  if (bare) {
+    // The same request as the cookie scenario's, through the pass-through.
+    await mf.setOptions({
+      name: 'portcullis', modules: true, scriptPath: path.join(dir, 'bare.mjs'), modulesRoot: dir,
+      compatibilityDate: '2026-04-01', host: HOST, port: pcPort, inspectorPort, unsafeInspectorProxy: true,
+      cf: false, logRequests: false, handleRuntimeStdio(o, e) { o.resume(); e.resume(); },
+      bindings: { UPSTREAM: `http://${HOST}:${upstreamPort}` },
+    });
+  }
   let url = `${PC}/page`;
   let header = `Cookie: portcullis=${cookie}`;
   if (opt.scenario === 'bearer') {
     url = `${PC}/api/data`;
     header = `Authorization: Bearer ${await clientCredentialsToken(idp.issuer, API, 'data.read')}`;
-  } else if (!['cookie', 'public'].includes(opt.scenario)) {
-    throw new Error(`--scenario is cookie, bearer or public, not ${opt.scenario}`);
+  } else if (!['cookie', 'public', 'bare'].includes(opt.scenario)) {
+    throw new Error(`--scenario is cookie, bearer, public or bare, not ${opt.scenario}`);
   }
   const check = await fetch(url, { headers: Object.fromEntries([header.split(': ')]) });
   if (check.status !== 200 || (await check.text()) !== BODY) throw new Error(`${url} answered ${check.status}`);

@@ -215,3 +215,44 @@ fn loopback_http_signs_in_with_plain_cookie_names_without_secure() {
     assert!(protected);
     assert_eq!(s.as_deref(), Some("alice"));
 }
+
+/// Not a test: the Rust half of a signed-in request, timed on the host (`cargo test --release
+/// hot_path_figures -- --ignored --nocapture`). What the shell does with a request: read the
+/// head the runtime sends, decide, and turn the outcome into the edits glue.js applies.
+#[test]
+#[ignore]
+fn hot_path_figures() {
+    use crate::http::wire::{forward_edits, parse_head, protected_response_edits};
+    let h = Harness::with_config(&[("ACCESS_LOG", "none")]);
+    let cookie = h.sign_in();
+    let head = format!(
+        "GET\n{APP}/page\nhost\napp.example.com\ncookie\n{cookie}\naccept\n{HTML}\naccept-encoding\nbr, gzip\ncf-connecting-ip\n203.0.113.9\nuser-agent\nwrk"
+    );
+    let once = || {
+        let parsed = parse_head(&head).expect("head");
+        let req = GateRequest {
+            method: Method::parse(parsed.method),
+            url: HttpUrl::parse(parsed.url).expect("url"),
+            headers: parsed.headers,
+            body: None,
+        };
+        match h.handle(&req) {
+            Outcome::Forward { headers, .. } => {
+                let edits = forward_edits(&req.headers, &headers).expect("edits");
+                let cache = protected_response_edits(None, None);
+                edits.append.len() + cache.len()
+            }
+            Outcome::Respond(r) => panic!("answered {}", r.status),
+        }
+    };
+    for _ in 0..2_000 {
+        std::hint::black_box(once());
+    }
+    let n = 50_000;
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(once());
+    }
+    let per = start.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+    println!("signed-in request, Rust half on the host: {per:.2} us");
+}
