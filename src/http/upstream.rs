@@ -220,43 +220,6 @@ pub fn protected_caching(
     ]
 }
 
-/// The changes that turn header list `from` into `to`: names to delete, and names whose
-/// values to replace (with all their values in `to`). Lets the shell edit a runtime copy of
-/// the headers instead of rebuilding them one by one.
-pub fn header_changes<'h>(
-    from: &Headers,
-    to: &'h Headers,
-) -> (Vec<String>, Vec<(&'h str, Vec<&'h str>)>) {
-    let values = |h: &'h Headers, name: &str| -> Vec<&'h str> {
-        h.iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-            .collect()
-    };
-    let mut removed: Vec<String> = Vec::new();
-    for (name, _) in from.iter() {
-        if to.get(name).is_none() && !removed.iter().any(|r| r.eq_ignore_ascii_case(name)) {
-            removed.push(name.to_owned());
-        }
-    }
-    let mut replaced: Vec<(&str, Vec<&str>)> = Vec::new();
-    for (name, _) in to.iter() {
-        if replaced.iter().any(|(r, _)| r.eq_ignore_ascii_case(name)) {
-            continue;
-        }
-        let want = values(to, name);
-        let have: Vec<&str> = from
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-            .collect();
-        if want != have {
-            replaced.push((name, want));
-        }
-    }
-    (removed, replaced)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,31 +307,6 @@ mod tests {
             "accept-encoding, cookie"
         );
         assert_eq!(vary_with_cookie(Some("*")), "*");
-    }
-
-    #[test]
-    fn header_changes_are_minimal() {
-        let from = Headers::from([
-            ("Accept", "text/html"),
-            ("Cookie", "a=1; portcullis=x"),
-            ("X-Auth-Request-User", "m"),
-        ]);
-        let to = Headers::from([
-            ("Accept", "text/html"),
-            ("Cookie", "a=1"),
-            ("X-Auth-Request-Email", "a@b"),
-        ]);
-        let (removed, replaced) = header_changes(&from, &to);
-        assert_eq!(removed, vec!["X-Auth-Request-User"]);
-        assert_eq!(
-            replaced,
-            vec![
-                ("Cookie", vec!["a=1"]),
-                ("X-Auth-Request-Email", vec!["a@b"])
-            ]
-        );
-        let (removed, replaced) = header_changes(&from, &from);
-        assert!(removed.is_empty() && replaced.is_empty());
     }
 
     #[test]

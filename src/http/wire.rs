@@ -4,7 +4,7 @@
 //! header names and values; an item that holds one anyway is refused here, never sent on,
 //! because it would split into items of its own on the other side.
 
-use super::upstream::{header_changes, protected_caching, CDN_CACHE_HEADERS};
+use super::upstream::{protected_caching, CDN_CACHE_HEADERS};
 use super::Headers;
 
 const LF: char = '\n';
@@ -108,28 +108,67 @@ pub fn items<'a>(list: impl IntoIterator<Item = &'a str>) -> Result<String, Wire
     Ok(out)
 }
 
-/// The edits that turn the inbound headers `from` into the outbound `to`: names to delete
-/// (every removed or replaced one), then pairs to append.
+/// The edits that turn the inbound headers `from` into the outbound `to`, for glue.js, which
+/// applies them to the runtime's own copy of the request's headers: names to delete (every
+/// value of each), then pairs to append.
 #[derive(Debug, PartialEq)]
 pub struct ForwardEdits {
     pub remove: String,
     pub append: String,
 }
 
+/// The gate builds `to` from `from` by removing entries and appending others
+/// ([`Headers::set`] removes and appends), so `to` is what `from` keeps, in order, then what
+/// was added: one walk finds both, and only the names that do not go on unchanged are deleted
+/// (each delete is a call into the runtime). This holds when `from` has each name once, as
+/// the runtime gives a request's headers; otherwise every name is deleted and all of `to`
+/// appended. Either way, applying the edits to `from` gives exactly `to`.
 pub fn forward_edits(from: &Headers, to: &Headers) -> Result<ForwardEdits, WireError> {
-    let (removed, replaced) = header_changes(from, to);
-    let remove = items(
-        removed
-            .iter()
-            .map(String::as_str)
-            .chain(replaced.iter().map(|(name, _)| *name)),
-    )?;
-    let append = pairs(
-        replaced
-            .iter()
-            .flat_map(|(name, values)| values.iter().map(move |v| (*name, *v))),
-    )?;
-    Ok(ForwardEdits { remove, append })
+    let once = from.iter().enumerate().all(|(i, (name, _))| {
+        from.iter()
+            .skip(i + 1)
+            .all(|(other, _)| !other.eq_ignore_ascii_case(name))
+    });
+    let mut rest = to.iter().peekable();
+    let mut removed: Vec<&str> = Vec::new();
+    for entry in from.iter() {
+        if once && rest.peek() == Some(&entry) {
+            rest.next();
+        } else {
+            removed.push(entry.0);
+        }
+    }
+    Ok(ForwardEdits {
+        remove: items(removed)?,
+        append: pairs(rest)?,
+    })
+}
+
+/// What `forward` (glue.js) is told, as one string so that it is one crossing: the target
+/// URL, the names to delete, the pairs to append and the cookies to set, separated by NUL.
+/// NUL cannot occur in any of them (a URL percent-encodes it; `items` and `pairs` refuse it).
+pub fn forward_plan(
+    target: &str,
+    edits: &ForwardEdits,
+    cookies: &[String],
+) -> Result<String, WireError> {
+    if target.contains('\0') {
+        return Err(WireError::LineBreak("target URL".into()));
+    }
+    let cookies = items(cookies.iter().map(String::as_str))?;
+    let mut plan = String::with_capacity(
+        target.len() + edits.remove.len() + edits.append.len() + cookies.len() + 3,
+    );
+    for (i, part) in [target, &edits.remove, &edits.append, &cookies]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            plan.push('\0');
+        }
+        plan.push_str(part);
+    }
+    Ok(plan)
 }
 
 /// The edits a protected response gets (glue.js `forward`): its caching headers made private
@@ -222,29 +261,49 @@ mod tests {
         assert!(matches!(items([""]), Err(WireError::LineBreak(_))));
     }
 
+    /// What glue.js does with the edits, on the runtime's copy of `from`.
+    fn apply(from: &Headers, edits: &ForwardEdits) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = from
+            .iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
+        for name in edits.remove.split('\n').filter(|n| !n.is_empty()) {
+            out.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        }
+        let added: Vec<&str> = edits.append.split('\n').collect();
+        for pair in added.chunks(2).filter(|p| p.len() == 2) {
+            out.push((pair[0].to_owned(), pair[1].to_owned()));
+        }
+        out
+    }
+
+    fn listed(h: &Headers) -> Vec<(String, String)> {
+        h.iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect()
+    }
+
     #[test]
-    fn forward_edits_delete_removed_and_replaced_names_then_append() {
+    fn forward_edits_delete_only_what_does_not_go_on_unchanged() {
         let from = Headers::from([
-            ("Cookie", "portcullis=x; theme=dark"),
-            ("X-Auth-Request-User", "mallory"),
-            ("Accept", "*/*"),
+            ("cookie", "portcullis=x; theme=dark"),
+            ("x-auth-request-user", "mallory"),
+            ("accept", "*/*"),
         ]);
-        let to = Headers::from([
-            ("Cookie", "theme=dark"),
-            ("Accept", "*/*"),
-            ("X-Auth-Request-User", "alice"),
-            ("X-Auth-Request-Groups", "a"),
-            ("X-Auth-Request-Groups", "b"),
-        ]);
+        let mut to = from.clone();
+        to.retain(|n, _| n != "x-auth-request-user");
+        to.set("Cookie", "theme=dark");
+        to.set("X-Auth-Request-User", "alice");
+        to.append("X-Auth-Request-Groups", "a");
+        to.append("X-Auth-Request-Groups", "b");
         let e = forward_edits(&from, &to).unwrap();
-        assert_eq!(
-            e.remove,
-            "Cookie\nX-Auth-Request-User\nX-Auth-Request-Groups"
-        );
+        // Groups is new: nothing to delete before appending it.
+        assert_eq!(e.remove, "cookie\nx-auth-request-user");
         assert_eq!(
             e.append,
             "Cookie\ntheme=dark\nX-Auth-Request-User\nalice\nX-Auth-Request-Groups\na\nX-Auth-Request-Groups\nb"
         );
+        assert_eq!(apply(&from, &e), listed(&to));
         let same = forward_edits(&from, &from).unwrap();
         assert_eq!(
             same,
@@ -253,6 +312,82 @@ mod tests {
                 append: String::new()
             }
         );
+    }
+
+    #[test]
+    fn a_request_with_a_name_twice_is_rebuilt_whole() {
+        let from = Headers::from([("x-a", "1"), ("X-A", "2"), ("accept", "*/*")]);
+        let to = Headers::from([("X-A", "2"), ("accept", "*/*")]);
+        let e = forward_edits(&from, &to).unwrap();
+        assert_eq!(e.remove, "x-a\nX-A\naccept");
+        assert_eq!(apply(&from, &e), listed(&to));
+    }
+
+    proptest::proptest! {
+        /// Whatever the two lists, glue.js ends with exactly `to`: from the gate's own kind of
+        /// change (some entries dropped, some appended) and from any other.
+        #[test]
+        fn fuzz_forward_edits_give_exactly_the_outbound_headers(
+            from in proptest::collection::vec(("[a-cA-C]{1,2}", "[xy]{0,2}"), 0..8),
+            keep in proptest::collection::vec(proptest::bool::ANY, 8),
+            added in proptest::collection::vec(("[a-dA-D]{1,2}", "[xyz]{0,2}"), 0..5),
+            other in proptest::collection::vec(("[a-cA-C]{1,2}", "[xy]{0,2}"), 0..8),
+        ) {
+            let mut f = Headers::new();
+            for (n, v) in &from {
+                f.append(n.as_str(), v.as_str());
+            }
+            let mut derived = Headers::new();
+            for (i, (n, v)) in f.iter().enumerate() {
+                if keep[i] {
+                    derived.append(n, v);
+                }
+            }
+            for (n, v) in &added {
+                derived.append(n.as_str(), v.as_str());
+            }
+            let mut unrelated = Headers::new();
+            for (n, v) in &other {
+                unrelated.append(n.as_str(), v.as_str());
+            }
+            for to in [derived, unrelated] {
+                let e = forward_edits(&f, &to).unwrap();
+                proptest::prop_assert_eq!(apply(&f, &e), listed(&to));
+            }
+        }
+    }
+
+    #[test]
+    fn a_forward_plan_is_four_parts_and_refuses_nul() {
+        let edits = ForwardEdits {
+            remove: "cookie".into(),
+            append: "X-Auth-Request-User\nalice".into(),
+        };
+        let plan = forward_plan(
+            "https://origin.example/p?q",
+            &edits,
+            &["a=1; Path=/".to_owned(), "b=2".to_owned()],
+        )
+        .unwrap();
+        assert_eq!(
+            plan.split('\0').collect::<Vec<_>>(),
+            [
+                "https://origin.example/p?q",
+                "cookie",
+                "X-Auth-Request-User\nalice",
+                "a=1; Path=/\nb=2"
+            ]
+        );
+        let none = ForwardEdits {
+            remove: String::new(),
+            append: String::new(),
+        };
+        assert_eq!(
+            forward_plan("https://o/", &none, &[]).unwrap(),
+            "https://o/\0\0\0"
+        );
+        assert!(forward_plan("https://o/\0", &none, &[]).is_err());
+        assert!(forward_plan("https://o/", &none, &["a=1\0".to_owned()]).is_err());
     }
 
     #[test]

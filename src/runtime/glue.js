@@ -7,6 +7,7 @@
 // in header names and values, so the separator cannot occur inside an item.
 
 const LF = '\n';
+const NUL = '\0';
 const PROTECTED = 1;
 const NO_STORE = 2;
 const WITH_BODY = 4;
@@ -32,13 +33,16 @@ export function respond(status, headers, body) {
 }
 
 /**
- * Passes `request` on to `target` with the runtime's own copy of its headers, minus the names
- * in `remove` and plus the pairs in `append`; redirects are not followed. For protected content
- * (`flags & PROTECTED`) the answer's headers get the edits `cacheEdits(cacheControl, vary)`
- * gives ("name\nvalue" pairs; an empty value removes the header), and `cookies` are added. If the
- * upstream cannot be reached, `failed(error, path, wantsHtml)` gives the answer.
+ * Passes `request` on, as `plan` says: its four parts, separated by NUL, are the target URL, the
+ * names to delete from the runtime's own copy of the request's headers, the pairs to append,
+ * and the cookies to set (one string: one crossing; wire.rs `forward_plan`). Redirects are not
+ * followed. For protected content (`flags & PROTECTED`) the answer's headers get the edits
+ * `cacheEdits(cacheControl, vary)` gives ("name\nvalue" pairs; an empty value removes the
+ * header), and the cookies are added. If the upstream cannot be reached,
+ * `failed(error, path, wantsHtml)` gives the answer.
  */
-export async function forward(request, target, remove, append, flags, cookies, fetcher, cacheEdits, failed) {
+export async function forward(request, plan, flags, fetcher, cacheEdits, failed) {
+  const [target, remove, append, cookies] = plan.split(NUL);
   let answer;
   try {
     const headers = new Headers(request.headers);
@@ -55,7 +59,8 @@ export async function forward(request, target, remove, append, flags, cookies, f
   // A WebSocket upgrade (101) carries no cacheable body and cannot be rebuilt.
   if (!(flags & PROTECTED) || answer.status === 101) return answer;
   // The answer's own headers are immutable: one copy (the new Response's), edited in place.
-  const edits = responseEdits(cacheEdits, answer.headers.get('Cache-Control'), answer.headers.get('Vary'));
+  const theirs = answer.headers;
+  const edits = responseEdits(cacheEdits, theirs.get('Cache-Control'), theirs.get('Vary'));
   const out = new Response(answer.body, answer);
   const headers = out.headers;
   for (let i = 0; i + 1 < edits.length; i += 2) {

@@ -21,7 +21,7 @@ use crate::gate::error::GateError;
 use crate::gate::{Gate, GateRequest, Outcome};
 use crate::http::http_url::HttpUrl;
 use crate::http::wire::{
-    forward_edits, items, pairs, parse_head, parse_pairs, protected_response_edits,
+    forward_edits, forward_plan, pairs, parse_head, parse_pairs, protected_response_edits,
 };
 use crate::http::{Headers, Method, OutboundRequest, Response};
 use crate::oidc::provider::ProviderCache;
@@ -239,14 +239,10 @@ extern "C" {
     #[wasm_bindgen(js_name = requestHead)]
     fn request_head(request: &web_sys::Request) -> String;
     fn respond(status: u16, headers: &str, body: Vec<u8>) -> web_sys::Response;
-    #[allow(clippy::too_many_arguments)] // one JS call: each argument would be a crossing otherwise
     fn forward(
         request: &web_sys::Request,
-        target: &str,
-        remove: &str,
-        append: &str,
+        plan: &str,
         flags: u32,
-        cookies: &str,
         fetcher: &JsValue,
         cache_edits: &js_sys::Function,
         failed: &js_sys::Function,
@@ -510,7 +506,7 @@ fn pass_on(
         target.push_str(q);
     }
     let edits = forward_edits(&gate_req.headers, headers).map_err(|e| e.to_string())?;
-    let cookies = items(set_cookies.iter().map(String::as_str)).map_err(|e| e.to_string())?;
+    let plan = forward_plan(&target, &edits, set_cookies).map_err(|e| e.to_string())?;
     let mut flags = 0;
     if protected {
         flags |= PROTECTED;
@@ -536,11 +532,8 @@ fn pass_on(
     };
     Ok(forward(
         request,
-        &target,
-        &edits.remove,
-        &edits.append,
+        &plan,
         flags,
-        &cookies,
         &fetcher,
         &isolate.glue.cache_edits,
         &isolate.glue.failed,

@@ -248,7 +248,10 @@ fn hot_path_figures() {
     for _ in 0..2_000 {
         std::hint::black_box(once());
     }
-    let n = 50_000;
+    let n: u32 = std::env::var("HOT_PATH_N")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(50_000);
     let start = std::time::Instant::now();
     for _ in 0..n {
         std::hint::black_box(once());
