@@ -132,14 +132,18 @@ pub fn request_headers_for_origin(
     jar: &CookieJar,
     also_strip: &[&str],
 ) -> Headers {
-    let mut out = incoming.clone();
-    out.retain(|name, _| {
-        !is_identity_header(name)
+    // Only what goes on is copied (the session cookie, the longest value, never is).
+    let mut out = Headers::new();
+    for (name, value) in incoming.iter() {
+        if !name.eq_ignore_ascii_case("Cookie")
+            && !is_identity_header(name)
             && !is_routing_header(name)
             && !also_strip.iter().any(|n| same_name(name, n))
-    });
+        {
+            out.append(name, value);
+        }
+    }
     if let Some(cookie) = incoming.get("Cookie") {
-        out.remove("Cookie");
         if let Some(kept) = filter_cookie_header(cookie, |n| jar.is_ours(n)) {
             out.append("Cookie", kept);
         }
