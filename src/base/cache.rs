@@ -2,6 +2,7 @@
 //! flight, signed assertions, imported WebCrypto keys): entries expire at their own time and,
 //! when full, the oldest go first. Single-threaded (wasm), so interior mutability suffices.
 
+use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -34,7 +35,11 @@ impl<K: Eq + Hash + Clone, V: Clone> BoundedCache<K, V> {
     }
 
     /// The value, while `now` is before its expiry; an expired entry is dropped.
-    pub fn get(&self, key: &K, now: UnixTime) -> Option<V> {
+    pub fn get<Q>(&self, key: &Q, now: UnixTime) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let mut entries = self.entries.borrow_mut();
         match entries.get(key) {
             Some(e) if now < e.until => Some(e.value.clone()),

@@ -36,6 +36,11 @@ impl CookieJar {
         Self { secure }
     }
 
+    /// The request came over HTTPS: cookie names take the `__Host-` prefix.
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
     fn prefix(&self) -> &'static str {
         if self.secure {
             "__Host-"

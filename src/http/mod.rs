@@ -48,10 +48,6 @@ impl Headers {
         self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
     }
 
-    pub fn retain(&mut self, keep: impl Fn(&str, &str) -> bool) {
-        self.0.retain(|(n, v)| keep(n, v));
-    }
-
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }

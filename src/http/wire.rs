@@ -291,7 +291,7 @@ mod tests {
             ("accept", "*/*"),
         ]);
         let mut to = from.clone();
-        to.retain(|n, _| n != "x-auth-request-user");
+        to.remove("x-auth-request-user");
         to.set("Cookie", "theme=dark");
         to.set("X-Auth-Request-User", "alice");
         to.append("X-Auth-Request-Groups", "a");

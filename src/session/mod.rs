@@ -385,15 +385,16 @@ impl Session {
     /// Moves the idle timer when it has moved enough (a tenth of the idle lifetime), so the
     /// cookie is not rewritten on every request. True when it moved.
     pub fn touch(&mut self, now: UnixTime, idle_secs: Option<u64>) -> bool {
-        let Some(idle) = idle_secs else {
-            return false;
-        };
-        let step = (idle / 10).max(1);
-        if now.since(self.seen.max(self.iat)) >= step {
+        if self.touch_due(now, idle_secs) {
             self.seen = now;
             return true;
         }
         false
+    }
+
+    /// `touch` would move the idle timer.
+    pub fn touch_due(&self, now: UnixTime, idle_secs: Option<u64>) -> bool {
+        idle_secs.is_some_and(|idle| now.since(self.seen.max(self.iat)) >= (idle / 10).max(1))
     }
 
     /// A refresh is due: there is a refresh token and the access token is gone or within

@@ -3,6 +3,8 @@
 //! `SESSION_STORE`: everything sealed in the browser's cookies, or a Durable Object per person
 //! with only a sealed reference in the cookie. No caller branches on which is configured.
 
+use std::rc::Rc;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
@@ -31,7 +33,9 @@ pub trait SessionObjects {
 
 /// A live session, and the `Set-Cookie` values that go with the answer.
 pub struct Loaded {
-    pub session: Session,
+    /// Shared with the isolate's opened-session cache: read on every request, copied only
+    /// when it changes.
+    pub session: Rc<Session>,
     pub set_cookies: Vec<String>,
 }
 
@@ -89,7 +93,16 @@ const MAX_OPENED_LEN: usize = 4096;
 /// sealed under: a person's next request skips the decryption and the JSON. Opening is a pure
 /// function of these and the isolate's keys, so a remembered session is exactly what opening
 /// would give; every check after opening (lifetimes, refresh) still runs on each request.
-pub struct OpenedSessions(BoundedCache<String, Session>);
+/// Keyed by the sealed value alone (looked up without a copy of it); the entry says which
+/// cookie name it was opened under (`__Host-` or not: the rest of the binding is the
+/// isolate's), and a lookup under the other name is a miss.
+pub struct OpenedSessions(BoundedCache<String, Opened>);
+
+#[derive(Clone)]
+pub struct Opened {
+    secure: bool,
+    session: Rc<Session>,
+}
 
 impl Default for OpenedSessions {
     fn default() -> Self {
@@ -206,7 +219,7 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
     }
 
     /// The session sealed in `cookie`, as this isolate opened it before or opened now.
-    fn open_cookie(&self, cookie: &SessionCookie, now: UnixTime) -> Result<Session, NoSession> {
+    fn open_cookie(&self, cookie: &SessionCookie, now: UnixTime) -> Result<Rc<Session>, NoSession> {
         let sealed = cookie.sealed.as_deref().ok_or(NoSession::NoCookie)?;
         let cfg = self.cfg;
         let open = || {
@@ -218,17 +231,22 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
             )
         };
         if sealed.len() > MAX_OPENED_LEN {
-            return open();
+            return open().map(Rc::new);
         }
-        let name = binding(&self.jar.session_name(), cfg.providers.session_binding());
-        let key = format!("{name}\n{sealed}");
-        if let Some(session) = self.opened.0.get(&key, now) {
-            return Ok(session);
+        let secure = self.jar.is_secure();
+        if let Some(opened) = self.opened.0.get(sealed, now) {
+            if opened.secure == secure {
+                return Ok(opened.session);
+            }
         }
-        let session = open()?;
+        let session = Rc::new(open()?);
+        let opened = Opened {
+            secure,
+            session: session.clone(),
+        };
         self.opened
             .0
-            .insert(key, session.clone(), now.plus(OPENED_TTL_SECS));
+            .insert(sealed.to_owned(), opened, now.plus(OPENED_TTL_SECS));
         Ok(session)
     }
 
@@ -283,7 +301,7 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
         match answer {
             Ok(Some(session)) => match session.check(now, &self.cfg.providers, None) {
                 Ok(()) => Ok(Loaded {
-                    session,
+                    session: Rc::new(session),
                     set_cookies: Vec::new(),
                 }),
                 Err(why) => Err(gone(why)),
@@ -321,7 +339,7 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
                 .as_ref()
                 .map(|t| t.secret().to_owned())
                 .unwrap_or_default();
-            let current = session.clone();
+            let current = Rc::clone(&session);
             let result = self
                 .refreshes
                 .run(platform, &spent, now, || {
@@ -333,7 +351,7 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
                     platform.log_json(
                         log_line!("level":"info","event":"session_refreshed","sub":next.sub),
                     );
-                    session = next;
+                    session = Rc::new(next);
                     changed = true;
                 }
                 Err(e) if e.ends_session() => {
@@ -354,16 +372,19 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
                 }
             }
         }
-        changed |= session.touch(now, cfg.session_idle_secs);
+        // Copied out of the cache only when the idle timer moves.
+        if session.touch_due(now, cfg.session_idle_secs) {
+            changed |= Rc::make_mut(&mut session).touch(now, cfg.session_idle_secs);
+        }
         if !changed {
             return Ok(Loaded {
                 session,
                 set_cookies: Vec::new(),
             });
         }
-        match self.write_cookie(session.clone(), &cookie.chunks, now) {
+        match self.write_cookie(Session::clone(&session), &cookie.chunks, now) {
             Ok((session, set_cookies)) => Ok(Loaded {
-                session,
+                session: Rc::new(session),
                 set_cookies,
             }),
             Err(e) => {

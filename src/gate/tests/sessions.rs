@@ -309,3 +309,20 @@ fn a_session_the_isolate_opened_before_is_still_checked_on_every_request() {
     assert_eq!(resp.status, 302);
     assert_eq!(h.idp.last_rejection(), Some(json!("Idle")));
 }
+
+#[test]
+fn a_remembered_session_opens_only_under_the_name_it_was_sealed_under() {
+    // Sealed as __Host-portcullis (HTTPS) and remembered by the isolate: the same value sent
+    // as plain `portcullis` (an http:// origin's name) is not that session.
+    let h = Harness::new();
+    let first = h.sign_in();
+    let (_, _, user) = h.forward(&navigate(&app("/private"), Some(&first)));
+    assert_eq!(user.as_deref(), Some("alice"));
+    let value = first.split_once('=').unwrap().1;
+    let renamed = format!("portcullis={value}");
+    let resp = h.respond(&api_get(
+        &format!("{LOOPBACK_APP}/api/items"),
+        Some(&renamed),
+    ));
+    assert_eq!(resp.status, 401);
+}
