@@ -16,7 +16,7 @@ build:
 # Size, cold start and the signed-in paths side by side with the peer gates (bench/all.mjs);
 # bench/run.mjs has the worker's own scenarios (Bearer first use, RS256 and ES256).
 bench:
-	bash scripts/setup.sh --browser && bash scripts/build.sh && node bench/all.mjs
+	bash scripts/setup.sh --browser --bench && bash scripts/build.sh && node bench/all.mjs
 
 # The property tests of every parser of untrusted input, far longer than `make test` runs them.
 fuzz:

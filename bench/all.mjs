@@ -5,9 +5,12 @@
 //   3. the peers, in one interleaved run (bench/peers/bench-peers.mjs): a bare pass-through,
 //      portcullis with its session cookie and with a cached Bearer token, Hono with
 //      @hono/oidc-auth, cpilsworth/oidc-worker-gate: req/s, ratio to bare, workerd CPU per
-//      request and over bare, session cookie bytes.
+//      request and over bare, session cookie bytes;
+//   4. instructions per request on workerd's request thread under callgrind (bench/profile.mjs
+//      --instructions): bare, the session cookie, the cached Bearer token, and Hono when the
+//      peers ran. Needs valgrind; the steady figure where CPU time moves from run to run.
 //
-//   node bench/all.mjs [--rounds 3] [--skip-peers]
+//   node bench/all.mjs [--rounds 3] [--skip-peers] [--skip-instructions]
 //
 // The peers' packages are installed into bench/peers/node_modules on first use. The
 // oidc-worker-gate source is not in this repository (it states no license): put an export of
@@ -27,6 +30,7 @@ const { values: opt } = parseArgs({
   options: {
     rounds: { type: 'string', default: '3' },
     'skip-peers': { type: 'boolean', default: false },
+    'skip-instructions': { type: 'boolean', default: false },
   },
 });
 
@@ -75,6 +79,17 @@ function main() {
       peers = JSON.parse(fs.readFileSync(peersJson, 'utf8'));
     }
 
+    const counted = [];
+    if (!opt['skip-instructions']) {
+      const scenarios = ['bare', 'cookie', 'bearer'];
+      if (peers && fs.existsSync(path.join(PEERS, 'build/hono.mjs'))) scenarios.push('hono');
+      for (const scenario of scenarios) {
+        const r = spawnSync(process.execPath, ['bench/profile.mjs', '--instructions', '--scenario', scenario], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+        if (r.status !== 0) throw new Error(`bench/profile.mjs --instructions --scenario ${scenario} exited with ${r.status}`);
+        counted.push(JSON.parse(r.stdout.trim().split('\n').pop()));
+      }
+    }
+
     console.log('\n=== portcullis: where it stands ===');
     console.log(`wasm: ${size.wasm_bytes} bytes (${kb(size.wasm_bytes)}), gzip ${size.wasm_gzip} bytes (${kb(size.wasm_gzip)}); entry JS ${size.js_bytes} bytes, gzip ${size.js_gzip}`);
     const c = cold.portcullis;
@@ -82,6 +97,17 @@ function main() {
     console.log(`cold start (medians of ${cold.runs}): workerd ready ${c.ready_ms.toFixed(0)} ms (bare ${b.ready_ms.toFixed(0)} ms), ` +
       `first request ${c.first_ms.toFixed(1)} ms (bare ${b.first_ms.toFixed(1)} ms; next ones ${c.next_ms.toFixed(1)} ms), ` +
       `workerd CPU to the first answer ${c.cpu_ms.toFixed(0)} ms (bare ${b.cpu_ms.toFixed(0)} ms)`);
+    if (counted.length) {
+      const bare = counted.find((x) => x.scenario === 'bare').instructions_per_request;
+      const label = { bare: 'bare pass-through', cookie: 'portcullis: session cookie', bearer: 'portcullis: Bearer token, cached', hono: 'Hono @hono/oidc-auth: session cookie' };
+      console.log(`\ninstructions per request on workerd's request thread (callgrind, ${counted[0].requests} requests after a warm-up)`);
+      console.log('| scenario | instructions/req | over bare |');
+      console.log('|---|--:|--:|');
+      for (const x of counted) {
+        const over = x.instructions_per_request - bare;
+        console.log(`| ${label[x.scenario]} | ${x.instructions_per_request.toLocaleString('en-US')} | ${x.scenario === 'bare' ? '' : `+${over.toLocaleString('en-US')}`} |`);
+      }
+    }
     if (!peers) return;
     const cookieOf = { portcullis: peers.cookies.portcullis, 'portcullis-bearer': null, hono: peers.cookies.hono, owg: peers.cookies.owg, 'portcullis-nolog': peers.cookies['portcullis-nolog'] };
     const rows = peers.summary.filter((r) => r.phase === 'signed-in');

@@ -1,17 +1,25 @@
 #!/usr/bin/env node
-// CPU profile of the built worker under load, from workerd's V8 inspector: where the time of a
-// request goes, wasm functions included (by name: scripts/build.sh keeps a copy of the wasm
-// with its name section in target/profile/index_bg.wasm, used here instead of the stripped one).
+// Where the time of a request goes, two ways, for one scenario:
+//   - a CPU profile of the built worker under load, from workerd's V8 inspector, wasm functions
+//     included (by name: scripts/build.sh keeps a copy of the wasm with its name section in
+//     target/profile/index_bg.wasm, used here instead of the stripped one);
+//   - with --instructions, no profiler: workerd runs under valgrind's callgrind, and the figure
+//     is the instructions its request thread executes per request, counted over --requests
+//     after --warmup. Instructions, unlike CPU time, come out the same run after run whatever
+//     else the machine is doing (to a few percent: the JIT's timing moves them a little), so
+//     two builds or two workers compare to within a few thousand instructions.
 //
-//   node bench/profile.mjs [--scenario cookie|bearer|public|bare] [--seconds 5] [--top 40]
+//   node bench/profile.mjs [--scenario cookie|bearer|public|bare|hono] [--seconds 5] [--top 40]
 //                          [--access-log all|deny|none] [--out PATH.cpuprofile]
+//                          [--instructions [--requests 1000] [--warmup 1500]]
 //
 // Everything on free 127.0.0.1 ports, stopped at the end: a Node upstream, oidc-provider
 // (tests/support/idp.mjs: one real sign-in for the cookie, client credentials for the Bearer
 // token), portcullis in workerd through Miniflare with its inspector open. The worker is warmed
 // up, then sampled (100 us interval) while wrk sends the scenario's request for --seconds.
 // `--scenario bare` profiles bench/workers/bare.mjs (the pass-through every figure is measured
-// against) with the same cookie, so the two profiles subtract.
+// against) with the same cookie, so the two profiles subtract; `--scenario hono` the Hono peer
+// (bench/peers/build/hono.mjs, made by `make bench`) after its own sign-in.
 // Prints the self time of the hottest functions, and the inclusive time of the stages a
 // request goes through (grouped by name below). The .cpuprofile opens in Chrome's DevTools.
 import fs from 'node:fs';
@@ -19,9 +27,10 @@ import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
 import crypto from 'node:crypto';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { Miniflare } from 'miniflare';
+import workerd from 'workerd';
 import WebSocket from 'ws';
 import { ROOT, freePort, Agent } from '../tests/support/harness.mjs';
 import { startIdp, clientCredentialsToken, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET } from '../tests/support/idp.mjs';
@@ -33,9 +42,14 @@ const { values: opt } = parseArgs({
     top: { type: 'string', default: '40' },
     'access-log': { type: 'string', default: 'all' },
     out: { type: 'string', default: path.join(os.tmpdir(), 'portcullis.cpuprofile') },
+    instructions: { type: 'boolean', default: false },
+    requests: { type: 'string', default: '1000' },
+    warmup: { type: 'string', default: '1500' },
   },
 });
 const HOST = '127.0.0.1';
+// The workerd binary Miniflare runs (the package is CommonJS: its path is the default export).
+const workerdBinary = workerd.default ?? workerd;
 const API = 'https://bench-api.example';
 const BODY = '<!doctype html><title>upstream</title><p>hello from the profiling upstream</p>\n';
 const cleanups = [];
@@ -60,6 +74,11 @@ async function main() {
   cleanups.push(() => new Promise((r) => { up.closeAllConnections(); up.close(r); }));
 
   const [idpPort, pcPort, inspectorPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  // Under callgrind, Miniflare starts workerd through a wrapper (it reads the variable when it
+  // starts a process); instructions are counted only once switched on (callgrind_control), per
+  // thread, so sign-in and warm-up run at valgrind's uninstrumented speed.
+  const counted = opt.instructions ? callgrindWrapper(dir) : null;
+  const inspector = counted ? {} : { inspectorPort, unsafeInspectorProxy: true };
   const PC = `http://${HOST}:${pcPort}`;
   for (const m of ['log', 'info', 'warn']) {
     const orig = console[m];
@@ -79,8 +98,7 @@ async function main() {
     compatibilityDate: '2026-04-01',
     host: HOST,
     port: pcPort,
-    inspectorPort,
-    unsafeInspectorProxy: true,
+    ...inspector,
     cf: false,
     logRequests: false,
     handleRuntimeStdio(stdout, stderr) { stdout.resume(); stderr.resume(); },
@@ -107,27 +125,52 @@ async function main() {
   const [page] = await agent.signIn(`${PC}${start}`, { user: 'alice' });
   const cookie = agent.cookie(PC, 'portcullis');
   if (!cookie || page?.status !== 200) throw new Error(`sign-in failed: ${page?.status}`);
+  let header = `Cookie: portcullis=${cookie}`;
   if (bare) {
     // The same request as the cookie scenario's, through the pass-through.
     await mf.setOptions({
       name: 'portcullis', modules: true, scriptPath: path.join(dir, 'bare.mjs'), modulesRoot: dir,
-      compatibilityDate: '2026-04-01', host: HOST, port: pcPort, inspectorPort, unsafeInspectorProxy: true,
+      compatibilityDate: '2026-04-01', host: HOST, port: pcPort, ...inspector,
       cf: false, logRequests: false, handleRuntimeStdio(o, e) { o.resume(); e.resume(); },
       bindings: { UPSTREAM: `http://${HOST}:${upstreamPort}` },
     });
   }
+  if (opt.scenario === 'hono') {
+    // The Hono peer on the same origin, signed in through the same provider.
+    const hono = path.join(ROOT, 'bench/peers/build/hono.mjs');
+    if (!fs.existsSync(hono)) throw new Error(`${hono} is missing: make bench builds it`);
+    fs.copyFileSync(hono, path.join(dir, 'hono.mjs'));
+    await mf.setOptions({
+      name: 'portcullis', modules: true, scriptPath: path.join(dir, 'hono.mjs'), modulesRoot: dir,
+      compatibilityDate: '2026-04-01', host: HOST, port: pcPort, ...inspector,
+      cf: false, logRequests: false, handleRuntimeStdio(o, e) { o.resume(); e.resume(); },
+      bindings: {
+        UPSTREAM: `http://${HOST}:${upstreamPort}`, OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: DEMO_CLIENT_ID,
+        OIDC_CLIENT_SECRET: DEMO_CLIENT_SECRET, OIDC_AUTH_SECRET: crypto.randomBytes(32).toString('base64url'),
+        OIDC_REDIRECT_URI: '/auth/callback', OIDC_SCOPES: 'openid email profile', OIDC_AUTH_REFRESH_INTERVAL: '3600',
+      },
+    });
+    const honoAgent = new Agent();
+    const [honoPage] = await honoAgent.signIn(`${PC}/bench`, { user: 'alice' });
+    const honoCookie = honoAgent.cookie(PC, 'oidc-auth');
+    if (!honoCookie || honoPage?.status !== 200) throw new Error(`Hono sign-in failed: ${honoPage?.status}`);
+    header = `Cookie: oidc-auth=${honoCookie}`;
+  }
   let url = `${PC}/page`;
-  let header = `Cookie: portcullis=${cookie}`;
   if (opt.scenario === 'bearer') {
     url = `${PC}/api/data`;
     header = `Authorization: Bearer ${await clientCredentialsToken(idp.issuer, API, 'data.read')}`;
-  } else if (!['cookie', 'public', 'bare'].includes(opt.scenario)) {
-    throw new Error(`--scenario is cookie, bearer, public or bare, not ${opt.scenario}`);
+  } else if (!['cookie', 'public', 'bare', 'hono'].includes(opt.scenario)) {
+    throw new Error(`--scenario is cookie, bearer, public, bare or hono, not ${opt.scenario}`);
   }
   const check = await fetch(url, { headers: Object.fromEntries([header.split(': ')]) });
   if (check.status !== 200 || (await check.text()) !== BODY) throw new Error(`${url} answered ${check.status}`);
   log(`${opt.scenario}: ${header.slice(0, 40)}... (${header.length} bytes)`);
 
+  if (counted) {
+    await count(counted, url, Object.fromEntries([header.split(': ')]));
+    return;
+  }
   const wrk = (seconds) => new Promise((resolve, reject) => {
     const p = spawn('wrk', ['-t1', '-c16', `-d${seconds}s`, '-H', header, url], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
@@ -162,6 +205,57 @@ async function main() {
   const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
   log(`wrk: ${requests} requests; ${/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]} req/s; profile in ${opt.out}`);
   report(profile, requests);
+}
+
+/** A script that runs workerd under callgrind, its output files in `dir`/callgrind. */
+function callgrindWrapper(dir) {
+  try {
+    execFileSync('valgrind', ['--version'], { stdio: 'ignore' });
+  } catch {
+    throw new Error('--instructions needs valgrind (apt-get install valgrind)');
+  }
+  const out = path.join(dir, 'callgrind');
+  fs.mkdirSync(out);
+  const wrapper = path.join(dir, 'workerd-callgrind');
+  fs.writeFileSync(wrapper, `#!/bin/sh\nexec valgrind --tool=callgrind --separate-threads=yes --instr-atstart=no --callgrind-out-file=${out}/run.%p ${workerdBinary} "$@"\n`, { mode: 0o755 });
+  process.env.MINIFLARE_WORKERD_PATH = wrapper;
+  return out;
+}
+
+/**
+ * Instructions per request on workerd's request thread: --warmup requests (the JIT settles),
+ * then counting switched on for --requests, four at a time. The serving process is the
+ * newest one under callgrind (a scenario that swaps the worker restarts workerd).
+ */
+async function count(out, url, headers) {
+  const send = async (n) => {
+    let left = n;
+    const one = async () => {
+      while (left-- > 0) {
+        const r = await fetch(url, { headers });
+        await r.arrayBuffer();
+        if (r.status !== 200) throw new Error(`${url} answered ${r.status}`);
+      }
+    };
+    await Promise.all([one(), one(), one(), one()]);
+  };
+  await send(Number(opt.warmup));
+  const pids = execFileSync('pgrep', ['-f', `callgrind.*${workerdBinary}`]).toString().trim().split('\n').map(Number);
+  const pid = String(Math.max(...pids));
+  const control = (what) => execFileSync('callgrind_control', [what, pid], { stdio: 'ignore' });
+  control('--instr=on');
+  control('--zero');
+  const n = Number(opt.requests);
+  await send(n);
+  control('--dump');
+  // One file per thread: the request thread is the one that did the work.
+  const threads = fs.readdirSync(out).filter((f) => f.startsWith(`run.${pid}.`)).map((f) => {
+    const text = fs.readFileSync(path.join(out, f), 'utf8');
+    return Number(/^(?:summary|totals): (\d+)/m.exec(text)?.[1] ?? 0);
+  });
+  const busiest = Math.max(0, ...threads);
+  const result = { scenario: opt.scenario, access_log: opt['access-log'], requests: n, instructions_per_request: Math.round(busiest / n) };
+  console.log(JSON.stringify(result));
 }
 
 /** Self and inclusive time per function name, per request. */

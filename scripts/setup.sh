@@ -39,6 +39,8 @@ if [ "${1:-}" = "--browser" ]; then
   missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v wrk >/dev/null || missing+=(wrk)
+  # `make bench` counts instructions under callgrind (bench/profile.mjs --instructions).
+  [ "${2:-}" != "--bench" ] || command -v valgrind >/dev/null || missing+=(valgrind)
   if [ ${#missing[@]} -gt 0 ]; then
     step "Debian packages: ${missing[*]}"
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
