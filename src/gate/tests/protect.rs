@@ -218,7 +218,9 @@ fn loopback_http_signs_in_with_plain_cookie_names_without_secure() {
 
 /// Not a test: the Rust half of a signed-in request, timed on the host (`cargo test --release
 /// hot_path_figures -- --ignored --nocapture`). What the shell does with a request: read the
-/// head the runtime sends, decide, and turn the outcome into the edits glue.js applies.
+/// head the runtime sends, decide, and turn the outcome into the edits glue.js applies. Where
+/// its instructions go: `HOT_PATH_N=2000 valgrind --tool=callgrind <the test binary>
+/// hot_path_figures --ignored`, then `callgrind_annotate`.
 #[test]
 #[ignore]
 fn hot_path_figures() {
