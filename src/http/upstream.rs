@@ -58,7 +58,33 @@ const ROUTING_HEADERS: &[&str] = &[
 ];
 
 fn is_routing_header(name: &str) -> bool {
-    ROUTING_HEADERS.iter().any(|r| same_name(name, r))
+    may_be_listed(name) && ROUTING_HEADERS.iter().any(|r| same_name(name, r))
+}
+
+/// The first bytes, in either case, of every name and prefix in the lists above: most of a
+/// request's headers (Accept, Cookie, Host, User-Agent, Sec-Fetch-*) start with none of them
+/// and are passed over without comparing each name.
+const FIRST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let lists: [&[&str]; 3] = [IDENTITY_HEADERS, IDENTITY_PREFIXES, ROUTING_HEADERS];
+    let mut l = 0;
+    while l < lists.len() {
+        let mut i = 0;
+        while i < lists[l].len() {
+            let first = lists[l][i].as_bytes()[0];
+            table[first.to_ascii_lowercase() as usize] = true;
+            table[first.to_ascii_uppercase() as usize] = true;
+            i += 1;
+        }
+        l += 1;
+    }
+    table
+};
+
+fn may_be_listed(name: &str) -> bool {
+    name.as_bytes()
+        .first()
+        .is_some_and(|&b| FIRST_BYTES[usize::from(b)])
 }
 
 /// Header names compared the way the lists above are: ASCII case ignored, `_` taken for `-`.
@@ -121,8 +147,9 @@ pub fn forwarding_headers(url: &HttpUrl, client_ip: Option<&str>) -> Vec<(&'stat
 }
 
 pub fn is_identity_header(name: &str) -> bool {
-    IDENTITY_HEADERS.iter().any(|h| same_name(name, h))
-        || IDENTITY_PREFIXES.iter().any(|p| starts_with_name(name, p))
+    may_be_listed(name)
+        && (IDENTITY_HEADERS.iter().any(|h| same_name(name, h))
+            || IDENTITY_PREFIXES.iter().any(|p| starts_with_name(name, p)))
 }
 
 /// The request headers the origin receives: without identity headers (the built-in list and
@@ -155,6 +182,9 @@ pub fn request_headers_for_origin(
 /// (UTF-8), so a name or group with CR/LF or non-Latin text can neither inject a header nor
 /// make the runtime reject the request.
 pub fn header_value(s: &str) -> String {
+    if s.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'%') {
+        return s.to_owned();
+    }
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if (' '..='~').contains(&c) && c != '%' {
@@ -376,6 +406,47 @@ mod tests {
                 .into_iter()
                 .collect();
         assert_eq!(h["X-Forwarded-For"], "2001:db8::1");
+    }
+
+    #[test]
+    fn every_listed_name_is_caught_in_every_spelling() {
+        let spellings = |n: &str| {
+            [
+                n.to_owned(),
+                n.to_ascii_uppercase(),
+                n.replace('-', "_"),
+                n.to_ascii_uppercase().replace('-', "_"),
+            ]
+        };
+        for name in IDENTITY_HEADERS {
+            for s in spellings(name) {
+                assert!(is_identity_header(&s), "{s}");
+            }
+        }
+        for prefix in IDENTITY_PREFIXES {
+            for s in spellings(&format!("{prefix}anything")) {
+                assert!(is_identity_header(&s), "{s}");
+            }
+        }
+        for name in ROUTING_HEADERS {
+            for s in spellings(name) {
+                assert!(is_routing_header(&s), "{s}");
+            }
+        }
+        for other in [
+            "accept",
+            "Cookie",
+            "host",
+            "user-agent",
+            "sec-fetch-mode",
+            "",
+            "é",
+        ] {
+            assert!(
+                !is_identity_header(other) && !is_routing_header(other),
+                "{other}"
+            );
+        }
     }
 
     #[test]
