@@ -5,9 +5,11 @@
 //     target/profile/index_bg.wasm, used here instead of the stripped one);
 //   - with --instructions, no profiler: workerd runs under valgrind's callgrind, and the figure
 //     is the instructions its request thread executes per request, counted over --requests
-//     after --warmup. Instructions, unlike CPU time, come out the same run after run whatever
-//     else the machine is doing (to a few percent: the JIT's timing moves them a little), so
-//     two builds or two workers compare to within a few thousand instructions.
+//     after --warmup. Instructions, unlike CPU time, do not depend on what else the machine
+//     is doing: portcullis's logging scenarios repeat to within a few thousand, so two builds
+//     compare closely. Scenarios that write no log line (Hono, --access-log none, public) have
+//     moved by up to 400,000 between runs (JIT or GC work at other times): run those several
+//     times.
 //
 //   node bench/profile.mjs [--scenario cookie|bearer|public|bare|hono] [--seconds 5] [--top 40]
 //                          [--access-log all|deny|none] [--out PATH.cpuprofile]
