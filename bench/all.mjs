@@ -8,7 +8,7 @@
 //      request and over bare, session cookie bytes;
 //   4. instructions per request on workerd's request thread under callgrind (bench/profile.mjs
 //      --instructions): bare, the session cookie, the cached Bearer token, and Hono when the
-//      peers ran. Needs valgrind; the steady figure where CPU time moves from run to run.
+//      peers ran. Needs valgrind; steadier than CPU time (bench/profile.mjs says how far).
 //
 //   node bench/all.mjs [--rounds 3] [--skip-peers] [--skip-instructions]
 //
@@ -105,7 +105,7 @@ function main() {
       console.log('|---|--:|--:|');
       for (const x of counted) {
         const over = x.instructions_per_request - bare;
-        console.log(`| ${label[x.scenario]} | ${x.instructions_per_request.toLocaleString('en-US')} | ${x.scenario === 'bare' ? '' : `+${over.toLocaleString('en-US')}`} |`);
+        console.log(`| ${label[x.scenario]} | ${x.instructions_per_request.toLocaleString('en-US')} | ${x.scenario === 'bare' ? '' : `${over >= 0 ? '+' : ''}${over.toLocaleString('en-US')}`} |`);
       }
     }
     if (!peers) return;
