@@ -182,12 +182,13 @@ pub fn request_headers_for_origin(
 /// (UTF-8), so a name or group with CR/LF or non-Latin text can neither inject a header nor
 /// make the runtime reject the request.
 pub fn header_value(s: &str) -> String {
-    if s.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'%') {
+    let plain = |b: u8| (b' '..=b'~').contains(&b) && b != b'%';
+    if s.bytes().all(plain) {
         return s.to_owned();
     }
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if (' '..='~').contains(&c) && c != '%' {
+        if c.is_ascii() && plain(c as u8) {
             out.push(c);
         } else {
             let mut buf = [0u8; 4];

@@ -99,7 +99,7 @@ const MAX_OPENED_LEN: usize = 4096;
 pub struct OpenedSessions(BoundedCache<String, Opened>);
 
 #[derive(Clone)]
-pub struct Opened {
+struct Opened {
     secure: bool,
     session: Rc<Session>,
 }
