@@ -1,8 +1,9 @@
-//! Concurrent refreshes of one refresh token within an isolate share one call to the
-//! provider: the first request does it; the others, seeing it under way, check back every
-//! [`WAIT_STEP_MS`] until its answer is in (workerd does not let one request wait on another's
-//! promise, so they poll on their own timers); and requests that still carry the old token
-//! within [`REFRESH_GRACE_SECS`] get the same answer.
+//! Concurrent refreshes of one session within an isolate share one call to the provider: the
+//! first request does it; the others, seeing it under way, check back every [`WAIT_STEP_MS`]
+//! until its answer is in (workerd does not let one request wait on another's promise, so they
+//! poll on their own timers); and requests that still carry the old cookie within
+//! [`REFRESH_GRACE_SECS`] get the same answer. A refresh is shared only by one session's
+//! requests (see [`key`]): never with another person's, nor another sign-in's.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -63,18 +64,70 @@ impl Drop for Leader<'_> {
     }
 }
 
+/// What a refresh is shared under: the session's lineage (provider, issuer, subject, sign-in
+/// time) and the refresh token it spends, each length-prefixed. A refresh token alone is not
+/// enough: a session may have none (a GitHub membership re-read spends nothing), and then
+/// every such session would share one answer, another person's.
+fn key(session: &Session) -> Key {
+    let refresh_token = session
+        .tokens
+        .refresh_token
+        .as_ref()
+        .map(|t| t.secret().as_str());
+    let iat = session.iat.as_secs().to_be_bytes();
+    let mut hash = Sha256::new();
+    for part in [
+        session.provider.as_str().as_bytes(),
+        session.iss.as_str().as_bytes(),
+        session.sub.as_bytes(),
+        &iat,
+        refresh_token.unwrap_or_default().as_bytes(),
+    ] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part);
+    }
+    hash.finalize().into()
+}
+
 impl RefreshCoalescer {
+    /// `work` refreshes `session`, unless a request of the same session is doing it or has
+    /// just done it; then that answer is this one's too. An answer for anyone else than the
+    /// session's own person is never given (it cannot be, by [`key`]; checked all the same).
     pub async fn run<P: Platform, F>(
         &self,
         platform: &P,
-        refresh_token: &str,
+        session: &Session,
         now: UnixTime,
         work: impl FnOnce() -> F,
     ) -> Result<Session, RefreshError>
     where
         F: Future<Output = Result<Session, RefreshError>>,
     {
-        let key: Key = Sha256::digest(refresh_token.as_bytes()).into();
+        let result = self.shared(platform, key(session), now, work).await;
+        match result {
+            Ok(next)
+                if next.provider != session.provider
+                    || next.iss != session.iss
+                    || next.sub != session.sub =>
+            {
+                Err(RefreshError::Unavailable(
+                    "a refresh answered for another person; not used".into(),
+                ))
+            }
+            other => other,
+        }
+    }
+
+    async fn shared<P: Platform, F>(
+        &self,
+        platform: &P,
+        key: Key,
+        now: UnixTime,
+        work: impl FnOnce() -> F,
+    ) -> Result<Session, RefreshError>
+    where
+        F: Future<Output = Result<Session, RefreshError>>,
+    {
         let mut waited = 0;
         loop {
             if let Some(result) = self.done.get(&key, now) {
@@ -133,13 +186,31 @@ mod tests {
         UnixTime::from_secs(secs)
     }
 
+    /// Alice's session as a refresh gives it back, told apart by `tag` (its `name`).
     fn session(tag: &str) -> Session {
         Session {
-            sub: tag.into(),
+            name: Some(tag.into()),
+            ..person("alice", None)
+        }
+    }
+
+    /// Alice's session holding the refresh token `rt`, for the test's whole run.
+    fn held(rt: &str) -> &'static Session {
+        Box::leak(Box::new(person("alice", Some(rt))))
+    }
+
+    /// `sub`'s session, holding the refresh token `rt` (GitHub's hold none).
+    fn person(sub: &str, rt: Option<&str>) -> Session {
+        let tokens = SessionTokens {
+            refresh_token: rt.map(|t| crate::session::StoredSecret::new(t.into())),
+            ..SessionTokens::default()
+        };
+        Session {
+            sub: sub.into(),
             ..Session::blank(
                 ProviderId::default_id(),
                 Issuer::new("https://idp"),
-                SessionTokens::default(),
+                tokens,
                 UnixTime::EPOCH,
                 UnixTime::from_secs(10_000),
             )
@@ -216,8 +287,8 @@ mod tests {
             Gate(&open).await;
             Ok(session("new"))
         };
-        let mut first = Box::pin(c.run(&Clock, "rt-1", t(100), work));
-        let mut second = Box::pin(c.run(&Clock, "rt-1", t(100), || async {
+        let mut first = Box::pin(c.run(&Clock, held("rt-1"), t(100), work));
+        let mut second = Box::pin(c.run(&Clock, held("rt-1"), t(100), || async {
             calls.set(calls.get() + 100);
             Ok(session("other"))
         }));
@@ -231,38 +302,84 @@ mod tests {
         let Poll::Ready(b) = poll(second.as_mut()) else {
             panic!("second did not finish")
         };
-        assert_eq!(a.unwrap().sub, "new");
-        assert_eq!(b.unwrap().sub, "new");
+        assert_eq!(a.unwrap().name.as_deref(), Some("new"));
+        assert_eq!(b.unwrap().name.as_deref(), Some("new"));
         assert_eq!(calls.get(), 1);
 
         // Later, within the grace period, the old token still gets the new session.
-        let late = block_on(c.run(&Clock, "rt-1", t(150), || async { Ok(session("again")) }));
-        assert_eq!(late.unwrap().sub, "new");
+        let late = block_on(c.run(&Clock, held("rt-1"), t(150), || async {
+            Ok(session("again"))
+        }));
+        assert_eq!(late.unwrap().name.as_deref(), Some("new"));
         // After it, the provider is asked again.
-        let later = block_on(
-            c.run(&Clock, "rt-1", t(100 + REFRESH_GRACE_SECS), || async {
-                Ok(session("again"))
-            }),
-        );
-        assert_eq!(later.unwrap().sub, "again");
+        let later = block_on(c.run(
+            &Clock,
+            held("rt-1"),
+            t(100 + REFRESH_GRACE_SECS),
+            || async { Ok(session("again")) },
+        ));
+        assert_eq!(later.unwrap().name.as_deref(), Some("again"));
+    }
+
+    #[test]
+    fn a_refresh_is_shared_only_by_one_sessions_requests() {
+        let c = RefreshCoalescer::default();
+        let refreshed = |s: &Session| Session {
+            name: Some("refreshed".into()),
+            ..s.clone()
+        };
+        // No refresh token at all (GitHub): alice's answer is hers alone.
+        let alice = person("alice", None);
+        let mallory = person("mallory", None);
+        let a = block_on(c.run(&Clock, &alice, t(1), || async { Ok(refreshed(&alice)) }));
+        assert_eq!(a.unwrap().sub, "alice");
+        let calls = Cell::new(0);
+        let m = block_on(c.run(&Clock, &mallory, t(2), || async {
+            calls.set(calls.get() + 1);
+            Ok(refreshed(&mallory))
+        }));
+        assert_eq!(m.unwrap().sub, "mallory");
+        assert_eq!(calls.get(), 1, "mallory's own refresh ran");
+        // The same person's other sign-in, and another provider's same `sub`: their own too.
+        let other_sign_in = Session {
+            iat: t(5),
+            ..alice.clone()
+        };
+        let elsewhere = Session {
+            provider: ProviderId::parse("github").expect("a provider id"),
+            ..alice.clone()
+        };
+        for other in [other_sign_in, elsewhere] {
+            let calls = Cell::new(0);
+            let r = block_on(c.run(&Clock, &other, t(3), || async {
+                calls.set(calls.get() + 1);
+                Ok(refreshed(&other))
+            }));
+            assert!(r.is_ok());
+            assert_eq!(calls.get(), 1);
+        }
+        // An answer about anyone else is never used.
+        let bob = person("bob", Some("rt-b"));
+        let wrong = block_on(c.run(&Clock, &bob, t(4), || async { Ok(person("mallory", None)) }));
+        assert!(matches!(wrong, Err(RefreshError::Unavailable(_))));
     }
 
     #[test]
     fn outages_are_not_remembered_and_an_abandoned_leader_releases_waiters() {
         let c = RefreshCoalescer::default();
-        let down = block_on(c.run(&Clock, "rt", t(1), || async {
+        let down = block_on(c.run(&Clock, held("rt"), t(1), || async {
             Err(RefreshError::Unavailable("down".into()))
         }));
         assert!(!down.unwrap_err().ends_session());
-        let up = block_on(c.run(&Clock, "rt", t(2), || async { Ok(session("up")) }));
-        assert_eq!(up.unwrap().sub, "up");
+        let up = block_on(c.run(&Clock, held("rt"), t(2), || async { Ok(session("up")) }));
+        assert_eq!(up.unwrap().name.as_deref(), Some("up"));
 
         let never = Cell::new(false);
-        let mut leader = Box::pin(c.run(&Clock, "rt-x", t(1), || async {
+        let mut leader = Box::pin(c.run(&Clock, held("rt-x"), t(1), || async {
             Gate(&never).await;
             Ok(session("never"))
         }));
-        let mut waiter = Box::pin(c.run(&Clock, "rt-x", t(1), || async { Ok(session("w")) }));
+        let mut waiter = Box::pin(c.run(&Clock, held("rt-x"), t(1), || async { Ok(session("w")) }));
         assert!(poll(leader.as_mut()).is_pending());
         assert!(poll(waiter.as_mut()).is_pending());
         drop(leader);
@@ -270,11 +387,11 @@ mod tests {
             panic!("waiter still pending")
         };
         assert!(matches!(r, Err(RefreshError::Unavailable(_))));
-        let refused = block_on(c.run(&Clock, "rt-y", t(1), || async {
+        let refused = block_on(c.run(&Clock, held("rt-y"), t(1), || async {
             Err(RefreshError::Refused("invalid_grant".into()))
         }));
         assert!(refused.unwrap_err().ends_session());
-        let again = block_on(c.run(&Clock, "rt-y", t(2), || async { Ok(session("no")) }));
+        let again = block_on(c.run(&Clock, held("rt-y"), t(2), || async { Ok(session("no")) }));
         assert!(again.is_err(), "a refusal answers for the spent token too");
     }
 }

@@ -333,16 +333,10 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
         }
         let mut changed = false;
         if refresh && session.needs_refresh(now, cfg.refresh_margin_secs) {
-            let spent = session
-                .tokens
-                .refresh_token
-                .as_ref()
-                .map(|t| t.secret().to_owned())
-                .unwrap_or_default();
             let current = Rc::clone(&session);
             let result = self
                 .refreshes
-                .run(platform, &spent, now, || {
+                .run(platform, &session, now, || {
                     refresh_session(cfg, self.cache, platform, &current)
                 })
                 .await;

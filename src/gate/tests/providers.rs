@@ -647,3 +647,56 @@ fn graph_paging_stops_at_its_cap() {
     assert_eq!(h.idp.fetches_of(GRAPH_FIRST), crate::oidc::graph::MAX_PAGES);
     assert_eq!(h.idp.logged("groups_capped").len(), 1);
 }
+
+#[test]
+fn two_github_people_due_for_a_membership_read_never_share_one() {
+    // GitHub sessions hold no refresh token: each re-read is its own person's, even when
+    // both come due in the same minute of one isolate.
+    let h = two_providers(&[
+        ("ACCESS_RULES", "/team/* github-team:acme/admins"),
+        ("GITHUB_OIDC_MEMBERSHIP_TTL", "60"),
+    ]);
+    serve_github_user(&h, verified_primary(), &["Acme"], &[("Acme", "admins")]);
+    let admin = github_session(&h);
+    let serve_mallory = || {
+        h.idp.serve(
+            &format!("{GH_API}user"),
+            json_answer(json!({"id": 666, "login": "mallory", "name": "Mallory"})),
+        );
+        h.idp.serve(
+            &format!("{GH_API}user/emails"),
+            json_answer(
+                json!([{"email": "mallory@github.example", "primary": true, "verified": true}]),
+            ),
+        );
+        for list in ["orgs", "teams"] {
+            h.idp.serve(
+                &format!("{GH_API}user/{list}?per_page=100&page=1"),
+                json_answer(json!([])),
+            );
+        }
+    };
+    serve_mallory();
+    let mallory = github_session(&h);
+    let resp = h.respond(&navigate(&app("/team/x"), Some(&mallory)));
+    assert_eq!(resp.status, 403, "mallory is not on the team");
+
+    h.idp.advance(61);
+    serve_github_user(&h, verified_primary(), &["Acme"], &[("Acme", "admins")]);
+    let (_, _, user) = h.forward(&navigate(&app("/team/x"), Some(&admin)));
+    assert_eq!(user.as_deref(), Some("github:583231"));
+
+    // Mallory's own re-read happens, and she stays herself: still not on the team.
+    serve_mallory();
+    let before = h.idp.fetches_of(&format!("{GH_API}user"));
+    let resp = h.respond(&navigate(&app("/team/x"), Some(&mallory)));
+    assert_eq!(resp.status, 403, "{}", resp.body_text());
+    assert_eq!(h.idp.fetches_of(&format!("{GH_API}user")), before + 1);
+    let resp = h.respond(&navigate(&app("/auth/userinfo"), Some(&mallory)));
+    let me: Value = serde_json::from_str(&resp.body_text()).expect("userinfo JSON");
+    assert_eq!(
+        (me["sub"].as_str(), me["name"].as_str()),
+        (Some("666"), Some("Mallory"))
+    );
+    assert_eq!(me["email"], "mallory@github.example");
+}
