@@ -124,8 +124,8 @@ pub fn validate(
         .check_issued(r, false, None)
         .map_err(|_| AccessTokenError::IssuedInFuture)?;
     // Scopes: `scp` (Entra: space-separated string; Okta: array) or `scope` (RFC 9068).
-    let mut scopes = c.string_list("scp");
-    scopes.extend(c.string_list("scope"));
+    let mut scopes = c.scope_list("scp");
+    scopes.extend(c.scope_list("scope"));
     let string = |name| c.string(name).map_err(|_| AccessTokenError::Claims);
     let (client_id, azp, email) = (string("client_id")?, string("azp")?, string("email")?);
     let client = client_id

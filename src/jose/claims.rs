@@ -189,9 +189,14 @@ impl Claims {
     }
 
     /// The strings at a claim path such as `groups` or `realm_access.roles`: an array of
-    /// strings, or one space-separated string.
+    /// strings, or one string as one value.
     pub fn string_list(&self, path: &str) -> Vec<String> {
         string_list(&self.all, path)
+    }
+
+    /// The scopes in `scp` or `scope`: an array of strings, or one space-separated string.
+    pub fn scope_list(&self, path: &str) -> Vec<String> {
+        scope_list(&self.all, path)
     }
 }
 
@@ -260,21 +265,34 @@ impl Clock {
 }
 
 /// The strings at a claim path such as `groups` or `realm_access.roles`: an array of strings,
-/// or one space-separated string.
+/// or one string as one value. A group's or role's name may hold spaces (AD FS sends
+/// `"Domain Admins"` as a lone string): it is never split into other names.
 pub fn string_list(claims: &Value, path: &str) -> Vec<String> {
-    let mut v = claims;
-    for part in path.split('.') {
-        match v.get(part) {
-            Some(next) => v = next,
-            None => return Vec::new(),
-        }
+    match claim_at(claims, path) {
+        Some(Value::String(s)) if !s.is_empty() => vec![s.clone()],
+        v => array_strings(v),
     }
+}
+
+/// Scopes (`scp`, `scope`): an array of strings, or one space-separated string (RFC 8693 4.2,
+/// RFC 9068 2.2.3).
+pub fn scope_list(claims: &Value, path: &str) -> Vec<String> {
+    match claim_at(claims, path) {
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        v => array_strings(v),
+    }
+}
+
+fn claim_at<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(claims, |v, part| v.get(part))
+}
+
+fn array_strings(v: Option<&Value>) -> Vec<String> {
     match v {
-        Value::Array(items) => items
+        Some(Value::Array(items)) => items
             .iter()
             .filter_map(|i| i.as_str().map(str::to_owned))
             .collect(),
-        Value::String(s) => s.split_whitespace().map(str::to_owned).collect(),
         _ => Vec::new(),
     }
 }
@@ -417,12 +435,17 @@ mod tests {
     }
 
     #[test]
-    fn list_claims_follow_dotted_paths_and_split_strings() {
-        let v = json!({"realm_access":{"roles":["a","b"]},"scp":"x y","n":5});
+    fn list_claims_follow_dotted_paths_and_only_scopes_are_split() {
+        let v = json!({"realm_access":{"roles":["a","b"]},"scp":"x y","n":5,"group":"Domain Admins","e":""});
         assert_eq!(string_list(&v, "realm_access.roles"), vec!["a", "b"]);
-        assert_eq!(string_list(&v, "scp"), vec!["x", "y"]);
-        assert!(string_list(&v, "n").is_empty());
-        assert!(string_list(&v, "missing.path").is_empty());
+        assert_eq!(scope_list(&v, "scp"), vec!["x", "y"]);
+        assert_eq!(scope_list(&v, "realm_access.roles"), vec!["a", "b"]);
+        // A lone group name with a space is one group, never "Domain" and "Admins".
+        assert_eq!(string_list(&v, "group"), vec!["Domain Admins"]);
+        for path in ["n", "e", "missing.path", "scp.x"] {
+            assert!(string_list(&v, path).is_empty(), "{path}");
+        }
+        assert!(scope_list(&v, "n").is_empty());
         let aud = Audiences::Many(vec!["a".into(), "b".into()]);
         assert!(aud.contains("b") && !aud.contains("c"));
         assert_eq!(

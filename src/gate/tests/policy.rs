@@ -6,6 +6,18 @@ const RULES: &str =
     "/admin/* group:admins\n/bob/* email:bob@example.com; /corp/* domain:example.com";
 
 #[test]
+fn a_lone_group_name_with_a_space_is_one_group() {
+    // AD FS and single-valued Keycloak mappers send one group as a bare string.
+    let h = Harness::with_config(&[("ACCESS_RULES", "/admin/* group:admins")]);
+    let domain_admins = sign_in_as(&h, |c| c["groups"] = json!("Domain admins"));
+    let resp = h.respond(&navigate(&app("/admin/x"), Some(&domain_admins)));
+    assert_eq!(resp.status, 403, "\"Domain admins\" is not \"admins\"");
+    let admins = sign_in_as(&h, |c| c["groups"] = json!("admins"));
+    let (headers, _, _) = h.forward(&navigate(&app("/admin/x"), Some(&admins)));
+    assert_eq!(headers.get("X-Auth-Request-Groups"), Some("admins"));
+}
+
+#[test]
 fn policy_lets_each_person_reach_only_what_rules_allow() {
     let h = Harness::with_config(&[("ACCESS_RULES", RULES)]);
     let alice = h.sign_in();

@@ -524,7 +524,7 @@ fn weak_rsa_keys_are_refused() {
 fn list_claims_are_read_by_path() {
     let c = json!({"groups":["a","b"],"scp":"x y","realm_access":{"roles":["r1"]},"n":5});
     assert_eq!(string_list(&c, "groups"), vec!["a", "b"]);
-    assert_eq!(string_list(&c, "scp"), vec!["x", "y"]);
+    assert_eq!(string_list(&c, "scp"), vec!["x y"], "only scopes are split");
     assert_eq!(string_list(&c, "realm_access.roles"), vec!["r1"]);
     assert!(string_list(&c, "n").is_empty());
     assert!(string_list(&c, "missing.path").is_empty());
