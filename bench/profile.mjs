@@ -13,7 +13,8 @@
 //
 //   node bench/profile.mjs [--scenario cookie|bearer|public|bare|hono] [--seconds 5] [--top 40]
 //                          [--access-log all|deny|none] [--out PATH.cpuprofile]
-//                          [--instructions [--requests 1000] [--warmup 1500]]
+//                          [--upstream origin|assets]
+//                          [--instructions [--requests 1000] [--warmup 1500] [--callgrind-out FILE]]
 //
 // Everything on free 127.0.0.1 ports, stopped at the end: a Node upstream, oidc-provider
 // (tests/support/idp.mjs: one real sign-in for the cookie, client credentials for the Bearer
@@ -22,6 +23,8 @@
 // `--scenario bare` profiles bench/workers/bare.mjs (the pass-through every figure is measured
 // against) with the same cookie, so the two profiles subtract; `--scenario hono` the Hono peer
 // (bench/peers/build/hono.mjs, made by `make bench`) after its own sign-in.
+// `--upstream assets` serves the page from Workers Static Assets (the default UPSTREAM) instead
+// of the Node origin; bare is then a worker that hands each request to its ASSETS binding.
 // Prints the self time of the hottest functions, and the inclusive time of the stages a
 // request goes through (grouped by name below). The .cpuprofile opens in Chrome's DevTools.
 import fs from 'node:fs';
@@ -47,6 +50,8 @@ const { values: opt } = parseArgs({
     instructions: { type: 'boolean', default: false },
     requests: { type: 'string', default: '1000' },
     warmup: { type: 'string', default: '1500' },
+    'callgrind-out': { type: 'string' },
+    upstream: { type: 'string', default: 'origin' },
   },
 });
 const HOST = '127.0.0.1';
@@ -91,6 +96,20 @@ async function main() {
 
   const bare = opt.scenario === 'bare';
   if (bare) fs.copyFileSync(path.join(ROOT, 'bench/workers/bare.mjs'), path.join(dir, 'bare.mjs'));
+  if (!['origin', 'assets'].includes(opt.upstream)) throw new Error(`--upstream is origin or assets, not ${opt.upstream}`);
+  const onAssets = opt.upstream === 'assets';
+  const site = path.join(dir, 'site');
+  fs.mkdirSync(site);
+  fs.writeFileSync(path.join(site, 'page.html'), BODY);
+  fs.writeFileSync(path.join(site, 'bench.html'), BODY);
+  fs.mkdirSync(path.join(site, 'api'));
+  fs.writeFileSync(path.join(site, 'api/data.html'), BODY);
+  if (onAssets && opt.scenario === 'hono') throw new Error('the Hono peer forwards to an origin only');
+  fs.writeFileSync(path.join(dir, 'bare-assets.mjs'), 'export default { fetch: (req, env) => env.ASSETS.fetch(req) };\n');
+  const assets = onAssets
+    ? { assets: { directory: site, binding: 'ASSETS', routerConfig: { has_user_worker: true, invoke_user_worker_ahead_of_assets: true } } }
+    : {};
+  const upstream = onAssets ? 'assets' : `http://${HOST}:${upstreamPort}`;
   const mf = new Miniflare({
     name: 'portcullis',
     modules: true,
@@ -105,13 +124,14 @@ async function main() {
     logRequests: false,
     handleRuntimeStdio(stdout, stderr) { stdout.resume(); stderr.resume(); },
     kvNamespaces: ['JWKS_CACHE'],
+    ...assets,
     bindings: {
       ACCESS_LOG: opt['access-log'],
       OIDC_ISSUER: idp.issuer,
       OIDC_CLIENT_ID: DEMO_CLIENT_ID,
       OIDC_CLIENT_SECRET: DEMO_CLIENT_SECRET,
       COOKIE_SECRET: crypto.randomBytes(32).toString('base64'),
-      UPSTREAM: `http://${HOST}:${upstreamPort}`,
+      UPSTREAM: upstream,
       API_AUDIENCES: API,
       API_ISSUERS: idp.issuer,
       API_ROUTES: 'GET /api/* scope:data.read',
@@ -131,9 +151,10 @@ async function main() {
   if (bare) {
     // The same request as the cookie scenario's, through the pass-through.
     await mf.setOptions({
-      name: 'portcullis', modules: true, scriptPath: path.join(dir, 'bare.mjs'), modulesRoot: dir,
-      compatibilityDate: '2026-04-01', host: HOST, port: pcPort, ...inspector,
+      name: 'portcullis', modules: true, scriptPath: path.join(dir, onAssets ? 'bare-assets.mjs' : 'bare.mjs'),
+      modulesRoot: dir, compatibilityDate: '2026-04-01', host: HOST, port: pcPort, ...inspector,
       cf: false, logRequests: false, handleRuntimeStdio(o, e) { o.resume(); e.resume(); },
+      ...assets,
       bindings: { UPSTREAM: `http://${HOST}:${upstreamPort}` },
     });
   }
@@ -253,9 +274,13 @@ async function count(out, url, headers) {
   // One file per thread: the request thread is the one that did the work.
   const threads = fs.readdirSync(out).filter((f) => f.startsWith(`run.${pid}.`)).map((f) => {
     const text = fs.readFileSync(path.join(out, f), 'utf8');
-    return Number(/^(?:summary|totals): (\d+)/m.exec(text)?.[1] ?? 0);
+    return { file: path.join(out, f), count: Number(/^(?:summary|totals): (\d+)/m.exec(text)?.[1] ?? 0) };
   });
-  const busiest = Math.max(0, ...threads);
+  const busiest = Math.max(0, ...threads.map((t) => t.count));
+  // The request thread's dump, per function (workerd has its symbols): `callgrind_annotate
+  // --inclusive=yes FILE`, and two scenarios' dumps subtract.
+  const kept = opt['callgrind-out'];
+  if (kept) fs.copyFileSync(threads.find((t) => t.count === busiest).file, kept);
   const result = { scenario: opt.scenario, access_log: opt['access-log'], requests: n, instructions_per_request: Math.round(busiest / n) };
   console.log(JSON.stringify(result));
 }

@@ -46,11 +46,12 @@ pub struct GateRequest {
 pub enum Outcome {
     Respond(Response),
     /// Pass to the upstream at `path` (the normalized path the policy judged) with these
-    /// request headers; `protected` responses are made private and get `set_cookies`
+    /// request headers (`None`: the request's own, unchanged, for static assets, which read
+    /// none of the gate's); `protected` responses are made private and get `set_cookies`
     /// (a rewritten session: refreshed tokens, a moved idle timer).
     Forward {
         path: String,
-        headers: Headers,
+        headers: Option<Headers>,
         protected: bool,
         set_cookies: Vec<String>,
     },

@@ -13,7 +13,7 @@ use crate::base::random::random_token;
 use crate::base::time::UnixTime;
 use crate::base::types::Issuer;
 use crate::config::providers::ProviderId;
-use crate::config::{AccessLog, PassAccessToken};
+use crate::config::{AccessLog, PassAccessToken, Upstream};
 use crate::gate::error::GateError;
 use crate::gate::principal::Principal;
 use crate::gate::{with_cookies, Gate, GateRequest, Outcome};
@@ -60,7 +60,10 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         // serve one file under several paths); the upstream receives `path` itself.
         let rule = self.cfg.policy.rule_for(path);
         if rule.is_public() {
-            return self.forward(path, self.stripped_headers(req, jar), false, Vec::new());
+            let headers = self
+                .upstream_reads_headers()
+                .then(|| self.stripped_headers(req, jar));
+            return self.forward(path, headers, false, Vec::new());
         }
         if let Some(api) = &self.cfg.api {
             let route = api.route_for(req.method, path);
@@ -136,6 +139,9 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 return Outcome::Respond(with_cookies(resp, set_cookies));
             }
         }
+        if !self.upstream_reads_headers() {
+            return self.forward(path, None, true, set_cookies);
+        }
         let mut headers = match self.origin_headers(req, jar, &who).await {
             Ok(headers) => headers,
             Err(e) => return Outcome::Respond(with_cookies(self.fail(req, e), set_cookies)),
@@ -151,7 +157,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 }
             }
         }
-        self.forward(path, headers, true, set_cookies)
+        self.forward(path, Some(headers), true, set_cookies)
     }
 
     /// Sign-in links for the providers other than `current` that `rule` accepts (all of
@@ -176,10 +182,17 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             .collect()
     }
 
+    /// Whether the upstream reads the request headers the gate strips and sets (identity,
+    /// forwarding, the signed assertion, the access token). Static assets read none of them:
+    /// a request goes to them with its headers as they came, and none of that work is done.
+    fn upstream_reads_headers(&self) -> bool {
+        !matches!(self.cfg.upstream, Upstream::Assets)
+    }
+
     fn forward(
         &self,
         path: &RequestPath,
-        headers: Headers,
+        headers: Option<Headers>,
         protected: bool,
         set_cookies: Vec<String>,
     ) -> Outcome {
@@ -464,7 +477,11 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 }
             },
         }
-        let headers = self.origin_headers(req, jar, &who).await?;
+        let headers = if self.upstream_reads_headers() {
+            Some(self.origin_headers(req, jar, &who).await?)
+        } else {
+            None
+        };
         Ok(self.forward(path, headers, true, Vec::new()))
     }
 

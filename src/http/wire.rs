@@ -111,7 +111,7 @@ pub fn items<'a>(list: impl IntoIterator<Item = &'a str>) -> Result<String, Wire
 /// The edits that turn the inbound headers `from` into the outbound `to`, for glue.js, which
 /// applies them to the runtime's own copy of the request's headers: names to delete (every
 /// value of each), then pairs to append.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Default, PartialEq)]
 pub struct ForwardEdits {
     pub remove: String,
     pub append: String,

@@ -35,7 +35,8 @@ export function respond(status, headers, body) {
 /**
  * Passes `request` on, as `plan` says: its four parts, separated by NUL, are the target URL, the
  * names to delete from the runtime's own copy of the request's headers, the pairs to append,
- * and the cookies to set (one string: one crossing; wire.rs `forward_plan`). Redirects are not
+ * and the cookies to set (one string: one crossing; wire.rs `forward_plan`). Without deletes or
+ * appends (static assets), the request's headers go on as they are, not copied. Redirects are not
  * followed. For protected content (`flags & PROTECTED`) the answer's headers get the edits
  * `cacheEdits(cacheControl, vary)` gives ("name\nvalue" pairs; an empty value removes the
  * header), and the cookies are added. If the upstream cannot be reached,
@@ -45,10 +46,13 @@ export async function forward(request, plan, flags, fetcher, cacheEdits, failed)
   const [target, remove, append, cookies] = plan.split(NUL);
   let answer;
   try {
-    const headers = new Headers(request.headers);
-    for (const name of pairs(remove)) headers.delete(name);
-    const add = pairs(append);
-    for (let i = 0; i + 1 < add.length; i += 2) headers.append(add[i], add[i + 1]);
+    let headers = request.headers;
+    if (remove !== '' || append !== '') {
+      headers = new Headers(headers);
+      for (const name of pairs(remove)) headers.delete(name);
+      const add = pairs(append);
+      for (let i = 0; i + 1 < add.length; i += 2) headers.append(add[i], add[i + 1]);
+    }
     const init = { method: request.method, headers, redirect: 'manual' };
     if (flags & NO_STORE) init.cache = 'no-store';
     if (flags & WITH_BODY) init.body = request.body;

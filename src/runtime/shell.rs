@@ -22,6 +22,7 @@ use crate::gate::{Gate, GateRequest, Outcome};
 use crate::http::http_url::HttpUrl;
 use crate::http::wire::{
     forward_edits, forward_plan, pairs, parse_head, parse_pairs, protected_response_edits,
+    ForwardEdits,
 };
 use crate::http::{Headers, Method, OutboundRequest, Response};
 use crate::oidc::provider::ProviderCache;
@@ -462,7 +463,7 @@ async fn handle(request: web_sys::Request, env: Env) -> JsValue {
                 &request,
                 &gate_req,
                 &path,
-                &headers,
+                headers.as_ref(),
                 protected,
                 &set_cookies,
                 wants_html,
@@ -489,7 +490,7 @@ fn pass_on(
     request: &web_sys::Request,
     gate_req: &GateRequest,
     path: &str,
-    headers: &Headers,
+    headers: Option<&Headers>,
     protected: bool,
     set_cookies: &[String],
     wants_html: bool,
@@ -505,7 +506,10 @@ fn pass_on(
         target.push('?');
         target.push_str(q);
     }
-    let edits = forward_edits(&gate_req.headers, headers).map_err(|e| e.to_string())?;
+    let edits = match headers {
+        Some(headers) => forward_edits(&gate_req.headers, headers).map_err(|e| e.to_string())?,
+        None => ForwardEdits::default(),
+    };
     let plan = forward_plan(&target, &edits, set_cookies).map_err(|e| e.to_string())?;
     let mut flags = 0;
     if protected {

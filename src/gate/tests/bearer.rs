@@ -243,6 +243,44 @@ fn a_client_cannot_pose_as_another_identity_with_headers_beside_its_token() {
     assert_ne!(headers.get("X-Portcullis-Assertion"), Some("forged"));
 }
 
+#[test]
+fn static_assets_get_each_request_as_it_came_and_an_origin_gets_the_gates_headers() {
+    // Static assets read no request header: nothing is stripped, set or signed for them.
+    // Any other upstream gets the identity, whatever the client sent beside its credential.
+    for (upstream, gate_headers) in [("assets", false), ("https://origin.example.com", true)] {
+        let (h, _) = api_harness(&[("UPSTREAM", upstream), ("PUBLIC_PATHS", "/open/*")]);
+        let token = access_token(&h.key, ISSUER, |_| {});
+        let auth = format!("Bearer {token}");
+        let cookie = sign_in_as(&h, |_| {});
+        let spoof = ("X-Auth-Request-User", "mallory");
+        let mut session = navigate(&app("/page"), Some(&cookie));
+        session.headers.append(spoof.0, spoof.1);
+        for req in [
+            request(
+                Method::Get,
+                &app("/api/data/1"),
+                &[("Authorization", &auth), spoof],
+            ),
+            session,
+            request(Method::Get, &app("/open/x"), &[spoof]),
+        ] {
+            let Outcome::Forward { headers, .. } = h.handle(&req) else {
+                panic!("{upstream}: {} is forwarded", req.url.path());
+            };
+            match headers {
+                None => assert!(!gate_headers, "{upstream}: {}", req.url.path()),
+                Some(headers) => {
+                    assert!(gate_headers, "{upstream}: {}", req.url.path());
+                    let user = headers.get("X-Auth-Request-User");
+                    let public = req.url.path().starts_with("/open/");
+                    assert_eq!(user, (!public).then_some("alice"), "{}", req.url.path());
+                    assert!(headers.get("X-Forwarded-Host").is_some());
+                }
+            }
+        }
+    }
+}
+
 // ----- a multi-tenant API ----------------------------------------------------------------------
 
 const TENANT_A: &str = "11111111-2222-3333-4444-555555555555";

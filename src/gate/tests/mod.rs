@@ -26,6 +26,8 @@ use crate::testing::{block_on, jwks_json, TestKey};
 
 const NOW: u64 = 1_800_000_000;
 const APP: &str = "https://app.example.com";
+/// The upstream the gate's tests forward to (see `gate_config`).
+const ORIGIN: &str = "https://origin.example.com";
 const LOOPBACK_APP: &str = "http://127.0.0.1:8787";
 const ISSUER: &str = "https://idp.example.com";
 const DISCOVERY_URL: &str = "https://idp.example.com/.well-known/openid-configuration";
@@ -444,6 +446,16 @@ fn assertion_key_json(kid: &str) -> String {
 
 // ----- the harness -----------------------------------------------------------------------------
 
+/// The gate's tests forward to an origin, which reads the headers the gate strips and sets
+/// (static assets read none: `UPSTREAM = "assets"` is named where a test is about them).
+fn gate_config(vars: &[(&str, &str)]) -> Config {
+    let mut all = vars.to_vec();
+    if !vars.iter().any(|(name, _)| *name == "UPSTREAM") {
+        all.push(("UPSTREAM", ORIGIN));
+    }
+    test_config(&all)
+}
+
 struct Harness {
     cfg: Config,
     cache: ProviderCache,
@@ -458,20 +470,20 @@ struct Harness {
 impl Harness {
     /// A provider that advertises RFC 9207 `iss` in authorization responses.
     fn new() -> Self {
-        Self::build(test_config(&[]), true, TestKey::es256(Some("k1")))
+        Self::build(gate_config(&[]), true, TestKey::es256(Some("k1")))
     }
 
     fn with_config(vars: &[(&str, &str)]) -> Self {
-        Self::build(test_config(vars), true, TestKey::es256(Some("k1")))
+        Self::build(gate_config(vars), true, TestKey::es256(Some("k1")))
     }
 
     /// A provider whose discovery omits `authorization_response_iss_parameter_supported` (Entra).
     fn without_iss_parameter() -> Self {
-        Self::build(test_config(&[]), false, TestKey::es256(Some("k1")))
+        Self::build(gate_config(&[]), false, TestKey::es256(Some("k1")))
     }
 
     fn with_key(key: TestKey) -> Self {
-        Self::build(test_config(&[]), true, key)
+        Self::build(gate_config(&[]), true, key)
     }
 
     fn build(cfg: Config, iss_parameter: bool, key: TestKey) -> Self {
@@ -519,6 +531,7 @@ impl Harness {
             Outcome::Forward {
                 headers, protected, ..
             } => {
+                let headers = headers.unwrap_or_else(|| req.headers.clone());
                 let user = headers.get("X-Auth-Request-User").map(str::to_owned);
                 (headers, protected, user)
             }
@@ -693,7 +706,7 @@ impl Harness {
             } => {
                 assert!(protected, "a signed-in request is protected");
                 let cookies = set_cookies.iter().map(|c| SetCookie::parse(c)).collect();
-                (headers, cookies)
+                (headers.unwrap_or_else(|| req.headers.clone()), cookies)
             }
             Outcome::Respond(r) => panic!(
                 "expected the request to be forwarded, got {} {}",

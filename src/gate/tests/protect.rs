@@ -240,6 +240,7 @@ fn hot_path_figures() {
         };
         match h.handle(&req) {
             Outcome::Forward { headers, .. } => {
+                let headers = headers.expect("an origin gets the gate's headers");
                 let edits = forward_edits(&req.headers, &headers).expect("edits");
                 let cache = protected_response_edits(None, None);
                 edits.append.len() + cache.len()
