@@ -4,7 +4,13 @@
 //! get upper-case hex, runs of `/` collapse, and `.`/`..` segments resolve. What different
 //! servers could read differently is refused with 400 instead of guessed at: encoded `/` or
 //! `\`, backslashes, malformed escapes, encoded control characters, `;` path parameters and
-//! segments ending in a dot (some servers strip those).
+//! segments ending in a dot (some servers strip those), and double encoding (`%25` before two
+//! hex digits: a server that decodes twice would read another path).
+//!
+//! Rules are matched against the path as the origin reads it ([`RequestPath::judged`]: every
+//! escape left decoded), so `/c%2B%2B` is `/c++` and `/donn%C3%A9es` is `/données` to a rule.
+
+use std::borrow::Cow;
 
 use crate::http::lookalike::check_non_ascii;
 
@@ -29,6 +35,9 @@ pub enum PathError {
     AsciiLookalike,
     /// An invisible character: zero-width, bidirectional controls and other format characters.
     Invisible,
+    /// `%25` before two hex digits: an encoded escape, which a server decoding twice reads as
+    /// another character (`%252F` as `/`).
+    DoubleEncoded,
 }
 
 impl std::fmt::Display for PathError {
@@ -45,6 +54,9 @@ impl std::fmt::Display for PathError {
             Self::InvalidUtf8 => "percent-encoded bytes in the path are not UTF-8",
             Self::AsciiLookalike => "a character in the path stands for an ASCII one",
             Self::Invisible => "an invisible character in the path",
+            Self::DoubleEncoded => {
+                "a double-encoded escape (%25 before two hex digits) in the path"
+            }
         })
     }
 }
@@ -85,8 +97,13 @@ impl RequestPath {
                         return Err(PathError::MalformedEscape);
                     };
                     let v = h * 16 + l;
+                    let escaped_escape = || {
+                        bytes.get(i + 3).copied().and_then(hex).is_some()
+                            && bytes.get(i + 4).copied().and_then(hex).is_some()
+                    };
                     match v {
                         b'/' | b'\\' => return Err(PathError::EncodedSeparator),
+                        b'%' if escaped_escape() => return Err(PathError::DoubleEncoded),
                         b';' => return Err(PathError::PathParameter),
                         v if v < 0x20 || v == 0x7f => return Err(PathError::ControlCharacter),
                         v if is_unreserved(v) => decoded.push(char::from(v)),
@@ -132,6 +149,40 @@ impl RequestPath {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The path as the origin reads it, which rules are matched against: the escapes
+    /// [`RequestPath::parse`] keeps (reserved and non-ASCII characters; never `/`, `\\`, a
+    /// control character or a double encoding) decoded. Origins and static assets serve
+    /// `/c%2B%2B` and `/c++` alike, and a rule is written the second way.
+    pub fn judged(&self) -> Cow<'_, str> {
+        if !self.0.contains('%') {
+            return Cow::Borrowed(&self.0);
+        }
+        let bytes = self.0.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let escaped = (bytes[i] == b'%')
+                .then(|| {
+                    let h = bytes.get(i + 1).copied().and_then(hex)?;
+                    let l = bytes.get(i + 2).copied().and_then(hex)?;
+                    Some(h * 16 + l)
+                })
+                .flatten();
+            match escaped {
+                Some(v) => {
+                    out.push(v);
+                    i += 3;
+                }
+                None => {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+        }
+        // Valid UTF-8 by `parse` (non-ASCII escapes are checked there); lossy all the same.
+        Cow::Owned(String::from_utf8_lossy(&out).into_owned())
     }
 
     /// The resource Workers Static Assets serve at this path. With `html_handling =
@@ -209,9 +260,16 @@ impl PathPattern {
     /// `/d/index.html` (or `/d/`) opens `/d/`, `/d/index.html` and `/d/index`; other exact
     /// paths open themselves; a prefix opens what is below it, as written. Case-sensitive.
     pub fn opens_asset(&self, path: &RequestPath) -> bool {
-        let p = path.as_str();
-        let Self::Exact(e) = self else {
-            return self.matches(path);
+        let judged = path.judged();
+        let p = judged.as_ref();
+        let e = match self {
+            Self::Exact(e) => e,
+            // `/open` itself is not below `/open/`: static assets serve `/open.html` there.
+            Self::Prefix(dir) => {
+                return p
+                    .strip_prefix(dir.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+            }
         };
         if p == e {
             return true;
@@ -230,7 +288,8 @@ impl PathPattern {
     /// Exact, case-sensitive matching: for rules that open a path (`public`), so a
     /// differently-cased path never becomes public by accident.
     pub fn matches(&self, path: &RequestPath) -> bool {
-        let p = path.as_str();
+        let judged = path.judged();
+        let p = judged.as_ref();
         match self {
             Self::Exact(e) => p == e,
             Self::Prefix(dir) => {
@@ -241,25 +300,27 @@ impl PathPattern {
         }
     }
 
-    /// Loose matching for rules that restrict a path: ASCII case-insensitive, and an exact
-    /// pattern also matches with a trailing `/`, because many origins (IIS, ASP.NET, Express
-    /// by default) serve `/ADMIN/` as `/admin`.
+    /// Loose matching for rules that restrict a path: ASCII case-insensitive; an exact pattern
+    /// also matches with a trailing `/`, because many origins (IIS, ASP.NET, Express by
+    /// default) serve `/ADMIN/` as `/admin`; and both also match with a format suffix
+    /// (`/admin.json` for `/admin/*` or `/admin`), which Rails' `(.:format)` routes and
+    /// Spring's suffix matching serve as the path without it.
     pub fn covers(&self, path: &RequestPath) -> bool {
-        let p = path.as_str();
-        let starts_with_ci = |s: &str, prefix: &str| {
-            s.len() >= prefix.len()
-                && s.is_char_boundary(prefix.len())
-                && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+        let judged = path.judged();
+        let p = judged.as_ref();
+        let rest_after = |prefix: &str| {
+            (p.len() >= prefix.len()
+                && p.is_char_boundary(prefix.len())
+                && p[..prefix.len()].eq_ignore_ascii_case(prefix))
+            .then(|| &p[prefix.len()..])
         };
+        let format_suffix = |rest: &str| rest.starts_with('.') && !rest.contains('/');
         match self {
-            Self::Exact(e) => {
-                p.eq_ignore_ascii_case(e)
-                    || p.strip_suffix('/')
-                        .is_some_and(|q| q.eq_ignore_ascii_case(e))
-            }
-            Self::Prefix(dir) => {
-                starts_with_ci(p, dir) && (p.len() == dir.len() || p[dir.len()..].starts_with('/'))
-            }
+            Self::Exact(e) => rest_after(e)
+                .is_some_and(|rest| rest.is_empty() || rest == "/" || format_suffix(rest)),
+            Self::Prefix(dir) => rest_after(dir).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with('/') || format_suffix(rest)
+            }),
         }
     }
 }
@@ -327,6 +388,8 @@ mod tests {
         assert!(!public("/d/index.html", "/d") && !public("/d/", "/d.html"));
         assert!(public("/", "/index.html") && !public("/", "/x"));
         assert!(!public("/open/*", "/open.html") && public("/open/*", "/open/x.html"));
+        // Static assets serve /open.html at /open: a public directory does not open it.
+        assert!(!public("/open/*", "/open") && public("/open/*", "/open/"));
         assert!(!public("/index/*", "/secret.html"));
         let dir = PathPattern::parse("/dir/*").unwrap().for_assets();
         assert!(dir.covers(
@@ -380,6 +443,11 @@ mod tests {
             ("/admin.", Err(PathError::TrailingDot)),
             ("/admin%2e", Err(PathError::TrailingDot)),
             ("/admin%20/x", Err(PathError::TrailingSpace)),
+            ("/open/..%252fadmin", Err(PathError::DoubleEncoded)),
+            ("/a%2541", Err(PathError::DoubleEncoded)),
+            ("/100%25", Ok("/100%25")),
+            ("/100%25-off", Ok("/100%25-off")),
+            ("/a%252", Ok("/a%252")),
             ("/a%20b/x", Ok("/a%20b/x")),
             ("/.well-known/x", Ok("/.well-known/x")),
             ("/v1.2/x", Ok("/v1.2/x")),
@@ -437,6 +505,49 @@ mod tests {
         assert!(!exact.covers(&p("/admin/x")) && !admin.covers(&p("/administrator")));
         assert!(admin.covers(&p("/é/..//admin/x")));
         assert!(!PathPattern::parse("/é/*").unwrap().covers(&p("/")));
+    }
+
+    #[test]
+    fn rules_judge_the_path_the_origin_reads_whatever_its_escapes() {
+        let p = |s: &str| RequestPath::parse(s).unwrap();
+        for (pattern, path) in [
+            ("/données/*", "/donn%C3%A9es/rapport.html"),
+            ("/données/*", "/donn%c3%a9es/x"),
+            ("/c++/*", "/c%2B%2B/x"),
+            ("/c++/*", "/c%2b+/x"),
+            ("/@ops/*", "/%40ops/x"),
+            ("/a b/*", "/a%20b/x"),
+        ] {
+            let rule = PathPattern::parse(pattern).unwrap();
+            assert!(rule.covers(&p(path)), "{pattern} covers {path}");
+            assert!(rule.matches(&p(path)), "{pattern} matches {path}");
+            assert!(
+                rule.for_assets().covers(&p(path).asset_resource()),
+                "{path}"
+            );
+        }
+        assert_eq!(p("/c%2B%2B/x").judged(), "/c++/x");
+        assert_eq!(
+            p("/c%2B%2B/x").as_str(),
+            "/c%2B%2B/x",
+            "the origin gets it as sent"
+        );
+        assert_eq!(p("/100%25").judged(), "/100%");
+        assert!(matches!(p("/plain").judged(), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn restricting_patterns_cover_format_suffixes_and_public_ones_do_not() {
+        let p = |s: &str| RequestPath::parse(s).unwrap();
+        let dir = PathPattern::parse("/admin/*").unwrap();
+        let exact = PathPattern::parse("/admin").unwrap();
+        for s in ["/admin.json", "/admin.html", "/ADMIN.xml"] {
+            assert!(dir.covers(&p(s)) && exact.covers(&p(s)), "{s}");
+            assert!(!dir.matches(&p(s)) && !exact.matches(&p(s)), "{s}");
+        }
+        for s in ["/administrator", "/admin-x", "/admin.d/x", "/adminjson"] {
+            assert!(!dir.covers(&p(s)) && !exact.covers(&p(s)), "{s}");
+        }
     }
 
     #[test]
