@@ -23,7 +23,9 @@ use crate::http::form_replay::{self, Form};
 use crate::http::pages::{page, Action};
 use crate::http::path::RequestPath;
 use crate::http::return_to::ReturnTo;
-use crate::http::upstream::{forwarding_headers, header_value, request_headers_for_origin};
+use crate::http::upstream::{
+    forwarding_headers, header_value, overrides_method, request_headers_for_origin,
+};
 use crate::http::{Headers, Response};
 use crate::jose::jws::UnverifiedJws;
 use crate::oidc::provider::{Refetch, SignedTokenError};
@@ -68,8 +70,10 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         if let Some(api) = &self.cfg.api {
             let route = api.route_for(req.method, path);
             // A method override in the query (`_method`, read by Express, Laravel, Symfony,
-            // Rails) would make the origin see another method than the one judged.
-            if route != RouteMatch::None && req.query("_method").is_some() {
+            // Rails; in every spelling PHP turns into it) would make the origin see another
+            // method than the one judged.
+            let override_asked = || req.url.query_pairs().any(|(k, _)| overrides_method(&k));
+            if route != RouteMatch::None && override_asked() {
                 return Outcome::Respond(self.fail(req, GateError::MethodOverride));
             }
             let route = match route {

@@ -146,6 +146,23 @@ pub fn forwarding_headers(url: &HttpUrl, client_ip: Option<&str>) -> Vec<(&'stat
     out
 }
 
+/// Whether a query parameter named `name` (decoded) reaches an origin as `_method`, the method
+/// override Laravel and Symfony read from the query (Express's method-override, when set up
+/// so): PHP drops a name's leading spaces and turns ` `, `.` and an unclosed `[` into `_`
+/// (`.method`, `+_method`, `[method` all arrive as `_method`), and `_method[x]` is `_method`.
+/// Matched in any case.
+pub fn overrides_method(name: &str) -> bool {
+    let name = name.trim_start_matches(' ');
+    let array_base = name.split_once('[').map_or(name, |(base, _)| base);
+    let mangled: String = name
+        .chars()
+        .map(|c| if matches!(c, ' ' | '.' | '[') { '_' } else { c })
+        .collect();
+    [array_base, &mangled]
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case("_method"))
+}
+
 pub fn is_identity_header(name: &str) -> bool {
     may_be_listed(name)
         && (IDENTITY_HEADERS.iter().any(|h| same_name(name, h))
@@ -493,5 +510,36 @@ mod tests {
         assert_eq!(h["Cache-Control"], "private, max-age=300");
         assert_eq!(h["Vary"], "Cookie");
         assert!(CDN_CACHE_HEADERS.contains(&"CDN-Cache-Control"));
+    }
+
+    #[test]
+    fn every_spelling_php_reads_as_method_override_is_one() {
+        let yes = [
+            "_method",
+            "_METHOD",
+            ".method",
+            " _method",
+            "  .method",
+            "[method",
+            "_method[]",
+            "_method[x]",
+        ];
+        for name in yes {
+            assert!(overrides_method(name), "{name:?}");
+        }
+        let no = [
+            "method",
+            " method",
+            "_method.",
+            "_method ",
+            "x_method",
+            "_methods",
+            "_meth od",
+            "a[_method]",
+            "",
+        ];
+        for name in no {
+            assert!(!overrides_method(name), "{name:?}");
+        }
     }
 }

@@ -216,6 +216,38 @@ fn no_method_gets_around_an_api_route_and_overrides_never_reach_the_origin() {
 }
 
 #[test]
+fn a_method_override_in_the_query_on_an_api_path_is_a_400_in_every_spelling_php_reads() {
+    let (h, _) = api_harness(&[(
+        "API_ROUTES",
+        "POST /api/data/* scope:data.write; DELETE /api/data/* scope:data.admin",
+    )]);
+    let writer = access_token(&h.key, ISSUER, |c| c["scope"] = json!("data.write"));
+    let post = |query: &str| {
+        let url = app(&format!("/api/data/42{query}"));
+        h.respond(&with_bearer(Method::Post, &url, &writer))
+    };
+    for query in [
+        "?_method=DELETE",
+        "?.method=DELETE",
+        "?+_method=DELETE",
+        "?%20.method=DELETE",
+        "?[method=DELETE",
+        "?_method[]=DELETE",
+        "?a=1&_METHOD=DELETE",
+    ] {
+        let resp = post(query);
+        assert_eq!(resp.status, 400, "{query}");
+        assert!(resp.body_text().contains("invalid_request"), "{query}");
+    }
+    let other_names = app("/api/data/42?method=x&x_method=y");
+    let forwarded = h.handle(&with_bearer(Method::Post, &other_names, &writer));
+    assert!(
+        matches!(forwarded, Outcome::Forward { .. }),
+        "{forwarded:?}"
+    );
+}
+
+#[test]
 fn rewrite_and_forwarding_headers_are_set_by_the_gate() {
     let h = Harness::new();
     let cookie = sign_in_as(&h, |_| {});
