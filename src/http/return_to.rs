@@ -2,6 +2,7 @@
 //! becomes `/` (never an error page: a bad return_to must not stop someone signing in).
 
 use crate::http::http_url::resolve_path_reference;
+use crate::http::path::RequestPath;
 
 /// Kept short: it rides in the login cookie, of which up to four may be alive at once.
 const MAX_LEN: usize = 1024;
@@ -52,7 +53,10 @@ fn validate(raw: &str, auth_prefix: &str) -> Option<String> {
     // Resolved as a browser resolves it against our origin (a path-absolute reference cannot
     // leave it): dot segments folded, the path and query in canonical form.
     let out = resolve_path_reference(raw)?;
-    let path = out.split('?').next().unwrap_or_default();
+    // Judged as the gate will judge the path when the browser comes back (`/%61uth/login` is
+    // the login route); a path the gate would refuse is no destination either.
+    let path = RequestPath::parse(out.split('?').next().unwrap_or_default()).ok()?;
+    let path = path.judged();
     if path == auth_prefix || path.starts_with(&format!("{auth_prefix}/")) {
         return None;
     }
@@ -185,6 +189,15 @@ mod tests {
         assert_eq!(rt("/auth/logout"), "/");
         assert_eq!(rt("/auth"), "/");
         assert_eq!(rt("/authors"), "/authors");
+        for hidden in [
+            "/%61uth/login%3Fprovider%3Dx",
+            "/%61uth",
+            "//auth/logout",
+            "/x/../auth/callback",
+            "/%2561uth/login",
+        ] {
+            assert_eq!(rt(hidden), "/", "{hidden}");
+        }
     }
 
     #[test]
