@@ -9,31 +9,36 @@ use crate::access::access_token::VerifiedAccessToken;
 use crate::access::assertion::Subject;
 use crate::access::policy::{Identity, VouchedEmail};
 use crate::access::token_cache::TokenDigest;
+use crate::config::providers::ProviderId;
 use crate::session::Session;
 
 pub enum Principal<'a> {
     Session(&'a Session),
-    /// A Bearer token, with the digest of the token itself.
-    Token(&'a VerifiedAccessToken, TokenDigest),
+    /// A Bearer token, with the digest of the token itself and the configured provider whose
+    /// issuer signed it (`None`: another of `API_ISSUERS`, or one tenant of a multi-tenant API).
+    Token(&'a VerifiedAccessToken, TokenDigest, Option<&'a ProviderId>),
 }
 
 impl Principal<'_> {
-    /// Who the origin and the log are told: `sub`, and for a session from a named provider
-    /// (`PROVIDERS`), `provider:sub`, so that two providers' users never share a name.
+    /// Who the origin and the log are told: `sub`, and for a named provider (`PROVIDERS`)
+    /// `provider:sub`, for a session and for a token its issuer signed alike; a token from any
+    /// other issuer is `issuer#sub`. Two issuers' users never share a name.
     pub fn user(&self) -> Cow<'_, str> {
         match self {
             Self::Session(s) if !s.provider.is_default() => {
                 Cow::Owned(format!("{}:{}", s.provider, s.sub))
             }
             Self::Session(s) => Cow::Borrowed(&s.sub),
-            Self::Token(t, _) => Cow::Borrowed(&t.subject),
+            Self::Token(t, _, Some(p)) if p.is_default() => Cow::Borrowed(&t.subject),
+            Self::Token(t, _, Some(p)) => Cow::Owned(format!("{p}:{}", t.subject)),
+            Self::Token(t, _, None) => Cow::Owned(format!("{}#{}", t.issuer.as_str(), t.subject)),
         }
     }
 
     pub fn groups(&self) -> &[String] {
         match self {
             Self::Session(s) => &s.groups,
-            Self::Token(t, _) => &t.groups,
+            Self::Token(t, ..) => &t.groups,
         }
     }
 
@@ -53,7 +58,7 @@ impl Principal<'_> {
                 github_teams: &s.github_teams,
                 auth: &s.auth,
             },
-            Self::Token(t, _) => Identity {
+            Self::Token(t, ..) => Identity {
                 auth: &t.auth,
                 ..Identity::basic(t.email.as_deref(), t.email_verified, &t.groups, &t.roles)
             },
@@ -75,7 +80,7 @@ impl Principal<'_> {
                 until: s.exp,
                 auth: &s.auth,
             },
-            Self::Token(t, digest) => Subject {
+            Self::Token(t, digest, _) => Subject {
                 idp: t.issuer.as_str(),
                 sub: &t.subject,
                 email,

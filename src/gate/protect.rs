@@ -450,7 +450,12 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 self.tokens.insert(digest, t)
             }
         };
-        let who = Principal::Token(&verified, digest);
+        let signer = self
+            .cfg
+            .providers
+            .iter()
+            .find(|p| p.issuer == verified.issuer);
+        let who = Principal::Token(&verified, digest, signer.map(|p| &p.id));
         match route {
             Some(route) => match route.judge(&verified) {
                 Ok(reason) => {

@@ -94,8 +94,13 @@ fn two_tokens_with_the_same_sub_from_two_issuers_get_their_own_assertions() {
         c["roles"] = json!(["Data.Admin"]);
     });
     let theirs = access_token(&other, OTHER_ISSUER, |_| {});
-    let (first, ..) = h.forward(&with_bearer(Method::Get, &app("/api/data/1"), &ours));
-    let (second, ..) = h.forward(&with_bearer(Method::Get, &app("/api/data/1"), &theirs));
+    let (first, _, first_user) = h.forward(&with_bearer(Method::Get, &app("/api/data/1"), &ours));
+    let (second, _, second_user) =
+        h.forward(&with_bearer(Method::Get, &app("/api/data/1"), &theirs));
+    // The provider's own users are named as its sessions are; another issuer's with it.
+    assert_eq!(first_user.as_deref(), Some("alice"));
+    let theirs_named = format!("{OTHER_ISSUER}#alice");
+    assert_eq!(second_user.as_deref(), Some(theirs_named.as_str()));
     let (a, b) = (assertion_claims(&first), assertion_claims(&second));
     assert_eq!(a["idp"], ISSUER);
     assert_eq!(a["groups"], json!(["admins"]));
@@ -320,7 +325,9 @@ fn a_multi_tenant_api_accepts_its_allowed_tenants_own_tokens_only() {
         c["tid"] = TENANT_A.into()
     });
     let (_, _, user) = h.forward(&with_bearer(Method::Get, &app("/api/x"), &good));
-    assert_eq!(user.as_deref(), Some("alice"));
+    // A tenant's users are named with their issuer: two tenants' `alice` are two people.
+    let named = format!("{}#alice", tenant_issuer(TENANT_A));
+    assert_eq!(user.as_deref(), Some(named.as_str()));
 
     let other_tenant = access_token(&key, &tenant_issuer(TENANT_B), |c| {
         c["tid"] = TENANT_B.into()
