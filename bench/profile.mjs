@@ -24,7 +24,7 @@
 // against) with the same cookie, so the two profiles subtract; `--scenario hono` the Hono peer
 // (bench/peers/build/hono.mjs, made by `make bench`) after its own sign-in.
 // `--upstream assets` serves the page from Workers Static Assets (the default UPSTREAM) instead
-// of the Node origin; bare is then a worker that hands each request to its ASSETS binding.
+// of the Node origin; bare is then a worker that passes each request to its ASSETS binding.
 // Prints the self time of the hottest functions, and the inclusive time of the stages a
 // request goes through (grouped by name below). The .cpuprofile opens in Chrome's DevTools.
 import fs from 'node:fs';
@@ -105,7 +105,10 @@ async function main() {
   fs.mkdirSync(path.join(site, 'api'));
   fs.writeFileSync(path.join(site, 'api/data.html'), BODY);
   if (onAssets && opt.scenario === 'hono') throw new Error('the Hono peer forwards to an origin only');
-  fs.writeFileSync(path.join(dir, 'bare-assets.mjs'), 'export default { fetch: (req, env) => env.ASSETS.fetch(req) };\n');
+  // As bare.mjs passes a request to an origin: its method and headers, redirects not followed.
+  fs.writeFileSync(path.join(dir, 'bare-assets.mjs'), `export default {
+  fetch: (req, env) => env.ASSETS.fetch(req.url, { method: req.method, headers: req.headers, redirect: 'manual' }),
+};\n`);
   const assets = onAssets
     ? { assets: { directory: site, binding: 'ASSETS', routerConfig: { has_user_worker: true, invoke_user_worker_ahead_of_assets: true } } }
     : {};
