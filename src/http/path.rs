@@ -258,7 +258,8 @@ impl PathPattern {
     /// For rules that open a path in front of Workers Static Assets: the paths that serve
     /// exactly this pattern's file, never more. `/x.html` opens `/x.html` and `/x`;
     /// `/d/index.html` (or `/d/`) opens `/d/`, `/d/index.html` and `/d/index`; other exact
-    /// paths open themselves; a prefix opens what is below it, as written. Case-sensitive.
+    /// paths open themselves; a prefix opens what is below it, as written, but not the bare
+    /// directory (`/open` serves `open.html`). Case-sensitive.
     pub fn opens_asset(&self, path: &RequestPath) -> bool {
         let judged = path.judged();
         let p = judged.as_ref();
