@@ -10,13 +10,12 @@
 //! Rules are matched against the path as the origin reads it ([`RequestPath::judged`]: every
 //! escape left decoded), so `/c%2B%2B` is `/c++` and `/donn%C3%A9es` is `/données` to a rule.
 
-use std::borrow::Cow;
-
 use crate::http::lookalike::check_non_ascii;
 
-/// A normalized request path.
+/// A normalized request path, and the form rules judge ([`RequestPath::judged`]) when it has
+/// escapes left: decoded once, when the path is made, however many rules read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestPath(String);
+pub struct RequestPath(String, Option<String>);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PathError {
@@ -144,7 +143,12 @@ impl RequestPath {
         if normalized.is_empty() || trailing_slash {
             normalized.push('/');
         }
-        Ok(Self(normalized))
+        Ok(Self::normalized(normalized))
+    }
+
+    fn normalized(path: String) -> Self {
+        let judged = path.contains('%').then(|| decode_escapes(&path));
+        Self(path, judged)
     }
 
     pub fn as_str(&self) -> &str {
@@ -155,34 +159,8 @@ impl RequestPath {
     /// [`RequestPath::parse`] keeps (reserved and non-ASCII characters; never `/`, `\\`, a
     /// control character or a double encoding) decoded. Origins and static assets serve
     /// `/c%2B%2B` and `/c++` alike, and a rule is written the second way.
-    pub fn judged(&self) -> Cow<'_, str> {
-        if !self.0.contains('%') {
-            return Cow::Borrowed(&self.0);
-        }
-        let bytes = self.0.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            let escaped = (bytes[i] == b'%')
-                .then(|| {
-                    let h = bytes.get(i + 1).copied().and_then(hex)?;
-                    let l = bytes.get(i + 2).copied().and_then(hex)?;
-                    Some(h * 16 + l)
-                })
-                .flatten();
-            match escaped {
-                Some(v) => {
-                    out.push(v);
-                    i += 3;
-                }
-                None => {
-                    out.push(bytes[i]);
-                    i += 1;
-                }
-            }
-        }
-        // Valid UTF-8 by `parse` (non-ASCII escapes are checked there); lossy all the same.
-        Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+    pub fn judged(&self) -> &str {
+        self.1.as_deref().unwrap_or(&self.0)
     }
 
     /// The resource Workers Static Assets serve at this path. With `html_handling =
@@ -190,8 +168,36 @@ impl RequestPath {
     /// `/dir/index.html`, `/dir/index`, `/dir/` and `/dir` another: all are judged as `/page`
     /// and `/dir`.
     pub fn asset_resource(&self) -> Self {
-        Self(asset_canonical(&self.0))
+        Self::normalized(asset_canonical(&self.0))
     }
+}
+
+/// Every `%XX` decoded. The escapes `RequestPath::parse` keeps are valid UTF-8 (non-ASCII
+/// ones are checked there); decoded lossily all the same.
+fn decode_escapes(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| {
+                let h = bytes.get(i + 1).copied().and_then(hex)?;
+                let l = bytes.get(i + 2).copied().and_then(hex)?;
+                Some(h * 16 + l)
+            })
+            .flatten();
+        match escaped {
+            Some(v) => {
+                out.push(v);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `/page.html`, `/page/` -> `/page`; `/dir/index.html`, `/dir/index`, `/dir/` -> `/dir`.
@@ -261,8 +267,7 @@ impl PathPattern {
     /// paths open themselves; a prefix opens what is below it, as written, but not the bare
     /// directory (`/open` serves `open.html`). Case-sensitive.
     pub fn opens_asset(&self, path: &RequestPath) -> bool {
-        let judged = path.judged();
-        let p = judged.as_ref();
+        let p = path.judged();
         let e = match self {
             Self::Exact(e) => e,
             // `/open` itself is not below `/open/`: static assets serve `/open.html` there.
@@ -289,8 +294,7 @@ impl PathPattern {
     /// Exact, case-sensitive matching: for rules that open a path (`public`), so a
     /// differently-cased path never becomes public by accident.
     pub fn matches(&self, path: &RequestPath) -> bool {
-        let judged = path.judged();
-        let p = judged.as_ref();
+        let p = path.judged();
         match self {
             Self::Exact(e) => p == e,
             Self::Prefix(dir) => {
@@ -307,8 +311,7 @@ impl PathPattern {
     /// (`/admin.json` for `/admin/*` or `/admin`), which Rails' `(.:format)` routes and
     /// Spring's suffix matching serve as the path without it.
     pub fn covers(&self, path: &RequestPath) -> bool {
-        let judged = path.judged();
-        let p = judged.as_ref();
+        let p = path.judged();
         let rest_after = |prefix: &str| {
             (p.len() >= prefix.len()
                 && p.is_char_boundary(prefix.len())
@@ -534,7 +537,7 @@ mod tests {
             "the origin gets it as sent"
         );
         assert_eq!(p("/100%25").judged(), "/100%");
-        assert!(matches!(p("/plain").judged(), Cow::Borrowed(_)));
+        assert_eq!(p("/plain").judged(), "/plain");
     }
 
     #[test]

@@ -152,15 +152,19 @@ pub fn forwarding_headers(url: &HttpUrl, client_ip: Option<&str>) -> Vec<(&'stat
 /// (`.method`, `+_method`, `[method` all arrive as `_method`), and `_method[x]` is `_method`.
 /// Matched in any case.
 pub fn overrides_method(name: &str) -> bool {
+    const NAME: &[u8] = b"_method";
     let name = name.trim_start_matches(' ');
     let array_base = name.split_once('[').map_or(name, |(base, _)| base);
-    let mangled: String = name
-        .chars()
-        .map(|c| if matches!(c, ' ' | '.' | '[') { '_' } else { c })
-        .collect();
-    [array_base, &mangled]
-        .iter()
-        .any(|n| n.eq_ignore_ascii_case("_method"))
+    let mangled = name.len() == NAME.len()
+        && name.bytes().zip(NAME).all(|(b, want)| {
+            let b = if matches!(b, b' ' | b'.' | b'[') {
+                b'_'
+            } else {
+                b
+            };
+            b.eq_ignore_ascii_case(want)
+        });
+    mangled || array_base.eq_ignore_ascii_case("_method")
 }
 
 pub fn is_identity_header(name: &str) -> bool {
