@@ -25,6 +25,7 @@ use crate::http::cookies::CookieJar;
 use crate::http::form_replay;
 use crate::http::http_url::HttpUrl;
 use crate::http::path::RequestPath;
+use crate::http::upstream::OriginHeaders;
 use crate::http::{is_loopback_host, Headers, Method, Response};
 use crate::oidc::discovery::ProviderMetadata;
 use crate::oidc::provider::{ProviderCache, ProviderError};
@@ -51,7 +52,7 @@ pub enum Outcome {
     /// (a rewritten session: refreshed tokens, a moved idle timer).
     Forward {
         path: String,
-        headers: Option<Headers>,
+        headers: Option<OriginHeaders>,
         protected: bool,
         set_cookies: Vec<String>,
     },

@@ -23,10 +23,8 @@ use crate::http::form_replay::{self, Form};
 use crate::http::pages::{page, Action};
 use crate::http::path::RequestPath;
 use crate::http::return_to::ReturnTo;
-use crate::http::upstream::{
-    forwarding_headers, header_value, overrides_method, request_headers_for_origin,
-};
-use crate::http::{Headers, Response};
+use crate::http::upstream::{forwarding_headers, header_value, overrides_method, OriginHeaders};
+use crate::http::Response;
 use crate::jose::jws::UnverifiedJws;
 use crate::oidc::provider::{Refetch, SignedTokenError};
 use crate::platform::Platform;
@@ -154,10 +152,10 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         if let (Some(how), Some(token)) = (self.cfg.pass_access_token, live_token) {
             match how {
                 PassAccessToken::Authorization => {
-                    headers.set("Authorization", format!("Bearer {token}"))
+                    headers.set(&req.headers, "Authorization", format!("Bearer {token}"))
                 }
                 PassAccessToken::XForwardedAccessToken => {
-                    headers.set("X-Forwarded-Access-Token", token)
+                    headers.set(&req.headers, "X-Forwarded-Access-Token", token)
                 }
             }
         }
@@ -196,7 +194,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
     fn forward(
         &self,
         path: &RequestPath,
-        headers: Option<Headers>,
+        headers: Option<OriginHeaders>,
         protected: bool,
         set_cookies: Vec<String>,
     ) -> Outcome {
@@ -374,16 +372,16 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         req: &GateRequest,
         jar: &CookieJar,
         who: &Principal<'_>,
-    ) -> Result<Headers, GateError> {
+    ) -> Result<OriginHeaders, GateError> {
         let mut headers = self.stripped_headers(req, jar);
         let ids = &self.cfg.identity_headers;
         if let Some(h) = &ids.user {
-            headers.set(h, header_value(&who.user()));
+            headers.set(&req.headers, h, header_value(&who.user()));
         }
         // The identity is iss + sub; an email travels only when the provider vouches for it.
         let email = self.cfg.policy.vouched_email(&who.identity());
         if let (Some(h), Some(email)) = (&ids.email, email) {
-            headers.set(h, header_value(email.address));
+            headers.set(&req.headers, h, header_value(email.address));
         }
         if let Some(h) = ids.groups.as_ref().filter(|_| !who.groups().is_empty()) {
             let groups: Vec<String> = who
@@ -391,7 +389,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 .iter()
                 .map(|g| header_value(g).replace(',', "%2C"))
                 .collect();
-            headers.set(h, groups.join(","));
+            headers.set(&req.headers, h, groups.join(","));
         }
         if let Some(signer) = &self.cfg.assertion {
             let subject = who.subject(email);
@@ -400,13 +398,13 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
                 .assertion(self.platform.verifier(), &req.origin(), &subject, now)
                 .await
                 .map_err(|e| GateError::Internal(format!("signing the identity assertion: {e}")))?;
-            headers.set(&signer.header, assertion);
+            headers.set(&req.headers, &signer.header, assertion);
         }
         Ok(headers)
     }
 
     /// The request headers without anything the origin could take for identity from us.
-    pub(super) fn stripped_headers(&self, req: &GateRequest, jar: &CookieJar) -> Headers {
+    pub(super) fn stripped_headers(&self, req: &GateRequest, jar: &CookieJar) -> OriginHeaders {
         let ids = &self.cfg.identity_headers;
         let configured: Vec<&str> = [
             ids.user.as_deref(),
@@ -417,16 +415,16 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         .into_iter()
         .flatten()
         .collect();
-        let mut headers = request_headers_for_origin(&req.headers, jar, &configured);
+        let mut headers = OriginHeaders::strip(&req.headers, jar, &configured);
         for (name, value) in forwarding_headers(&req.url, req.headers.get("CF-Connecting-IP")) {
-            headers.set(name, value);
+            headers.set(&req.headers, name, value);
         }
         // With Bearer tokens accepted, Authorization is the client's API credential.
         if self.cfg.pass_access_token == Some(PassAccessToken::Authorization)
             && self.cfg.api.is_none()
         {
             // The origin treats Authorization as coming from us: never pass the client's own.
-            headers.remove("Authorization");
+            headers.remove(&req.headers, "Authorization");
         }
         headers
     }

@@ -216,15 +216,25 @@ pub fn read_chunked(jar: &CookieJar, cookies: &[(&str, &str)], name: &str) -> Ch
     ChunkedValue { value, present }
 }
 
-/// The `Cookie` header without the cookies `drop` selects; `None` when nothing is left.
-pub fn filter_cookie_header(header: &str, drop: impl Fn(&str) -> bool) -> Option<String> {
-    let kept: Vec<&str> = header
+/// The `name=value` pairs of a `Cookie` header, each with its name.
+fn cookie_pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
+    header
         .split(';')
         .map(str::trim)
-        .filter(|pair| {
-            let name = pair.split_once('=').map_or(*pair, |(n, _)| n).trim();
-            !pair.is_empty() && !drop(name)
-        })
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| (pair.split_once('=').map_or(pair, |(n, _)| n).trim(), pair))
+}
+
+/// Whether a `Cookie` header holds a cookie `select` picks.
+pub fn cookie_header_holds(header: &str, select: impl Fn(&str) -> bool) -> bool {
+    cookie_pairs(header).any(|(name, _)| select(name))
+}
+
+/// The `Cookie` header without the cookies `drop` selects; `None` when nothing is left.
+pub fn filter_cookie_header(header: &str, drop: impl Fn(&str) -> bool) -> Option<String> {
+    let kept: Vec<&str> = cookie_pairs(header)
+        .filter(|(name, _)| !drop(name))
+        .map(|(_, pair)| pair)
         .collect();
     (!kept.is_empty()).then(|| kept.join("; "))
 }

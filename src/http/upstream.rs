@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use crate::http::cookies::{filter_cookie_header, CookieJar};
+use crate::http::cookies::{cookie_header_holds, filter_cookie_header, CookieJar};
 use crate::http::http_url::HttpUrl;
 use crate::http::Headers;
 
@@ -173,30 +173,96 @@ pub fn is_identity_header(name: &str) -> bool {
             || IDENTITY_PREFIXES.iter().any(|p| starts_with_name(name, p)))
 }
 
-/// The request headers the origin receives: without identity headers (the built-in list and
-/// `also_strip`, in any spelling) and without our cookies.
-pub fn request_headers_for_origin(
-    incoming: &Headers,
-    jar: &CookieJar,
-    also_strip: &[&str],
-) -> Headers {
-    // Only what goes on is copied (the session cookie, the longest value, never is).
-    let mut out = Headers::new();
-    for (name, value) in incoming.iter() {
-        if !name.eq_ignore_ascii_case("Cookie")
-            && !is_identity_header(name)
-            && !is_routing_header(name)
-            && !also_strip.iter().any(|n| same_name(name, n))
-        {
+/// The request headers an origin receives, as changes to the request's own: the names it
+/// does not get (every value of each), then what the gate adds after what the request keeps.
+/// The runtime passes the request's headers on itself (glue.js `forward`), so what goes on
+/// unchanged (most of a browser's headers, and never the session cookie) is not copied, and
+/// the work follows what changes, not the size of the request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OriginHeaders {
+    remove: Vec<String>,
+    add: Vec<(String, String)>,
+}
+
+impl OriginHeaders {
+    /// The request's headers without identity headers (the built-in list and `also_strip`, in
+    /// any spelling), without routing headers, and without our cookies.
+    pub fn strip(incoming: &Headers, jar: &CookieJar, also_strip: &[&str]) -> Self {
+        let mut out = Self::default();
+        let mut ours = false;
+        for (name, value) in incoming.iter() {
+            if name.eq_ignore_ascii_case("Cookie") {
+                ours |= cookie_header_holds(value, |n| jar.is_ours(n));
+            } else if is_identity_header(name)
+                || is_routing_header(name)
+                || also_strip.iter().any(|n| same_name(name, n))
+            {
+                // The runtime gives each name once: no need to look for it among the others.
+                out.remove.push(name.to_owned());
+            }
+        }
+        // A Cookie header that holds one of ours goes on without them, or not at all.
+        if ours {
+            out.drop_name("Cookie");
+            let values = incoming
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("Cookie"));
+            for (_, value) in values {
+                if let Some(kept) = filter_cookie_header(value, |n| jar.is_ours(n)) {
+                    out.add.push(("Cookie".to_owned(), kept));
+                }
+            }
+        }
+        out
+    }
+
+    /// `name` with one value, whatever the request had.
+    pub fn set(&mut self, incoming: &Headers, name: &str, value: impl Into<String>) {
+        self.remove(incoming, name);
+        self.add.push((name.to_owned(), value.into()));
+    }
+
+    /// No value of `name`, whatever the request had.
+    pub fn remove(&mut self, incoming: &Headers, name: &str) {
+        self.add.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        if incoming.get(name).is_some() {
+            self.drop_name(name);
+        }
+    }
+
+    fn drop_name(&mut self, name: &str) {
+        if !self.drops(name) {
+            self.remove.push(name.to_owned());
+        }
+    }
+
+    fn drops(&self, name: &str) -> bool {
+        self.remove.iter().any(|r| r.eq_ignore_ascii_case(name))
+    }
+
+    /// The names of the request's own headers the origin does not get.
+    pub fn removed(&self) -> impl Iterator<Item = &str> {
+        self.remove.iter().map(String::as_str)
+    }
+
+    /// What the gate adds, in order.
+    pub fn added(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.add.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// The headers the origin receives for a request with `incoming`: what the runtime does
+    /// with the edits (glue.js `forward`), for tests to read.
+    #[cfg(test)]
+    pub fn apply(&self, incoming: &Headers) -> Headers {
+        let mut out = Headers::new();
+        for (name, value) in incoming.iter().filter(|(n, _)| !self.drops(n)) {
             out.append(name, value);
         }
-    }
-    if let Some(cookie) = incoming.get("Cookie") {
-        if let Some(kept) = filter_cookie_header(cookie, |n| jar.is_ours(n)) {
-            out.append("Cookie", kept);
+        for (name, value) in self.added() {
+            out.append(name, value);
         }
+        out
     }
-    out
 }
 
 /// A header value from identity data: printable ASCII kept, anything else percent-encoded
@@ -279,6 +345,10 @@ pub fn protected_caching(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request_headers_for_origin(h: &Headers, jar: &CookieJar, also: &[&str]) -> Headers {
+        OriginHeaders::strip(h, jar, also).apply(h)
+    }
 
     #[test]
     fn identity_headers_in_every_spelling_are_stripped() {

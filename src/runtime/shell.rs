@@ -11,7 +11,7 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use worker::{js_sys, web_sys, Date, Env};
+use worker::{js_sys, web_sys, Env};
 
 use crate::access::token_cache::TokenCache;
 use crate::base::log_line::log_line;
@@ -20,10 +20,8 @@ use crate::config::{Config, ConfigError, Upstream, DEFAULT_AUTH_PREFIX};
 use crate::gate::error::GateError;
 use crate::gate::{Gate, GateRequest, Outcome};
 use crate::http::http_url::HttpUrl;
-use crate::http::wire::{
-    forward_edits, forward_plan, pairs, parse_head, parse_pairs, protected_response_edits,
-    ForwardEdits,
-};
+use crate::http::upstream::OriginHeaders;
+use crate::http::wire::{forward_plan, pairs, parse_head, parse_pairs, protected_response_edits};
 use crate::http::{Headers, Method, OutboundRequest, Response};
 use crate::oidc::provider::ProviderCache;
 use crate::platform::NetworkError;
@@ -104,7 +102,9 @@ impl Platform for WorkerPlatform<'_> {
     }
 
     fn now(&self) -> UnixTime {
-        UnixTime::from_secs(Date::now().as_millis() / 1000)
+        // `Date.now()` itself: worker's `Date::now` builds a Date object for each reading.
+        // Milliseconds since 1970 as an f64 are whole and far below 2^53: the cast is exact.
+        UnixTime::from_secs(js_sys::Date::now() as u64 / 1000)
     }
 
     async fn fetch(&self, req: OutboundRequest) -> std::result::Result<Response, NetworkError> {
@@ -490,7 +490,7 @@ fn pass_on(
     request: &web_sys::Request,
     gate_req: &GateRequest,
     path: &str,
-    headers: Option<&Headers>,
+    headers: Option<&OriginHeaders>,
     protected: bool,
     set_cookies: &[String],
     wants_html: bool,
@@ -506,11 +506,7 @@ fn pass_on(
         target.push('?');
         target.push_str(q);
     }
-    let edits = match headers {
-        Some(headers) => forward_edits(&gate_req.headers, headers).map_err(|e| e.to_string())?,
-        None => ForwardEdits::default(),
-    };
-    let plan = forward_plan(&target, &edits, set_cookies).map_err(|e| e.to_string())?;
+    let plan = forward_plan(&target, headers, set_cookies).map_err(|e| e.to_string())?;
     let mut flags = 0;
     if protected {
         flags |= PROTECTED;

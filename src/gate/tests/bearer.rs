@@ -274,8 +274,9 @@ fn static_assets_get_each_request_as_it_came_and_an_origin_gets_the_gates_header
             };
             match headers {
                 None => assert!(!gate_headers, "{upstream}: {}", req.url.path()),
-                Some(headers) => {
+                Some(edits) => {
                     assert!(gate_headers, "{upstream}: {}", req.url.path());
+                    let headers = edits.apply(&req.headers);
                     let user = headers.get("X-Auth-Request-User");
                     let public = req.url.path().starts_with("/open/");
                     assert_eq!(user, (!public).then_some("alice"), "{}", req.url.path());

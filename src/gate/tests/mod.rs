@@ -531,7 +531,8 @@ impl Harness {
             Outcome::Forward {
                 headers, protected, ..
             } => {
-                let headers = headers.unwrap_or_else(|| req.headers.clone());
+                let headers =
+                    headers.map_or_else(|| req.headers.clone(), |h| h.apply(&req.headers));
                 let user = headers.get("X-Auth-Request-User").map(str::to_owned);
                 (headers, protected, user)
             }
@@ -706,7 +707,10 @@ impl Harness {
             } => {
                 assert!(protected, "a signed-in request is protected");
                 let cookies = set_cookies.iter().map(|c| SetCookie::parse(c)).collect();
-                (headers.unwrap_or_else(|| req.headers.clone()), cookies)
+                (
+                    headers.map_or_else(|| req.headers.clone(), |h| h.apply(&req.headers)),
+                    cookies,
+                )
             }
             Outcome::Respond(r) => panic!(
                 "expected the request to be forwarded, got {} {}",

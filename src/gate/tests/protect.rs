@@ -224,7 +224,7 @@ fn loopback_http_signs_in_with_plain_cookie_names_without_secure() {
 #[test]
 #[ignore]
 fn hot_path_figures() {
-    use crate::http::wire::{forward_edits, parse_head, protected_response_edits};
+    use crate::http::wire::{forward_plan, parse_head, protected_response_edits};
     let h = Harness::with_config(&[("ACCESS_LOG", "none")]);
     let cookie = h.sign_in();
     let head = format!(
@@ -241,9 +241,9 @@ fn hot_path_figures() {
         match h.handle(&req) {
             Outcome::Forward { headers, .. } => {
                 let headers = headers.expect("an origin gets the gate's headers");
-                let edits = forward_edits(&req.headers, &headers).expect("edits");
+                let plan = forward_plan(APP, Some(&headers), &[]).expect("plan");
                 let cache = protected_response_edits(None, None);
-                edits.append.len() + cache.len()
+                plan.len() + cache.len()
             }
             Outcome::Respond(r) => panic!("answered {}", r.status),
         }
