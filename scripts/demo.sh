@@ -26,9 +26,9 @@ if ! grep -q '^PARTNERS_OIDC_CLIENT_SECRET=' .dev.vars 2>/dev/null; then
 fi
 
 origins=(--redirect "http://127.0.0.1:$port" --redirect "http://localhost:$port")
-node tests/support/idp.mjs --port "$staff_port" "${origins[@]}" &
+node tests/support/idp.mjs --port "$staff_port" --callback-id staff "${origins[@]}" &
 staff=$!
-node tests/support/idp.mjs --port "$partners_port" "${origins[@]}" &
+node tests/support/idp.mjs --port "$partners_port" --callback-id partners "${origins[@]}" &
 partners=$!
 trap 'kill $staff $partners 2>/dev/null || true' EXIT INT TERM
 sleep 1

@@ -279,6 +279,14 @@ pub(super) fn read_providers<F: Fn(&str) -> Option<String>>(
         if list.iter().any(|p| p.id == id) {
             return Err(err("PROVIDERS", format!("lists {id} twice")));
         }
+        // `default` is the single-provider set-up's own: its users are named by `sub` alone
+        // and it answers at `{prefix}/callback`, not at a redirect URI of its own.
+        if id.is_default() {
+            return Err(err(
+                "PROVIDERS",
+                "cannot list default: name the provider (entra, google, ...)",
+            ));
+        }
         let prefix = format!("{}_", id.as_str().to_ascii_uppercase().replace('-', "_"));
         list.push(read_provider(vars, id, &prefix)?);
     }
@@ -566,6 +574,15 @@ impl Providers {
             login_default: Some(0),
         }
     }
+
+    /// The test provider as a multi-tenant one letting `tenants` in.
+    #[cfg(test)]
+    pub fn with_tenants(mut self, tenants: Tenants) -> Self {
+        for p in &mut self.list {
+            p.tenants = Some(tenants.clone());
+        }
+        self
+    }
 }
 
 #[cfg(test)]
@@ -579,6 +596,20 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         read_providers(&Vars(|k: &str| m.get(k).cloned()))
+    }
+
+    #[test]
+    fn providers_cannot_name_the_single_provider_set_up_default() {
+        let e = read(&[
+            ("PROVIDERS", "default github"),
+            ("DEFAULT_OIDC_ISSUER", "https://login.example.com/t/v2.0"),
+            ("DEFAULT_OIDC_CLIENT_ID", "c"),
+            ("DEFAULT_OIDC_CLIENT_SECRET", "s"),
+            ("GITHUB_OIDC_CLIENT_ID", "gh-client"),
+            ("GITHUB_OIDC_CLIENT_SECRET", "s2"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.variable, "PROVIDERS");
     }
 
     const TWO: [(&str, &str); 7] = [

@@ -1,4 +1,5 @@
-//! `/auth/callback`: the provider sends the browser back. The login transaction is spent
+//! `/auth/callback` (`/auth/callback/{id}` for each of `PROVIDERS`): the provider sends the
+//! browser back. The login transaction is spent
 //! whatever happens; the code is redeemed, the ID token verified, and a session started.
 
 use crate::base::log_line::log_line;
@@ -123,6 +124,11 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             return Err(GateError::MissingParameter("code"));
         }
         let login = open(name, value).map_err(|_| GateError::LoginNotFound)?;
+        // Before anything goes to a token endpoint: the code must come from the provider this
+        // sign-in went to, and only its redirect URI says so when it sends no `iss`.
+        if !login.answers_at(req.url.path()) {
+            return Err(GateError::Callback(CallbackError::WrongRedirect));
+        }
         // Only the provider the sign-in went to: its metadata, its keys, its client.
         let provider = self.provider(login.provider())?;
         let now = self.platform.now();

@@ -58,7 +58,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         let offline = self.cfg.pass_access_token.is_some();
         let (tx, params) = LoginTransaction::begin(
             provider,
-            &self.redirect_uri(req),
+            &self.redirect_uri(req, provider),
             &return_to,
             now,
             offline,
@@ -169,10 +169,23 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         )
     }
 
-    fn redirect_uri(&self, req: &GateRequest) -> String {
-        match &self.cfg.redirect_uri {
+    /// Where `provider` sends the browser back: `{prefix}/callback` for the one provider of a
+    /// single-provider set-up, `{prefix}/callback/{id}` for each of `PROVIDERS`. A redirect URI
+    /// of its own per provider is the mix-up defence (RFC 9700 4.4.2) for providers that send
+    /// no `iss` with the code (Entra ID, GitHub): an answer from one provider can never be
+    /// taken for an answer to a sign-in at another, whose token endpoint would get the code.
+    fn redirect_uri(&self, req: &GateRequest, provider: &ProviderConfig) -> String {
+        let base = match &self.cfg.redirect_uri {
             Some(u) => u.to_string(),
             None => format!("{}{}", req.origin(), self.cfg.auth_path("callback")),
+        };
+        if provider.id.is_default() {
+            return base;
+        }
+        let id = provider.id.as_str();
+        match base.split_once('?') {
+            Some((path, query)) => format!("{}/{id}?{query}", path.trim_end_matches('/')),
+            None => format!("{}/{id}", base.trim_end_matches('/')),
         }
     }
 

@@ -176,6 +176,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         let answer = match route {
             "/login" => self.login(req, &jar).await,
             "/callback" => Ok(self.callback(req, &jar).await),
+            r if r.starts_with("/callback/") => Ok(self.callback(req, &jar).await),
             "/logout" => self.logout(req, &jar).await,
             "/logged-out" => self.logged_out(req, &jar),
             "/userinfo" => self.userinfo(req, &jar).await,

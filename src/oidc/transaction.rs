@@ -170,6 +170,9 @@ pub enum CallbackError {
     IssuerMissing,
     MissingCode,
     Expired,
+    /// The answer came back to another redirect URI than this sign-in's: one provider's
+    /// answer taken to a sign-in at another (a mix-up).
+    WrongRedirect,
 }
 
 impl std::fmt::Display for CallbackError {
@@ -184,6 +187,9 @@ impl std::fmt::Display for CallbackError {
             }
             Self::MissingCode => "the callback has no code",
             Self::Expired => "the login transaction is older than 10 minutes",
+            Self::WrongRedirect => {
+                "it came back to another provider's redirect URI than this sign-in's"
+            }
         })
     }
 }
@@ -288,6 +294,12 @@ impl LoginTransaction {
 
     pub fn is_expired(&self, now: UnixTime) -> bool {
         now >= self.created_at.plus(TRANSACTION_TTL_SECS) || self.created_at > now.plus(60)
+    }
+
+    /// Whether an answer arriving at `path` came back where this sign-in asked: each provider
+    /// has its own redirect URI, so an answer at another's belongs to another provider.
+    pub fn answers_at(&self, path: &str) -> bool {
+        HttpUrl::parse(&self.redirect_uri).is_ok_and(|u| u.path() == path)
     }
 
     /// Checks the callback against this transaction and moves on to the code exchange.

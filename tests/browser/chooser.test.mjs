@@ -14,8 +14,8 @@ let staff; let partners; let worker; let browser;
 before(async () => {
   const [staffPort, partnersPort, workerPort] = [await freePort(), await freePort(), await freePort()];
   const workerOrigins = [`http://127.0.0.1:${workerPort}`];
-  staff = await startIdp({ port: staffPort, workerOrigins });
-  partners = await startIdp({ port: partnersPort, workerOrigins });
+  staff = await startIdp({ port: staffPort, workerOrigins, callbackIds: ['staff'] });
+  partners = await startIdp({ port: partnersPort, workerOrigins, callbackIds: ['partners'] });
   worker = await startWorker({
     port: workerPort,
     vars: {

@@ -88,8 +88,8 @@ before(async () => {
   await new Promise((r) => echo.listen(ports.echo, '127.0.0.1', r));
   const workerOrigins = [ports.worker, ports.default].map((p) => `http://127.0.0.1:${p}`);
   [one, two, github, google] = await Promise.all([
-    startIdp({ port: ports.one, workerOrigins, clientId: CLIENTS.one.id, clientSecret: CLIENTS.one.secret, accessTokenTTL: ACCESS_TOKEN_TTL }),
-    startIdp({ port: ports.two, workerOrigins, clientId: CLIENTS.two.id, clientSecret: CLIENTS.two.secret, accessTokenTTL: ACCESS_TOKEN_TTL }),
+    startIdp({ port: ports.one, workerOrigins, clientId: CLIENTS.one.id, clientSecret: CLIENTS.one.secret, accessTokenTTL: ACCESS_TOKEN_TTL, callbackIds: ['one'] }),
+    startIdp({ port: ports.two, workerOrigins, clientId: CLIENTS.two.id, clientSecret: CLIENTS.two.secret, accessTokenTTL: ACCESS_TOKEN_TTL, callbackIds: ['two'] }),
     startFakeGitHub({ port: ports.github, clientId: CLIENTS.github.id, clientSecret: CLIENTS.github.secret }),
     startFakeGoogle({ port: ports.google, clientId: CLIENTS.google.id, clientSecret: CLIENTS.google.secret }),
   ]);
@@ -292,6 +292,22 @@ test('a callback naming the other provider as its issuer is refused (mix-up)', a
   assert.deepEqual(sessionCookies(agent), []);
 });
 
+test("an answer at another provider's redirect URI is refused before any token request (mix-up)", async () => {
+  for (const path of ['/auth/callback/two', '/auth/callback']) {
+    const agent = new Agent();
+    const [, callback] = await agent.signIn(loginUrl('one'), { stopAtCallback: true });
+    assert.equal(new URL(callback).pathname, '/auth/callback/one');
+    const forged = new URL(callback);
+    forged.pathname = path;
+    const before = grants.two.length + grants.one.length;
+    const res = await agent.request(forged.toString());
+    assert.equal(res.status, 400, path);
+    assert.match(res.text_, /redirect URI/);
+    assert.equal(grants.two.length + grants.one.length, before, `${path}: a code was redeemed`);
+    assert.deepEqual(sessionCookies(agent), []);
+  }
+});
+
 test('each session refreshes at its own provider', async () => {
   const a = new Agent();
   const b = new Agent();
@@ -428,7 +444,7 @@ test('a GitHub token the API refuses signs no one in', async () => {
   // The worker reads the API right after the code exchange; a token the API calls bad is no session.
   const agent = new Agent();
   const [, callback] = await agent.signIn(loginUrl('github'), { stopAtCallback: true });
-  assert.equal(new URL(callback).pathname, '/auth/callback');
+  assert.equal(new URL(callback).pathname, '/auth/callback/github');
   github.failNextToken({ access_token: 'gho_notissuedbythisfakeatallxxxxxxxxxx', token_type: 'bearer', scope: 'read:user,user:email,read:org' });
   const res = await agent.request(callback);
   assert.ok(res.status >= 400, `${res.status}`);

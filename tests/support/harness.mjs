@@ -221,7 +221,7 @@ export class Agent {
   async followUntilCallback(url, stopAtCallback) {
     let current = url;
     for (let i = 0; i < 20; i++) {
-      if (stopAtCallback && new URL(current).pathname === '/auth/callback') return [null, current];
+      if (stopAtCallback && /^\/auth\/callback(\/|$)/.test(new URL(current).pathname)) return [null, current];
       const res = await this.request(current);
       if (!(res.status >= 300 && res.status < 400)) return [res, current];
       current = new URL(res.headers.get('location'), current).toString();

@@ -123,7 +123,7 @@ function decodeJwt(jwt) {
  * older than `max_age` (oidc-provider's own check). `idp.settings.loginAge` (seconds) makes
  * the next logins look that long ago (`auth_time`), as if the person signed in earlier.
  */
-export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins, clientId = DEMO_CLIENT_ID, clientSecret = DEMO_CLIENT_SECRET, tokenAuthMethod = 'client_secret_basic', clientJwks, clientAuthAlg, par, apiResource, accessTokenTTL = 3600, padBytes = 0 }) {
+export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins, clientId = DEMO_CLIENT_ID, clientSecret = DEMO_CLIENT_SECRET, tokenAuthMethod = 'client_secret_basic', clientJwks, clientAuthAlg, par, apiResource, accessTokenTTL = 3600, padBytes = 0, callbackIds = [] }) {
   const issuer = `http://127.0.0.1:${port}`;
   const keyBased = tokenAuthMethod === 'private_key_jwt';
   if (keyBased && !clientJwks) throw new Error('private_key_jwt needs clientJwks');
@@ -171,7 +171,8 @@ export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins,
     clients: [...apiClients, {
       client_id: clientId,
       ...clientAuth,
-      redirect_uris: workerOrigins.map((o) => `${o}/auth/callback`),
+      // A worker with PROVIDERS has a redirect URI per provider: /auth/callback/<id>.
+      redirect_uris: workerOrigins.flatMap((o) => [`${o}/auth/callback`, ...callbackIds.map((id) => `${o}/auth/callback/${id}`)]),
       post_logout_redirect_uris: workerOrigins.map((o) => `${o}/auth/logged-out`),
       backchannel_logout_uri: `${workerOrigins[0]}/auth/backchannel-logout`,
       backchannel_logout_session_required: true,
@@ -254,9 +255,10 @@ export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins,
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { port: { type: 'string', default: '9090' }, redirect: { type: 'string', multiple: true } } });
+  const { values } = parseArgs({ options: { port: { type: 'string', default: '9090' }, redirect: { type: 'string', multiple: true }, 'callback-id': { type: 'string', multiple: true } } });
   const origins = values.redirect ?? ['http://127.0.0.1:8787', 'http://localhost:8787'];
-  const idp = await startIdp({ port: Number(values.port), workerOrigins: origins });
+  // --callback-id ID: the worker lists this provider as ID in PROVIDERS (redirect URI /auth/callback/ID).
+  const idp = await startIdp({ port: Number(values.port), workerOrigins: origins, callbackIds: values['callback-id'] ?? [] });
   console.log(`OpenID Provider at ${idp.issuer} (users: ${Object.keys(USERS).join(', ')}; any password)`);
   const stop = async () => { await idp.close(); process.exit(0); };
   process.on('SIGINT', stop);

@@ -91,7 +91,10 @@ fn start_github_login(h: &Harness) -> GitHubLogin {
 
 fn finish_github_login(h: &Harness, login: &GitHubLogin, token_answer: Response) -> Response {
     h.idp.serve(GH_TOKEN, token_answer);
-    let url = app(&format!("/auth/callback?code={CODE}&state={}", login.state));
+    let url = app(&format!(
+        "/auth/callback/github?code={CODE}&state={}",
+        login.state
+    ));
     h.respond(&navigate(&url, Some(&login.tx_cookie.pair())))
 }
 
@@ -176,6 +179,62 @@ fn each_provider_signs_in_under_its_own_name() {
     assert_eq!(logged.last().unwrap()["provider"], "github");
 }
 
+/// The mix-up attack (RFC 9700 4.4.2): a hostile provider among `PROVIDERS` bounces a person
+/// signing in with it to an honest provider that sends no `iss` (Entra ID, GitHub), with the
+/// attacker's own state from a login there. The honest code comes back to the gate under the
+/// person's transaction for the hostile provider, whose token endpoint would get it. Each
+/// provider answers at its own redirect URI, so the answer is refused before any token request.
+#[test]
+fn an_answer_at_another_providers_redirect_uri_never_reaches_a_token_endpoint() {
+    let h = two_providers(&[]);
+    serve_github_user(&h, verified_primary(), &[], &[]);
+    let idp = Login::from_response(h.respond(&navigate(&app("/auth/login?provider=idp"), None)));
+    assert_eq!(idp.param("redirect_uri"), app("/auth/callback/idp"));
+    let github = start_github_login(&h);
+    assert_eq!(
+        query_param(&github.authorize, "redirect_uri").as_deref(),
+        Some(app("/auth/callback/github").as_str())
+    );
+    h.idp.serve(GH_TOKEN, github_token());
+    h.idp
+        .serve(TOKEN_URL, token_answer(&h.key.sign(&h.claims(&idp.nonce))));
+    // Each transaction answered at the other's redirect URI, and at the shared one.
+    let tries = [
+        (
+            format!("/auth/callback/idp?code={CODE}&state={}", github.state),
+            &github.tx_cookie,
+        ),
+        (
+            format!("/auth/callback?code={CODE}&state={}", github.state),
+            &github.tx_cookie,
+        ),
+        (
+            format!("/auth/callback/github?code={CODE}&state={}", idp.state),
+            &idp.tx_cookie,
+        ),
+        (
+            format!("/auth/callback/nobody?code={CODE}&state={}", idp.state),
+            &idp.tx_cookie,
+        ),
+    ];
+    for (path, cookie) in tries {
+        let resp = h.respond(&navigate(&app(&path), Some(&cookie.pair())));
+        assert_eq!(resp.status, 400, "{path}: {}", resp.body_text());
+        assert!(resp.body_text().contains("redirect URI"), "{path}");
+        assert!(
+            h.idp.requests_to(GH_TOKEN).is_empty() && h.idp.requests_to(TOKEN_URL).is_empty(),
+            "{path}: a code went to a token endpoint"
+        );
+    }
+    // At its own redirect URI, each sign-in completes.
+    let idp = Login::from_response(h.respond(&navigate(&app("/auth/login?provider=idp"), None)));
+    let resp = h.finish_sign_in(&idp);
+    assert_eq!(resp.status, 302, "{}", resp.body_text());
+    assert_eq!(h.idp.requests_to(TOKEN_URL).len(), 1);
+    let resp = finish_github_login(&h, &start_github_login(&h), github_token());
+    assert_eq!(resp.status, 302, "{}", resp.body_text());
+}
+
 #[test]
 fn the_callback_uses_only_the_provider_the_login_went_to() {
     let h = two_providers(&[]);
@@ -190,7 +249,7 @@ fn the_callback_uses_only_the_provider_the_login_went_to() {
     // provider's identity comes from the sealed transaction, never from the callback.
     h.idp.serve(GH_TOKEN, github_token());
     let url = app(&format!(
-        "/auth/callback?code={CODE}&state={}&iss={}",
+        "/auth/callback/github?code={CODE}&state={}&iss={}",
         login.state,
         form_urlencoded::byte_serialize(ISSUER.as_bytes()).collect::<String>()
     ));
