@@ -148,6 +148,12 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             Ok(headers) => headers,
             Err(e) => return Outcome::Respond(with_cookies(self.fail(req, e), set_cookies)),
         };
+        if self.cfg.pass_access_token == Some(PassAccessToken::Authorization) {
+            // The origin takes Authorization for the gate's: a client's own (Basic, DPoP) never
+            // goes on with a session, live access token or not. (stripped_headers leaves it
+            // when APIs are on: on an API request it is the client's credential.)
+            headers.remove(&req.headers, "Authorization");
+        }
         let live_token = session.live_access_token(self.platform.now());
         if let (Some(how), Some(token)) = (self.cfg.pass_access_token, live_token) {
             match how {

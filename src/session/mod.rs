@@ -370,9 +370,14 @@ impl Session {
         providers: &Providers,
         idle_secs: Option<u64>,
     ) -> Result<(), NoSession> {
-        let known = providers
-            .get(self.provider.as_str())
-            .is_some_and(|p| p.issuer == self.iss);
+        // A multi-tenant provider's session is good while its tenant is still let in: taking a
+        // tenant off OIDC_ALLOWED_TENANTS ends its sessions, not only its next sign-ins.
+        let known = providers.get(self.provider.as_str()).is_some_and(|p| {
+            p.issuer == self.iss
+                && p.tenants.as_ref().is_none_or(|allowed| {
+                    self.tid.as_deref().is_some_and(|tid| allowed.allows(tid))
+                })
+        });
         if !known || now >= self.exp || self.iat > now.plus(60) {
             return Err(NoSession::Expired);
         }
@@ -815,6 +820,23 @@ mod tests {
             s.seal(&sealer(), "n", &client()).unwrap_err(),
             SessionSealError::TooLarge
         );
+    }
+
+    #[test]
+    fn a_tenant_taken_off_the_allowed_list_ends_its_sessions() {
+        use crate::config::providers::Tenants;
+        const T: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        const U: &str = "11111111-2222-3333-4444-555555555555";
+        let listed =
+            |t: &str| Providers::for_tests("https://idp").with_tenants(Tenants::parse(t).unwrap());
+        let mut s = session(0);
+        s.tid = Some(T.into());
+        assert_eq!(s.check(t(150), &listed(T), None), Ok(()));
+        assert_eq!(s.check(t(150), &listed("*"), None), Ok(()));
+        assert_eq!(s.check(t(150), &listed(U), None), Err(NoSession::Expired));
+        // A session without a tenant from a provider that lets tenants in: none of them.
+        s.tid = None;
+        assert_eq!(s.check(t(150), &listed("*"), None), Err(NoSession::Expired));
     }
 
     #[test]

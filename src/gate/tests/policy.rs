@@ -304,6 +304,35 @@ fn pass_access_token_mode_never_forwards_the_clients_own_authorization() {
     assert_eq!(headers.get("Authorization"), None);
 }
 
+/// With APIs on, the client's `Authorization` is its API credential on API requests; on the
+/// session path, with the origin told that `Authorization` is the gate's, a client's own (Basic,
+/// DPoP) never goes on, also when the session has no live access token to put there.
+#[test]
+fn pass_access_token_mode_with_apis_never_forwards_a_clients_authorization_on_a_session() {
+    let h = Harness::with_config(&[
+        ("PASS_ACCESS_TOKEN", "authorization"),
+        ("API_AUDIENCES", "https://api.example.com"),
+    ]);
+    let alice = h.sign_in();
+    for advance in [0, 3_600] {
+        h.idp.advance(advance);
+        let (headers, ..) = h.forward(&request(
+            Method::Get,
+            &app("/page"),
+            &[
+                ("Accept", HTML),
+                ("Cookie", &alice),
+                ("Authorization", "Basic Zm9vOmJhcg=="),
+            ],
+        ));
+        let sent = headers.get("Authorization");
+        assert!(
+            sent.is_none_or(|v| v == format!("Bearer {ACCESS_TOKEN}")),
+            "after {advance}s: {sent:?}"
+        );
+    }
+}
+
 #[test]
 fn access_log_deny_keeps_only_denials() {
     let h = Harness::with_config(&[("ACCESS_RULES", RULES), ("ACCESS_LOG", "deny")]);
