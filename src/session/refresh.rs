@@ -17,7 +17,8 @@ pub enum RefreshError {
     /// session is over.
     Refused(String),
     /// The provider answered, but not acceptably (an ID token for someone else, a bad
-    /// signature): the session is over too.
+    /// signature), or said the session's access token is revoked (GitHub): the session is over
+    /// too, at once (no refresh token was spent that another request could have raced).
     Rejected(String),
     /// The provider could not be reached or failed (5xx): try again on a later request.
     Unavailable(String),
@@ -115,12 +116,12 @@ async fn refresh_github<P: Platform>(
         .tokens
         .access_token
         .clone()
-        .ok_or_else(|| RefreshError::Refused("the session has no access token".into()))?;
+        .ok_or_else(|| RefreshError::Rejected("the session has no access token".into()))?;
     let who = GitHubClient::new(platform, urls, token.secret())
         .identify(reads_memberships(provider))
         .await
         .map_err(|e| match e {
-            GitHubError::Revoked => RefreshError::Refused(e.to_string()),
+            GitHubError::Revoked => RefreshError::Rejected(e.to_string()),
             GitHubError::Unavailable(why) => RefreshError::Unavailable(why),
         })?;
     if who.id != session.sub {

@@ -22,7 +22,7 @@ use crate::session::coalescer::RefreshCoalescer;
 use crate::session::durable_object::{
     ObjectName, SpentToken, StoreAnswer, StoreCall, StoreError, StoreRef,
 };
-use crate::session::refresh::refresh_session;
+use crate::session::refresh::{refresh_session, RefreshError};
 use crate::session::{binding, open_session, NoSession, Session, SessionCookie, SessionSealError};
 
 /// Calls to session objects (Durable Objects), made by the runtime.
@@ -350,8 +350,10 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
                 }
                 Err(e) if e.ends_session() => {
                     // Another isolate may have spent this refresh token for a request that
-                    // raced this one; while the access token lasts, this request goes on.
-                    if session.tokens.access_expires_at.is_some_and(|e| e > now) {
+                    // raced this one; while the access token lasts, this request goes on. Not
+                    // when the provider said more (a revoked access token, another person).
+                    let raced = matches!(e, RefreshError::Refused(_));
+                    if raced && session.tokens.access_expires_at.is_some_and(|e| e > now) {
                         platform.log_json(log_line!("level":"warn","event":"refresh_refused_session_kept","sub":session.sub,"detail":e.detail()));
                     } else {
                         platform.log_json(log_line!("level":"info","event":"session_ended","sub":session.sub,"reason":"refresh refused","detail":e.detail()));

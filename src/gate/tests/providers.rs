@@ -401,6 +401,40 @@ fn github_memberships_are_read_again_when_due_and_a_revoked_token_ends_the_sessi
     assert!(cookie_deleted(&resp, SESSION_COOKIE));
 }
 
+/// A GitHub App's user token lasts 8 hours. Revoked at GitHub (the person suspended, the app's
+/// authorization withdrawn), it ends the session at the next membership read, not when it
+/// expires: the grace a refused refresh token gets (another request may have spent it) is no
+/// grace for a token GitHub calls bad.
+#[test]
+fn a_revoked_expiring_github_token_ends_the_session_at_once() {
+    let h = two_providers(&[
+        ("ACCESS_RULES", "/org/* github-org:acme"),
+        ("GITHUB_OIDC_MEMBERSHIP_TTL", "60"),
+    ]);
+    serve_github_user(&h, verified_primary(), &["Acme"], &[]);
+    let login = start_github_login(&h);
+    let answer = json_answer(json!({
+        "access_token": GH_TOKEN_VALUE, "token_type": "bearer", "expires_in": 28800,
+        "refresh_token": "ghr_refresh", "refresh_token_expires_in": 15_897_600,
+        "scope": "read:user,user:email,read:org",
+    }));
+    let resp = finish_github_login(&h, &login, answer);
+    let gh = cookie_set(&resp, SESSION_COOKIE).unwrap().pair();
+    h.forward(&navigate(&app("/org/x"), Some(&gh)));
+    h.idp.serve(
+        &format!("{GH_API}user"),
+        Response::new(401).with_body("application/json", r#"{"message":"Bad credentials"}"#),
+    );
+    h.idp.advance(61);
+    let resp = match h.handle(&navigate(&app("/org/x"), Some(&gh))) {
+        Outcome::Respond(r) => r,
+        Outcome::Forward { .. } => panic!("a token GitHub revoked kept its session"),
+    };
+    assert_eq!(resp.status, 302);
+    assert!(location(&resp).starts_with("/auth/login"));
+    assert!(cookie_deleted(&resp, SESSION_COOKIE));
+}
+
 #[test]
 fn a_session_from_a_provider_no_longer_configured_is_no_session() {
     let h = two_providers(&[]);
