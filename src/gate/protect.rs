@@ -535,11 +535,12 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         };
         let issuer = exact.cloned().unwrap_or_else(|| Issuer::new(iss.as_str()));
         let issuer = &issuer;
-        let meta = self
-            .cache
-            .metadata(self.platform, issuer)
-            .await
-            .map_err(|e| GateError::TokenKeysUnavailable(format!("{e:?}")))?;
+        let meta = match tenant {
+            None => self.cache.metadata(self.platform, issuer).await,
+            // Named by a token nobody has verified yet: looked up under a budget.
+            Some(_) => self.cache.tenant_metadata(self.platform, issuer).await,
+        }
+        .map_err(|e| GateError::TokenKeysUnavailable(format!("{e:?}")))?;
         let verified = self
             .cache
             .verify(self.platform, &meta.jwks_uri, jws, Refetch::RateLimited)

@@ -4,12 +4,12 @@
 //! provider is unreachable, stale copies keep serving; an unknown `kid` refetches the key set,
 //! at most once a minute per key set and isolate.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::cell::Cell;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::base::cache::BoundedCache;
 use crate::base::log_line::log_line;
 use crate::base::time::UnixTime;
 use crate::base::types::Issuer;
@@ -26,8 +26,16 @@ const KV_RETENTION_SECS: u64 = 7 * 86400;
 /// Minimum time between key-set refetches forced by an unknown `kid`.
 pub const FORCED_REFETCH_INTERVAL_SECS: u64 = 60;
 const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
-/// After a failed fetch, a stale copy serves this long before the next attempt.
+/// After a failed fetch, a stale copy serves this long before the next attempt; a tenant whose
+/// documents cannot be had is not asked again sooner either.
 const RETRY_AFTER_FAILURE_SECS: u64 = 60;
+/// Documents kept per kind. Configured issuers are a handful; a multi-tenant API adds one per
+/// tenant it sees, so the oldest go first (and come back from KV when asked for again).
+const MAX_DOCUMENTS: usize = 64;
+/// Tenants a multi-tenant API may look up per minute and isolate when nothing of theirs is in
+/// memory: a token names its tenant before anything about it is verified, so this is what an
+/// anonymous client can make the gate fetch.
+pub const TENANT_LOOKUPS_PER_MINUTE: u32 = 30;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderError {
@@ -89,15 +97,41 @@ struct Entry<T> {
     fresh_until: UnixTime,
 }
 
-/// Documents by URL: one per trusted issuer, a handful.
-type Slots<T> = RefCell<HashMap<String, Entry<T>>>;
+impl<T> Clone for Entry<T> {
+    fn clone(&self) -> Self {
+        Self {
+            value: self.value.clone(),
+            fresh_until: self.fresh_until,
+        }
+    }
+}
+
+/// Documents by URL. Kept past their freshness (as stale copies for when the provider is
+/// down) until evicted.
+type Slots<T> = BoundedCache<String, Entry<T>>;
 
 /// The per-isolate cache. One lives for the isolate's lifetime in the worker.
-#[derive(Default)]
 pub struct ProviderCache {
     metadata: Slots<ProviderMetadata>,
     jwks: Slots<JwkSet>,
-    last_forced_jwks: RefCell<HashMap<String, UnixTime>>,
+    /// Key sets refetched for an unknown `kid`, until they may be again.
+    forced_jwks: BoundedCache<String, ()>,
+    /// Tenants whose documents could not be had, until they are asked again.
+    failed_tenants: BoundedCache<String, ProviderError>,
+    /// Tenant lookups in the current minute: (minute, count).
+    tenant_lookups: Cell<(u64, u32)>,
+}
+
+impl Default for ProviderCache {
+    fn default() -> Self {
+        Self {
+            metadata: BoundedCache::new(MAX_DOCUMENTS),
+            jwks: BoundedCache::new(MAX_DOCUMENTS),
+            forced_jwks: BoundedCache::new(MAX_DOCUMENTS),
+            failed_tenants: BoundedCache::new(MAX_DOCUMENTS),
+            tenant_lookups: Cell::new((0, 0)),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -120,14 +154,45 @@ impl ProviderCache {
         p: &P,
         issuer: &Issuer,
     ) -> Result<Rc<ProviderMetadata>, ProviderError> {
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            issuer.as_str().trim_end_matches('/')
-        );
-        let url = HttpUrl::normalize(&url)
-            .map_err(|_| ProviderError::Invalid("the issuer is not a URL".into()))?;
+        let url = discovery_url(issuer)?;
         let parse = |body: &[u8]| ProviderMetadata::parse(body, issuer).map_err(|e| e.to_string());
         load(p, &self.metadata, "discovery", &url, false, parse).await
+    }
+
+    /// A multi-tenant API's tenant's metadata, for a token that names the tenant but is not
+    /// verified yet. Unlike a configured issuer's, a tenant that cannot be had is remembered
+    /// for a minute, and tenants not in memory are looked up at most
+    /// [`TENANT_LOOKUPS_PER_MINUTE`] a minute.
+    pub async fn tenant_metadata<P: Platform>(
+        &self,
+        p: &P,
+        issuer: &Issuer,
+    ) -> Result<Rc<ProviderMetadata>, ProviderError> {
+        let now = p.now();
+        if let Some(e) = self.failed_tenants.get(issuer.as_str(), now) {
+            return Err(e);
+        }
+        let url = discovery_url(issuer)?;
+        if self.metadata.get(url.as_str(), now).is_none() {
+            let minute = now.as_secs() / 60;
+            let (at, count) = self.tenant_lookups.get();
+            let count = if at == minute { count } else { 0 };
+            if count >= TENANT_LOOKUPS_PER_MINUTE {
+                return Err(ProviderError::Unavailable(format!(
+                    "more than {TENANT_LOOKUPS_PER_MINUTE} tenants not yet known were looked up in the last minute"
+                )));
+            }
+            self.tenant_lookups.set((minute, count + 1));
+        }
+        let result = self.metadata(p, issuer).await;
+        if let Err(e) = &result {
+            self.failed_tenants.insert(
+                issuer.as_str().to_owned(),
+                e.clone(),
+                now.plus(RETRY_AFTER_FAILURE_SECS),
+            );
+        }
+        result
     }
 
     pub async fn jwks<P: Platform>(
@@ -140,6 +205,12 @@ impl ProviderCache {
             JwkSet::parse(b).map_err(|e| e.0)
         })
         .await
+    }
+
+    /// Discovery documents and key sets in memory, stale ones included.
+    #[cfg(test)]
+    pub fn documents_in_memory(&self) -> usize {
+        self.metadata.len() + self.jwks.len()
     }
 
     /// Checks a token's signature with the keys at `jwks_uri`: the one sequence (pick the key,
@@ -175,19 +246,16 @@ impl ProviderCache {
             Err(e) => return Err(SignedTokenError::Key(e)),
         }
         let now = p.now();
-        let last = self
-            .last_forced_jwks
-            .borrow()
-            .get(jwks_uri.as_str())
-            .copied();
-        let cooling = last.is_some_and(|t| now < t.plus(FORCED_REFETCH_INTERVAL_SECS));
+        let cooling = self.forced_jwks.get(jwks_uri.as_str(), now).is_some();
         if cooling && refetch == Refetch::RateLimited {
             p.log_json(log_line!("level":"warn","event":"jwks_refetch_skipped","reason":"unknown kid, refetched less than a minute ago"));
             return set.select(header).cloned().map_err(SignedTokenError::Key);
         }
-        self.last_forced_jwks
-            .borrow_mut()
-            .insert(jwks_uri.to_string(), now);
+        self.forced_jwks.insert(
+            jwks_uri.to_string(),
+            (),
+            now.plus(FORCED_REFETCH_INTERVAL_SECS),
+        );
         p.log_json(log_line!("level":"info","event":"jwks_refetch","reason":"unknown kid"));
         let set = self
             .jwks(p, jwks_uri, true)
@@ -195,6 +263,14 @@ impl ProviderCache {
             .map_err(SignedTokenError::Provider)?;
         set.select(header).cloned().map_err(SignedTokenError::Key)
     }
+}
+
+fn discovery_url(issuer: &Issuer) -> Result<HttpUrl, ProviderError> {
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.as_str().trim_end_matches('/')
+    );
+    HttpUrl::normalize(&url).map_err(|_| ProviderError::Invalid("the issuer is not a URL".into()))
 }
 
 fn read_kv_record(s: &str) -> Option<KvRecord> {
@@ -218,9 +294,8 @@ async fn load<P: Platform, T>(
 ) -> Result<Rc<T>, ProviderError> {
     let now = p.now();
     let in_memory = slots
-        .borrow()
-        .get(url.as_str())
-        .map(|e| (e.value.clone(), e.fresh_until));
+        .get(url.as_str(), now)
+        .map(|e| (e.value, e.fresh_until));
     if let Some((value, fresh_until)) = &in_memory {
         if !force && now < *fresh_until {
             return Ok(value.clone());
@@ -238,13 +313,7 @@ async fn load<P: Platform, T>(
         if now < fresh_until {
             if let Ok(value) = parse(rec.body.as_bytes()) {
                 let value = Rc::new(value);
-                slots.borrow_mut().insert(
-                    url.to_string(),
-                    Entry {
-                        value: value.clone(),
-                        fresh_until,
-                    },
-                );
+                keep(slots, url, &value, fresh_until);
                 return Ok(value);
             }
         }
@@ -259,13 +328,7 @@ async fn load<P: Platform, T>(
         Ok((value, body, ttl)) => {
             let value = Rc::new(value);
             let fresh_until = now.plus(ttl);
-            slots.borrow_mut().insert(
-                url.to_string(),
-                Entry {
-                    value: value.clone(),
-                    fresh_until,
-                },
-            );
+            keep(slots, url, &value, fresh_until);
             if let Ok(s) = serde_json::to_string(&KvRecord { fresh_until, body }) {
                 p.kv_put(&key, &s, KV_RETENTION_SECS).await;
             }
@@ -291,13 +354,7 @@ async fn load<P: Platform, T>(
                     p.log_json(log_line!("level":"warn","event":"provider_unreachable","kind":kind,"serving":"stale cached copy","reason":why));
                     // Back off: the stale copy serves for a minute before the next attempt.
                     let retry_at = now.plus(RETRY_AFTER_FAILURE_SECS);
-                    slots.borrow_mut().insert(
-                        url.to_string(),
-                        Entry {
-                            value: value.clone(),
-                            fresh_until: retry_at,
-                        },
-                    );
+                    keep(slots, url, &value, retry_at);
                     Ok(value)
                 }
                 None => Err(match failure {
@@ -309,6 +366,14 @@ async fn load<P: Platform, T>(
             }
         }
     }
+}
+
+fn keep<T>(slots: &Slots<T>, url: &HttpUrl, value: &Rc<T>, fresh_until: UnixTime) {
+    let entry = Entry {
+        value: value.clone(),
+        fresh_until,
+    };
+    slots.insert(url.to_string(), entry, UnixTime::NEVER);
 }
 
 async fn fetch_document<P: Platform>(p: &P, url: &HttpUrl) -> Result<(String, u64), Failure> {

@@ -365,6 +365,99 @@ fn a_multi_tenant_api_accepts_its_allowed_tenants_own_tokens_only() {
     h.forward(&with_bearer(Method::Get, &app("/api/x"), &b));
 }
 
+/// What an anonymous client can make a multi-tenant API with `API_ALLOWED_TENANTS=*` fetch
+/// by naming tenants in tokens nobody has verified: each tenant that cannot be had once a
+/// minute, unknown tenants a bounded number a minute, and memory that stays bounded.
+#[test]
+fn tokens_naming_unknown_tenants_make_the_gate_fetch_a_bounded_amount() {
+    use crate::oidc::provider::TENANT_LOOKUPS_PER_MINUTE;
+    let (h, key) = multi_tenant_api("*");
+    let tenant = |i: u32| format!("{i:08x}-0000-4000-8000-000000000000");
+    // Long-lived, as the test's clock moves on by minutes.
+    let token = |tid: &str| {
+        access_token(&key, &tenant_issuer(tid), |c| {
+            c["tid"] = tid.into();
+            c["exp"] = (NOW + 86400).into();
+        })
+    };
+    let ask = |tid: &str| h.respond(&with_bearer(Method::Get, &app("/api/x"), &token(tid)));
+    let discovery = |tid: &str| format!("{}/.well-known/openid-configuration", tenant_issuer(tid));
+
+    // A tenant that does not exist is asked once a minute, however often it is named.
+    let reason = || {
+        h.idp
+            .logged("bearer_rejected")
+            .pop()
+            .expect("each refusal is logged")["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let ghost = tenant(0);
+    for n in 1..=5 {
+        let resp = ask(&ghost);
+        assert_eq!(resp.status, 503);
+        assert_eq!(h.idp.logged("bearer_rejected").len(), n);
+    }
+    assert_eq!(h.idp.fetches_of(&discovery(&ghost)), 1);
+    h.idp.advance(61);
+    assert_eq!(ask(&ghost).status, 503);
+    assert_eq!(h.idp.fetches_of(&discovery(&ghost)), 2);
+
+    // Fresh tenants each minute: the budget, then nothing is fetched until the next minute.
+    h.idp.advance(60 - (NOW + 61) % 60);
+    let fetches = || h.idp.requests.borrow().len();
+    let before = fetches();
+    for i in 1..=TENANT_LOOKUPS_PER_MINUTE {
+        assert_eq!(ask(&tenant(i)).status, 503);
+    }
+    assert_eq!(fetches() - before, TENANT_LOOKUPS_PER_MINUTE as usize);
+    let over = tenant(1000);
+    assert_eq!(ask(&over).status, 503);
+    assert_eq!(
+        h.idp.fetches_of(&discovery(&over)),
+        0,
+        "over budget: nothing fetched"
+    );
+    assert!(reason().contains("tenants not yet known"), "{}", reason());
+
+    // A tenant already in memory is never held back by the budget.
+    h.idp.advance(60);
+    let good = token(TENANT_B);
+    h.forward(&with_bearer(Method::Get, &app("/api/x"), &good));
+    for i in 2000..2000 + TENANT_LOOKUPS_PER_MINUTE {
+        ask(&tenant(i));
+    }
+    // Another token (not one the isolate has verified already) from the same tenant.
+    let again = access_token(&key, &tenant_issuer(TENANT_B), |c| {
+        c["tid"] = TENANT_B.into();
+        c["exp"] = (NOW + 86400).into();
+        c["jti"] = "j2".into();
+    });
+    h.forward(&with_bearer(Method::Get, &app("/api/x"), &again));
+
+    // However many tenants come and go, memory holds a bounded number of documents.
+    for minute in 0..10 {
+        h.idp.advance(60);
+        for i in 0..TENANT_LOOKUPS_PER_MINUTE {
+            let tid = tenant(10_000 + minute * 100 + i);
+            h.idp.serve(
+                &discovery(&tid),
+                cacheable_json(
+                    json!({"issuer": tenant_issuer(&tid), "authorization_endpoint": "https://tenants.example.com/a", "token_endpoint": "https://tenants.example.com/t", "jwks_uri": format!("https://tenants.example.com/{tid}/keys")})
+                        .to_string(),
+                ),
+            );
+            h.idp.serve(
+                &format!("https://tenants.example.com/{tid}/keys"),
+                jwks_answer(&[&key]),
+            );
+            h.forward(&with_bearer(Method::Get, &app("/api/x"), &token(&tid)));
+        }
+    }
+    assert!(h.cache.documents_in_memory() <= 128);
+}
+
 #[test]
 fn a_tenant_template_needs_its_allow_list() {
     let vars = crate::config::tests_support::base_vars();
