@@ -238,6 +238,8 @@ pub struct Identity<'a> {
     /// GitHub organizations and `org/team` slugs, as GitHub spells them.
     pub github_orgs: &'a [String],
     pub github_teams: &'a [String],
+    /// GitHub could not be asked again in time, so the memberships above are not known.
+    pub github_unresolved: bool,
     /// How the person signed in (`acr`, `acrs`, `auth_time`), for step-up requirements.
     pub auth: &'a AuthContext,
 }
@@ -261,6 +263,7 @@ impl Identity<'_> {
             groups_unresolved: false,
             github_orgs: &[],
             github_teams: &[],
+            github_unresolved: false,
             auth: &NO_AUTH,
         }
     }
@@ -511,9 +514,16 @@ impl Policy {
             .iter()
             .flat_map(|a| a.0.iter())
             .any(|r| matches!(r, Requirement::Group(_)));
+        let wants_github = rule
+            .any_of
+            .iter()
+            .flat_map(|a| a.0.iter())
+            .any(|r| matches!(r, Requirement::GitHubOrg(_) | Requirement::GitHubTeam(_)));
         Decision::Deny {
             reason: if wants_group && who.groups_unresolved {
                 GROUPS_UNRESOLVED.into()
+            } else if wants_github && who.github_unresolved {
+                GITHUB_UNRESOLVED.into()
             } else if unverified {
                 "email address not verified by the provider".into()
             } else {
@@ -549,6 +559,8 @@ impl Policy {
 
 /// Why a group rule denies someone whose groups Microsoft Graph did not give.
 pub const GROUPS_UNRESOLVED: &str = "groups could not be read from Microsoft Graph";
+pub const GITHUB_UNRESOLVED: &str =
+    "GitHub memberships could not be read again in time (GitHub down or rate-limited)";
 
 /// An email the origin may be told: the address, and whether the provider verified it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

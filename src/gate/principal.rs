@@ -56,6 +56,7 @@ impl Principal<'_> {
                 groups_unresolved: s.groups_unresolved,
                 github_orgs: &s.github_orgs,
                 github_teams: &s.github_teams,
+                github_unresolved: s.github_unresolved,
                 auth: &s.auth,
             },
             Self::Token(t, ..) => Identity {

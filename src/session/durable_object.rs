@@ -196,7 +196,12 @@ pub async fn handle<S: Storage, P: Platform>(
                     Ok(StoreAnswer::Session(None))
                 }
                 Err(e) => {
-                    platform.log_json(log_line!("level":"warn","event":"refresh_unavailable","sub":session.sub,"detail":e.detail()));
+                    platform.log_json(log_line!("level":"warn","event":"refresh_unavailable","sub":session.sub,"detail":e.detail(),"store":"durable_object"));
+                    let mut session = session;
+                    if session.drop_overdue_memberships(&cfg.providers, now) {
+                        platform.log_json(log_line!("level":"warn","event":"memberships_dropped","sub":session.sub,"reason":"GitHub could not be asked again for more than OIDC_MEMBERSHIP_TTL","store":"durable_object"));
+                        write(storage, &id, &session).await?;
+                    }
                     Ok(StoreAnswer::Session(Some(Box::new(session))))
                 }
             }

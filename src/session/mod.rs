@@ -68,6 +68,10 @@ pub struct Session {
     /// they are read again, as a refresh.
     #[serde(default, rename = "ghu", skip_serializing_if = "Option::is_none")]
     pub github_until: Option<UnixTime>,
+    /// GitHub: the memberships were dropped because GitHub could not be asked again in time;
+    /// rules naming them deny, saying so, until it answers.
+    #[serde(default, rename = "ghx", skip_serializing_if = "std::ops::Not::not")]
+    pub github_unresolved: bool,
     /// The provider's session id (`sid`), which back-channel logout names.
     #[serde(default, rename = "psid", skip_serializing_if = "Option::is_none")]
     pub provider_sid: Option<String>,
@@ -120,6 +124,8 @@ struct SessionRead {
     github_teams: Vec<String>,
     #[serde(default, rename = "ghu")]
     github_until: Option<UnixTime>,
+    #[serde(default, rename = "ghx")]
+    github_unresolved: bool,
     #[serde(default, rename = "psid")]
     provider_sid: Option<String>,
     #[serde(default, rename = "au")]
@@ -156,6 +162,7 @@ impl From<SessionRead> for Session {
             github_orgs: r.github_orgs,
             github_teams: r.github_teams,
             github_until: r.github_until,
+            github_unresolved: r.github_unresolved,
             provider_sid: r.provider_sid,
             auth: r.auth,
             tokens: SessionTokens {
@@ -204,6 +211,7 @@ impl Session {
             github_orgs: Vec::new(),
             github_teams: Vec::new(),
             github_until: None,
+            github_unresolved: false,
             groups: t.list(&names.groups),
             roles: t.list(&names.roles),
             provider_sid: t
@@ -287,6 +295,7 @@ impl Session {
             github_orgs: Vec::new(),
             github_teams: Vec::new(),
             github_until: None,
+            github_unresolved: false,
             provider_sid: None,
             auth: AuthContext::default(),
             tokens,
@@ -305,6 +314,26 @@ impl Session {
         self.github_orgs = who.orgs;
         self.github_teams = who.teams;
         self.github_until = Some(now.plus(provider.membership_ttl_secs));
+        self.github_unresolved = false;
+    }
+
+    /// GitHub could not be asked again (down, or the person's rate limit spent). Memberships
+    /// overdue by more than one more `OIDC_MEMBERSHIP_TTL` stop counting: they are dropped
+    /// until GitHub answers. True when they were dropped now.
+    pub fn drop_overdue_memberships(&mut self, providers: &Providers, now: UnixTime) -> bool {
+        let Some(until) = self.github_until else {
+            return false;
+        };
+        let ttl = providers
+            .get(self.provider.as_str())
+            .map_or(0, |p| p.membership_ttl_secs);
+        if self.github_unresolved || now < until.plus(ttl) {
+            return false;
+        }
+        self.github_orgs.clear();
+        self.github_teams.clear();
+        self.github_unresolved = true;
+        true
     }
 
     /// The identity claims of a refreshed ID token replace the old ones (groups may have
@@ -619,6 +648,7 @@ mod tests {
             github_orgs: vec!["acme".into()],
             github_teams: vec!["acme/ops".into()],
             github_until: Some(UnixTime::from_secs(900)),
+            github_unresolved: true,
             provider_sid: Some("sid-1".into()),
             auth: AuthContext {
                 acr: Some("mfa".into()),
@@ -637,7 +667,7 @@ mod tests {
         };
         let json = serde_json::to_value(&full).unwrap();
         let fields = json.as_object().unwrap();
-        assert_eq!(fields.len(), 24, "{json}");
+        assert_eq!(fields.len(), 25, "{json}");
         let read: Session = serde_json::from_value(json.clone()).unwrap();
         assert_eq!(read, full);
         // And the smallest session: only what has no default.

@@ -365,6 +365,10 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
                 }
                 Err(e) => {
                     platform.log_json(log_line!("level":"warn","event":"refresh_unavailable","sub":session.sub,"detail":e.detail()));
+                    if Rc::make_mut(&mut session).drop_overdue_memberships(&cfg.providers, now) {
+                        platform.log_json(log_line!("level":"warn","event":"memberships_dropped","sub":session.sub,"reason":"GitHub could not be asked again for more than OIDC_MEMBERSHIP_TTL"));
+                        changed = true;
+                    }
                 }
             }
         }

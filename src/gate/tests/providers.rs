@@ -401,6 +401,56 @@ fn github_memberships_are_read_again_when_due_and_a_revoked_token_ends_the_sessi
     assert!(cookie_deleted(&resp, SESSION_COOKIE));
 }
 
+/// A member who keeps GitHub from answering (their own rate limit spent, say) keeps their
+/// memberships for one more `OIDC_MEMBERSHIP_TTL`, not for the rest of the session.
+#[test]
+fn memberships_github_cannot_read_again_in_time_stop_counting() {
+    let h = two_providers(&[
+        ("ACCESS_RULES", "/team/* github-team:acme/admins"),
+        ("GITHUB_OIDC_MEMBERSHIP_TTL", "60"),
+    ]);
+    serve_github_user(&h, verified_primary(), &["Acme"], &[("Acme", "admins")]);
+    let gh = github_session(&h);
+    h.forward(&navigate(&app("/team/x"), Some(&gh)));
+
+    let limited = || {
+        Response::new(403).with_body(
+            "application/json",
+            r#"{"message":"API rate limit exceeded for user ID 583231."}"#,
+        )
+    };
+    for path in [
+        "user",
+        "user/orgs?per_page=100&page=1",
+        "user/teams?per_page=100&page=1",
+    ] {
+        h.idp.serve(&format!("{GH_API}{path}"), limited());
+    }
+    // Due, and GitHub does not answer: one more interval on what it said last.
+    h.idp.advance(61);
+    h.forward(&navigate(&app("/team/x"), Some(&gh)));
+    h.idp.advance(30);
+    h.forward(&navigate(&app("/team/x"), Some(&gh)));
+    // Overdue by a whole interval: the memberships no longer count, and the log says why.
+    h.idp.advance(30);
+    let resp = h.respond(&navigate(&app("/team/x"), Some(&gh)));
+    assert_eq!(resp.status, 403);
+    let access = h.idp.logged("access").pop().unwrap();
+    assert_eq!(access["reason"], crate::access::policy::GITHUB_UNRESOLVED);
+    assert_eq!(h.idp.logged("memberships_dropped").len(), 1);
+    let dropped = cookie_set(&resp, SESSION_COOKIE).unwrap().pair();
+    // The old cookie is no better than the rewritten one.
+    assert_eq!(h.respond(&navigate(&app("/team/x"), Some(&gh))).status, 403);
+    assert_eq!(
+        h.respond(&navigate(&app("/team/x"), Some(&dropped))).status,
+        403
+    );
+
+    // GitHub answers again: the memberships it gives count.
+    serve_github_user(&h, verified_primary(), &["Acme"], &[("Acme", "admins")]);
+    h.forward(&navigate(&app("/team/x"), Some(&dropped)));
+}
+
 /// A GitHub App's user token lasts 8 hours. Revoked at GitHub (the person suspended, the app's
 /// authorization withdrawn), it ends the session at the next membership read, not when it
 /// expires: the grace a refused refresh token gets (another request may have spent it) is no
