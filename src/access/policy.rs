@@ -225,6 +225,9 @@ pub struct Identity<'a> {
     pub email: Option<&'a str>,
     /// `Some(false)` when the provider said the address is not verified.
     pub email_verified: Option<bool>,
+    /// `ALLOW_UNVERIFIED_EMAIL` covers the provider: an address whose verification it does not
+    /// state counts (marked unverified).
+    pub unstated_email_trusted: bool,
     pub groups: &'a [String],
     pub roles: &'a [String],
     /// The provider of a session; `None` for a Bearer token, which meets no `provider:`.
@@ -255,6 +258,7 @@ impl Identity<'_> {
         Identity {
             email,
             email_verified,
+            unstated_email_trusted: false,
             groups,
             roles,
             provider: None,
@@ -289,9 +293,6 @@ pub enum Decision {
 pub struct Policy {
     rules: Vec<Rule>,
     default: Rule,
-    /// `ALLOW_UNVERIFIED_EMAIL`: let email/domain rules pass when the provider does not say
-    /// whether the address is verified (Entra ID never does). Off by default.
-    trust_unstated_email: bool,
     /// The upstream is Workers Static Assets, which serve one file under several paths.
     assets: bool,
 }
@@ -314,7 +315,6 @@ impl Policy {
         public_paths: &[PathPattern],
         access_rules: Option<&str>,
         allow: &AllowLists<'_>,
-        trust_unstated_email: bool,
     ) -> Result<Self, PolicyError> {
         let mut rules: Vec<Rule> = public_paths
             .iter()
@@ -390,7 +390,6 @@ impl Policy {
                 asset_pattern: None,
                 any_of,
             },
-            trust_unstated_email,
             assets: false,
         })
     }
@@ -539,8 +538,9 @@ impl Policy {
     }
 
     /// The one rule for which email counts as the person's, for rules, identity headers and the
-    /// assertion alike: verified by the provider, or, with `ALLOW_UNVERIFIED_EMAIL`, not stated
-    /// either way (then marked unverified). `email_verified: false` never counts.
+    /// assertion alike: verified by the provider, or, from a provider `ALLOW_UNVERIFIED_EMAIL`
+    /// covers, not stated either way (then marked unverified). `email_verified: false` never
+    /// counts.
     pub fn vouched_email<'a>(&self, who: &Identity<'a>) -> Option<VouchedEmail<'a>> {
         let address = who.email?;
         match who.email_verified {
@@ -548,7 +548,7 @@ impl Policy {
                 address,
                 verified: true,
             }),
-            None if self.trust_unstated_email => Some(VouchedEmail {
+            None if who.unstated_email_trusted => Some(VouchedEmail {
                 address,
                 verified: false,
             }),
@@ -605,7 +605,6 @@ mod tests {
             &[PathPattern::parse("/public/*").unwrap()],
             Some(rules),
             allow,
-            true,
         )
         .unwrap()
     }
@@ -616,7 +615,11 @@ mod tests {
         groups: &'a [String],
         roles: &'a [String],
     ) -> Identity<'a> {
-        Identity::basic(Some(email), verified, groups, roles)
+        // From a provider ALLOW_UNVERIFIED_EMAIL covers, unless a test says otherwise.
+        Identity {
+            unstated_email_trusted: true,
+            ..Identity::basic(Some(email), verified, groups, roles)
+        }
     }
 
     fn decide(p: &Policy, path: &str, id: &Identity<'_>) -> bool {
@@ -667,10 +670,7 @@ mod tests {
             "/a/* fresh:1h&fresh:2h",
             "/a/* public&fresh:1h",
         ] {
-            assert!(
-                Policy::new(&[], Some(bad), &NO_ALLOW, false).is_err(),
-                "{bad}"
-            );
+            assert!(Policy::new(&[], Some(bad), &NO_ALLOW).is_err(), "{bad}");
         }
     }
 
@@ -869,27 +869,34 @@ mod tests {
 
     #[test]
     fn unstated_verification_counts_only_when_trusted() {
-        let strict = Policy::new(&[], Some("/* domain:example.com"), &NO_ALLOW, false).unwrap();
-        let rule = strict.rule_for(&RequestPath::parse("/").unwrap());
-        let unstated = who("a@example.com", None, &[], &[]);
+        let p = Policy::new(&[], Some("/* domain:example.com"), &NO_ALLOW).unwrap();
+        let rule = p.rule_for(&RequestPath::parse("/").unwrap());
+        let untrusted = Identity::basic(Some("a@example.com"), None, &[], &[]);
         assert!(matches!(
-            strict.judge(rule, &unstated, NOW),
+            p.judge(rule, &untrusted, NOW),
             Decision::Deny { .. }
         ));
-        let verified = who("a@example.com", Some(true), &[], &[]);
+        assert_eq!(p.vouched_email(&untrusted), None);
+        let verified = Identity::basic(Some("a@example.com"), Some(true), &[], &[]);
         assert!(matches!(
-            strict.judge(rule, &verified, NOW),
+            p.judge(rule, &verified, NOW),
             Decision::Allow { .. }
         ));
-        let trusting = Policy::new(&[], Some("/* domain:example.com"), &NO_ALLOW, true).unwrap();
-        let rule = trusting.rule_for(&RequestPath::parse("/").unwrap());
+        let trusted = who("a@example.com", None, &[], &[]);
         assert!(matches!(
-            trusting.judge(rule, &unstated, NOW),
+            p.judge(rule, &trusted, NOW),
             Decision::Allow { .. }
         ));
+        assert_eq!(
+            p.vouched_email(&trusted),
+            Some(VouchedEmail {
+                address: "a@example.com",
+                verified: false
+            })
+        );
         let refuted = who("a@example.com", Some(false), &[], &[]);
         assert!(matches!(
-            trusting.judge(rule, &refuted, NOW),
+            p.judge(rule, &refuted, NOW),
             Decision::Deny { .. }
         ));
     }
@@ -897,7 +904,7 @@ mod tests {
     #[test]
     fn restricting_rules_cannot_be_dodged_by_case_but_public_ones_stay_exact() {
         let public = [PathPattern::parse("/public/*").unwrap()];
-        let p = Policy::new(&public, Some("/admin/* group:admins"), &NO_ALLOW, false).unwrap();
+        let p = Policy::new(&public, Some("/admin/* group:admins"), &NO_ALLOW).unwrap();
         let rule = |s: &str| p.rule_for(&RequestPath::parse(s).unwrap()).name.clone();
         assert_eq!(rule("/ADMIN/users"), "ACCESS_RULES[1] /admin/*");
         assert_eq!(rule("/Admin"), "ACCESS_RULES[1] /admin/*");
@@ -912,7 +919,7 @@ mod tests {
             groups: Some("staff"),
             roles: None,
         };
-        let p = Policy::new(&[], None, &allow, true).unwrap();
+        let p = Policy::new(&[], None, &allow).unwrap();
         let staff = vec!["staff".to_owned()];
         assert!(decide(&p, "/", &who("a@example.org", None, &[], &[])));
         assert!(decide(&p, "/", &who("ceo@x.org", None, &[], &[])));
@@ -929,7 +936,7 @@ mod tests {
             ("/a/*", "rule 1"),
             ("/a/* email:nope", "rule 1"),
         ] {
-            let e = Policy::new(&[], Some(rules), &NO_ALLOW, false).unwrap_err();
+            let e = Policy::new(&[], Some(rules), &NO_ALLOW).unwrap_err();
             assert_eq!(e.variable, "ACCESS_RULES");
             assert!(e.problem.starts_with(want), "{rules}: {}", e.problem);
         }
@@ -940,7 +947,6 @@ mod tests {
                 emails: Some("not-an-email"),
                 ..NO_ALLOW
             },
-            false,
         )
         .unwrap_err();
         assert_eq!(e.variable, "ALLOW_EMAILS");
@@ -952,7 +958,6 @@ mod tests {
             &[],
             Some("# admins only\n\n/admin/* group:admins\n"),
             &NO_ALLOW,
-            false,
         )
         .unwrap();
         assert_eq!(
@@ -1052,10 +1057,7 @@ mod tests {
             "/a/* public&provider:x",
             "/a/* group:x&",
         ] {
-            assert!(
-                Policy::new(&[], Some(bad), &NO_ALLOW, false).is_err(),
-                "{bad}"
-            );
+            assert!(Policy::new(&[], Some(bad), &NO_ALLOW).is_err(), "{bad}");
         }
     }
 }

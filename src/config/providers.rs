@@ -137,6 +137,9 @@ pub struct ProviderConfig {
     /// the provider's logout. Off by default (it is most of a cookie's size; logout sends
     /// `client_id` instead), on by default for Okta, which requires the hint.
     pub logout_id_token_hint: bool,
+    /// `ALLOW_UNVERIFIED_EMAIL` covers it: an address whose verification it does not state
+    /// counts (marked unverified). Never for a multi-tenant provider.
+    pub trust_unstated_email: bool,
 }
 
 impl ProviderConfig {
@@ -226,6 +229,10 @@ impl Providers {
             .filter(|p| matches!(p.kind, ProviderKind::Oidc | ProviderKind::Entra))
             .map(|p| p.issuer.clone())
             .collect()
+    }
+
+    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut ProviderConfig> {
+        self.list.iter_mut()
     }
 
     /// GitHub providers ask for `read:org` when the rules read organizations or teams.
@@ -480,6 +487,7 @@ fn read_provider<F: Fn(&str) -> Option<String>>(
         graph_url,
         pushed,
         logout_id_token_hint,
+        trust_unstated_email: false,
     })
 }
 
@@ -567,6 +575,7 @@ impl Providers {
             graph_url: None,
             pushed: Pushed::Auto,
             logout_id_token_hint: false,
+            trust_unstated_email: false,
         };
         Self {
             binding: p.client_id.clone(),

@@ -389,3 +389,56 @@ fn debug_output_hides_secrets() {
     assert!(!d.contains("s3cret-value"));
     assert!(!d.contains(SECRET_B64));
 }
+
+#[test]
+fn allow_unverified_email_covers_named_single_tenant_providers_only() {
+    let provider = |id: &str| {
+        [
+            (
+                format!("{id}_OIDC_ISSUER"),
+                format!("https://{id}.example.com"),
+            ),
+            (format!("{id}_OIDC_CLIENT_ID"), "c".to_owned()),
+            (format!("{id}_OIDC_CLIENT_SECRET"), "s".to_owned()),
+        ]
+    };
+    let two = |allow: &str| {
+        let mut m = vars(&[
+            ("PROVIDERS", "staff partners"),
+            ("ALLOW_UNVERIFIED_EMAIL", allow),
+        ]);
+        m.remove("OIDC_ISSUER");
+        m.remove("OIDC_CLIENT_ID");
+        m.remove("OIDC_CLIENT_SECRET");
+        m.extend(provider("STAFF").into_iter().chain(provider("PARTNERS")));
+        Config::from_vars(|k| m.get(k).cloned())
+    };
+    let trusted = |c: &Config| {
+        c.providers
+            .iter()
+            .filter(|p| p.trust_unstated_email)
+            .map(|p| p.id.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(trusted(&two("staff").unwrap()), ["staff"]);
+    assert_eq!(trusted(&two("true").unwrap()), ["staff", "partners"]);
+    assert!(trusted(&two("false").unwrap()).is_empty());
+    assert_eq!(
+        two("staff, nobody").unwrap_err().variable,
+        "ALLOW_UNVERIFIED_EMAIL"
+    );
+    assert!(trusted(&parse(&[]).unwrap()).is_empty(), "off by default");
+
+    // A multi-tenant provider: any tenant's administrators write its users' addresses.
+    let multi = [
+        (
+            "OIDC_ISSUER",
+            "https://login.microsoftonline.com/organizations/v2.0",
+        ),
+        ("OIDC_ALLOWED_TENANTS", "*"),
+        ("ALLOW_UNVERIFIED_EMAIL", "true"),
+    ];
+    let e = parse(&multi).unwrap_err();
+    assert_eq!(e.variable, "ALLOW_UNVERIFIED_EMAIL");
+    assert!(e.problem.contains("multi-tenant"), "{}", e.problem);
+}

@@ -9,7 +9,7 @@ use crate::access::access_token::VerifiedAccessToken;
 use crate::access::assertion::Subject;
 use crate::access::policy::{Identity, VouchedEmail};
 use crate::access::token_cache::TokenDigest;
-use crate::config::providers::ProviderId;
+use crate::config::providers::{ProviderId, Providers};
 use crate::session::Session;
 
 pub enum Principal<'a> {
@@ -42,12 +42,19 @@ impl Principal<'_> {
         }
     }
 
-    /// What the policy judges.
-    pub fn identity(&self) -> Identity<'_> {
+    /// What the policy judges. An unstated email counts only from a provider
+    /// `ALLOW_UNVERIFIED_EMAIL` covers: a session of it, or a token its issuer signed.
+    pub fn identity(&self, providers: &Providers) -> Identity<'_> {
+        let trusted = |id: &ProviderId| {
+            providers
+                .get(id.as_str())
+                .is_some_and(|p| p.trust_unstated_email)
+        };
         match self {
             Self::Session(s) => Identity {
                 email: s.email.as_deref(),
                 email_verified: s.email_verified,
+                unstated_email_trusted: trusted(&s.provider),
                 groups: &s.groups,
                 roles: &s.roles,
                 provider: Some(s.provider.as_str()),
@@ -59,8 +66,9 @@ impl Principal<'_> {
                 github_unresolved: s.github_unresolved,
                 auth: &s.auth,
             },
-            Self::Token(t, ..) => Identity {
+            Self::Token(t, _, provider) => Identity {
                 auth: &t.auth,
+                unstated_email_trusted: provider.is_some_and(trusted),
                 ..Identity::basic(t.email.as_deref(), t.email_verified, &t.groups, &t.roles)
             },
         }

@@ -329,11 +329,16 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
     /// Judges and writes the one log line every decision gets.
     fn decide(&self, path: &RequestPath, rule: &Rule, who: &Principal<'_>) -> Verdict {
         let now = self.platform.now();
-        let (verdict, reason) = match self.cfg.policy.judge(rule, &who.identity(), now) {
-            Decision::Allow { reason } => (Verdict::Allow, reason),
-            Decision::Deny { reason } => (Verdict::Deny, reason),
-            Decision::StepUp { reason, ask } => (Verdict::StepUp(ask), reason),
-        };
+        let (verdict, reason) =
+            match self
+                .cfg
+                .policy
+                .judge(rule, &who.identity(&self.cfg.providers), now)
+            {
+                Decision::Allow { reason } => (Verdict::Allow, reason),
+                Decision::Deny { reason } => (Verdict::Deny, reason),
+                Decision::StepUp { reason, ask } => (Verdict::StepUp(ask), reason),
+            };
         self.log_access(path, &who.user(), &rule.name, &verdict, &reason);
         verdict
     }
@@ -385,7 +390,10 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             headers.set(&req.headers, h, header_value(&who.user()));
         }
         // The identity is iss + sub; an email travels only when the provider vouches for it.
-        let email = self.cfg.policy.vouched_email(&who.identity());
+        let email = self
+            .cfg
+            .policy
+            .vouched_email(&who.identity(&self.cfg.providers));
         if let (Some(h), Some(email)) = (&ids.email, email) {
             headers.set(&req.headers, h, header_value(email.address));
         }

@@ -1,7 +1,7 @@
 //! The trust boundary: only the right people reach the origin, and the origin learns who they
 //! really are. One test per class of bypass the security review found.
 
-use super::bearer::{access_token, api_harness, with_bearer};
+use super::bearer::{access_token, api_harness, with_bearer, OTHER_ISSUER};
 use super::*;
 
 fn forwarded(h: &Harness, req: &GateRequest) -> Headers {
@@ -88,6 +88,27 @@ fn a_bearer_tokens_unverified_email_or_login_name_is_not_an_email() {
         headers.get("X-Auth-Request-Email"),
         Some("alice@example.com")
     );
+}
+
+/// `ALLOW_UNVERIFIED_EMAIL` speaks for the providers it covers: a token their issuer signed,
+/// never another of `API_ISSUERS` (or a tenant of a multi-tenant API).
+#[test]
+fn an_unstated_email_counts_only_from_a_provider_allow_unverified_email_covers() {
+    let (h, other) = api_harness(&[("ALLOW_UNVERIFIED_EMAIL", "true")]);
+    let unstated = |key: &TestKey, iss: &str| {
+        access_token(key, iss, |c| c["email"] = "alice@example.com".into())
+    };
+    let ours = unstated(&h.key, ISSUER);
+    let headers = forwarded(&h, &with_bearer(Method::Get, &app("/api/data/1"), &ours));
+    assert_eq!(
+        headers.get("X-Auth-Request-Email"),
+        Some("alice@example.com")
+    );
+    assert_eq!(assertion_claims(&headers)["email_verified"], false);
+    let theirs = unstated(&other, OTHER_ISSUER);
+    let headers = forwarded(&h, &with_bearer(Method::Get, &app("/api/data/1"), &theirs));
+    assert_eq!(headers.get("X-Auth-Request-Email"), None);
+    assert!(assertion_claims(&headers).get("email").is_none());
 }
 
 #[test]
