@@ -444,6 +444,32 @@ impl Config {
     }
 }
 
+/// `ALLOW_UNVERIFIED_EMAIL`: `true` for every provider, or the ids of some (`PROVIDERS`).
+/// Never a multi-tenant one: any tenant's administrators can put any address on an account.
+fn trust_unstated_email(providers: &mut Providers, value: Option<&str>) -> Result<(), ConfigError> {
+    let name = "ALLOW_UNVERIFIED_EMAIL";
+    let ids: Option<Vec<&str>> = match value.map(str::trim) {
+        None | Some("" | "false") => return Ok(()),
+        Some("true") => None,
+        Some(v) => Some(crate::access::policy::list(v).collect()),
+    };
+    if ids.iter().flatten().any(|id| providers.get(id).is_none()) {
+        return Err(err(
+            name,
+            "must be true, false, or ids of providers in PROVIDERS",
+        ));
+    }
+    for p in providers.iter_mut() {
+        if ids.as_ref().is_none_or(|ids| ids.contains(&p.id.as_str())) {
+            if p.tenants.is_some() {
+                return Err(err(name, format!("cannot cover the multi-tenant provider {}: any tenant's administrators can put any address on an account (use tenant:, group: or role: rules)", p.id)));
+            }
+            p.trust_unstated_email = true;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -483,30 +509,4 @@ pub mod tests_support {
         };
         Config::from_vars(get).expect("test config is valid")
     }
-}
-
-/// `ALLOW_UNVERIFIED_EMAIL`: `true` for every provider, or the ids of some (`PROVIDERS`).
-/// Never a multi-tenant one: any tenant's administrators can put any address on an account.
-fn trust_unstated_email(providers: &mut Providers, value: Option<&str>) -> Result<(), ConfigError> {
-    let name = "ALLOW_UNVERIFIED_EMAIL";
-    let ids: Option<Vec<&str>> = match value.map(str::trim) {
-        None | Some("" | "false") => return Ok(()),
-        Some("true") => None,
-        Some(v) => Some(crate::access::policy::list(v).collect()),
-    };
-    if ids.iter().flatten().any(|id| providers.get(id).is_none()) {
-        return Err(err(
-            name,
-            "must be true, false, or ids of providers in PROVIDERS",
-        ));
-    }
-    for p in providers.iter_mut() {
-        if ids.as_ref().is_none_or(|ids| ids.contains(&p.id.as_str())) {
-            if p.tenants.is_some() {
-                return Err(err(name, format!("cannot cover the multi-tenant provider {}: any tenant's administrators can put any address on an account (use tenant:, group: or role: rules)", p.id)));
-            }
-            p.trust_unstated_email = true;
-        }
-    }
-    Ok(())
 }
