@@ -1,6 +1,7 @@
 //! `/auth/userinfo`: the signed-in person as JSON, for the site's own scripts.
 
 use crate::gate::error::GateError;
+use crate::gate::principal::Principal;
 use crate::gate::{with_cookies, Gate, GateRequest};
 use crate::http::cookies::CookieJar;
 use crate::http::Response;
@@ -17,7 +18,12 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         req.read_only()?;
         match self.sessions(req, jar).load(true).await {
             Ok(l) => {
-                let mut resp = Response::json(200, &l.session.userinfo());
+                let who = Principal::Session(&l.session);
+                let email = self
+                    .cfg
+                    .policy
+                    .vouched_email(&who.identity(&self.cfg.providers));
+                let mut resp = Response::json(200, &l.session.userinfo(email));
                 resp.headers.set("Cache-Control", "no-store");
                 Ok(with_cookies(resp, l.set_cookies))
             }

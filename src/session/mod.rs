@@ -7,6 +7,7 @@ pub mod store;
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::policy::VouchedEmail;
 use crate::access::step_up::AuthContext;
 use crate::base::seal::{Purpose, SealError, Sealer};
 use crate::base::secret::secret_type;
@@ -454,14 +455,16 @@ impl Session {
             .then(|| token.secret().as_str())
     }
 
-    pub fn userinfo(&self) -> serde_json::Value {
+    /// The person as `/auth/userinfo` shows them; `email` is the one the policy vouches for
+    /// (the same the origin is told), never an address the provider did not verify.
+    pub fn userinfo(&self, email: Option<VouchedEmail<'_>>) -> serde_json::Value {
         serde_json::json!({
             "provider": self.provider.as_str(),
             "tid": self.tid,
             "iss": self.iss.as_str(),
             "sub": self.sub,
-            "email": self.email,
-            "email_verified": self.email_verified,
+            "email": email.map(|e| e.address),
+            "email_verified": email.map(|e| e.verified),
             "name": self.name,
             "groups": self.groups,
             "roles": self.roles,

@@ -27,6 +27,10 @@ fn an_unverified_email_never_reaches_the_origin_as_the_persons() {
         });
         let headers = forwarded(&h, &navigate(&app("/"), Some(&cookie)));
         assert_eq!(headers.get("X-Auth-Request-Email"), None, "{verified}");
+        // Nor the site's own scripts, through /auth/userinfo.
+        let me = json_body(&h.respond(&api_get(&app("/auth/userinfo"), Some(&cookie))));
+        assert_eq!(me["email"], Value::Null, "{verified}: {me}");
+        assert_eq!(me["sub"], "alice");
         assert_eq!(headers.get("X-Auth-Request-User"), Some("alice"));
         let claims = assertion_claims(&headers);
         assert!(claims.get("email").is_none(), "{verified}: {claims}");
