@@ -84,7 +84,16 @@ pub struct VerifiedAccessToken {
     pub expires_at: UnixTime,
     /// How the person signed in (RFC 9068 2.2.1: `acr`, `amr`, `auth_time`), for step-up rules.
     pub auth: AuthContext,
+    /// A multi-tenant API's token: the tenant its `iss` names, which its `tid` matched.
+    pub tenant: Option<String>,
     _sealed: (),
+}
+
+impl VerifiedAccessToken {
+    /// The tenant the gate matched between the token's `iss` and its `tid`.
+    pub fn of_tenant(self, tenant: Option<String>) -> Self {
+        Self { tenant, ..self }
+    }
 }
 
 pub fn validate(
@@ -155,6 +164,7 @@ pub fn validate(
             .exp
             .map_or(UnixTime::EPOCH, |e| UnixTime::from_i64(e.secs())),
         auth: AuthContext::from_claims(&c.all),
+        tenant: None,
         _sealed: (),
     })
 }

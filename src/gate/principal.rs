@@ -69,6 +69,7 @@ impl Principal<'_> {
             Self::Token(t, _, provider) => Identity {
                 auth: &t.auth,
                 unstated_email_trusted: provider.is_some_and(trusted),
+                tenant: t.tenant.as_deref(),
                 ..Identity::basic(t.email.as_deref(), t.email_verified, &t.groups, &t.roles)
             },
         }

@@ -574,6 +574,7 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             now,
         };
         access_token::validate(&verified, &expect, &self.cfg.list_claims)
+            .map(|t| t.of_tenant(tenant))
             .map_err(|e| invalid(e.as_str()))
     }
 }

@@ -365,6 +365,42 @@ fn a_multi_tenant_api_accepts_its_allowed_tenants_own_tokens_only() {
     h.forward(&with_bearer(Method::Get, &app("/api/x"), &b));
 }
 
+/// A multi-tenant API's rules can pin a tenant: each tenant's admins assign its users' roles,
+/// so `role:` alone would let any tenant's self-made admin in.
+#[test]
+fn a_tenant_rule_pins_a_multi_tenant_apis_tokens_to_their_tenant() {
+    let (h, key) = multi_tenant_api("*");
+    let h = Harness {
+        cfg: crate::config::tests_support::test_config(&[
+            ("API_AUDIENCES", API_AUD),
+            ("API_ISSUERS", "https://tenants.example.com/{tenantid}/v2.0"),
+            ("API_ALLOWED_TENANTS", "*"),
+            (
+                "ACCESS_RULES",
+                &format!("/admin/* tenant:{TENANT_A}&role:Admin"),
+            ),
+        ]),
+        ..h
+    };
+    let admin_of = |tid: &str| {
+        access_token(&key, &tenant_issuer(tid), |c| {
+            c["tid"] = tid.into();
+            c["roles"] = json!(["Admin"]);
+        })
+    };
+    h.forward(&with_bearer(
+        Method::Get,
+        &app("/admin/x"),
+        &admin_of(TENANT_A),
+    ));
+    let resp = h.respond(&with_bearer(
+        Method::Get,
+        &app("/admin/x"),
+        &admin_of(TENANT_B),
+    ));
+    assert_eq!(resp.status, 403);
+}
+
 /// What an anonymous client can make a multi-tenant API with `API_ALLOWED_TENANTS=*` fetch
 /// by naming tenants in tokens nobody has verified: each tenant that cannot be had once a
 /// minute, unknown tenants a bounded number a minute, and memory that stays bounded.
