@@ -438,6 +438,21 @@ impl Policy {
             .any(|r| matches!(r, Requirement::GitHubOrg(_) | Requirement::GitHubTeam(_)))
     }
 
+    /// Whether some alternative reads GitHub organizations or teams without naming its
+    /// provider: two GitHub providers (github.com and an Enterprise Server) share org names.
+    pub fn has_unpinned_github_rule(&self) -> bool {
+        self.rules
+            .iter()
+            .chain(std::iter::once(&self.default))
+            .flat_map(|r| r.any_of.iter())
+            .any(|a| {
+                let github = |r: &Requirement| {
+                    matches!(r, Requirement::GitHubOrg(_) | Requirement::GitHubTeam(_))
+                };
+                a.0.iter().any(github) && !a.0.iter().any(|r| matches!(r, Requirement::Provider(_)))
+            })
+    }
+
     fn requirements(&self) -> impl Iterator<Item = &Requirement> {
         self.rules
             .iter()

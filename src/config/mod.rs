@@ -14,7 +14,9 @@ use crate::base::types::Issuer;
 use crate::http::http_url::HttpUrl;
 use crate::http::path::PathPattern;
 use crate::jose::claims::ListClaims;
-use providers::{read_providers, IssuerTemplate, Providers, Tenants, TENANT_PLACEHOLDER};
+use providers::{
+    read_providers, IssuerTemplate, ProviderKind, Providers, Tenants, TENANT_PLACEHOLDER,
+};
 use read::{err, is_header_name, parse_cookie_secret, parse_http_url, parse_issuer, Vars};
 
 pub const DEFAULT_SCOPES: &str = "openid profile email";
@@ -249,6 +251,10 @@ impl Config {
         providers.check_named(&policy.named_providers())?;
         if policy.reads_github_orgs() {
             providers.want_github_orgs();
+        }
+        let github = providers.iter().filter(|p| p.kind == ProviderKind::GitHub);
+        if github.count() > 1 && policy.has_unpinned_github_rule() {
+            return Err(err("ACCESS_RULES", "with two GitHub providers, pair each github-org: or github-team: with provider:<id> (an organization name on one is anyone's on the other)"));
         }
         // Static assets serve one file under several paths: rules cover them all.
         let policy = match upstream {

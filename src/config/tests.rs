@@ -442,3 +442,31 @@ fn allow_unverified_email_covers_named_single_tenant_providers_only() {
     assert_eq!(e.variable, "ALLOW_UNVERIFIED_EMAIL");
     assert!(e.problem.contains("multi-tenant"), "{}", e.problem);
 }
+
+#[test]
+fn two_github_providers_need_membership_rules_pinned_to_one() {
+    let two_githubs = |rules: &str| {
+        let mut m = vars(&[("PROVIDERS", "github ghes"), ("ACCESS_RULES", rules)]);
+        for k in ["OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"] {
+            m.remove(k);
+        }
+        for (id, issuer) in [
+            ("GITHUB", "https://github.com"),
+            ("GHES", "https://git.corp.example"),
+        ] {
+            m.insert(format!("{id}_OIDC_ISSUER"), issuer.to_owned());
+            m.insert(format!("{id}_OIDC_PROVIDER_KIND"), "github".to_owned());
+            m.insert(format!("{id}_OIDC_CLIENT_ID"), "c".to_owned());
+            m.insert(format!("{id}_OIDC_CLIENT_SECRET"), "s".to_owned());
+        }
+        Config::from_vars(|k| m.get(k).cloned())
+    };
+    for unpinned in [
+        "/x/* github-org:acme",
+        "/x/* provider:ghes&github-org:acme github-team:acme/ops",
+    ] {
+        let e = two_githubs(unpinned).unwrap_err();
+        assert_eq!(e.variable, "ACCESS_RULES", "{unpinned}");
+    }
+    two_githubs("/x/* provider:ghes&github-org:acme provider:github&github-team:acme/ops").unwrap();
+}
