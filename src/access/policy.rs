@@ -94,6 +94,10 @@ impl Requirement {
     fn is_step_up(&self) -> bool {
         matches!(self, Self::Acr(_) | Self::Acrs(_) | Self::Fresh(_))
     }
+
+    fn is_github(&self) -> bool {
+        matches!(self, Self::GitHubOrg(_) | Self::GitHubTeam(_))
+    }
 }
 
 /// A step-up as the login route's `step_up` parameter writes it: `acr:mfa&fresh:600s`.
@@ -434,23 +438,17 @@ impl Policy {
 
     /// Whether a rule reads GitHub organizations or teams (GitHub then needs `read:org`).
     pub fn reads_github_orgs(&self) -> bool {
-        self.requirements()
-            .any(|r| matches!(r, Requirement::GitHubOrg(_) | Requirement::GitHubTeam(_)))
+        self.requirements().any(Requirement::is_github)
     }
 
     /// Whether some alternative reads GitHub organizations or teams without naming its
     /// provider: two GitHub providers (github.com and an Enterprise Server) share org names.
     pub fn has_unpinned_github_rule(&self) -> bool {
-        self.rules
-            .iter()
-            .chain(std::iter::once(&self.default))
-            .flat_map(|r| r.any_of.iter())
-            .any(|a| {
-                let github = |r: &Requirement| {
-                    matches!(r, Requirement::GitHubOrg(_) | Requirement::GitHubTeam(_))
-                };
-                a.0.iter().any(github) && !a.0.iter().any(|r| matches!(r, Requirement::Provider(_)))
-            })
+        let all = self.rules.iter().chain(std::iter::once(&self.default));
+        all.flat_map(|r| r.any_of.iter()).any(|a| {
+            let named = a.0.iter().any(|r| matches!(r, Requirement::Provider(_)));
+            !named && a.0.iter().any(Requirement::is_github)
+        })
     }
 
     fn requirements(&self) -> impl Iterator<Item = &Requirement> {
@@ -516,23 +514,13 @@ impl Policy {
                 ask: alternative.step_up(),
             };
         }
+        let wants =
+            |f: fn(&Requirement) -> bool| rule.any_of.iter().flat_map(|a| a.0.iter()).any(f);
         let unverified = email.is_none()
             && who.email.is_some()
-            && rule
-                .any_of
-                .iter()
-                .flat_map(|a| a.0.iter())
-                .any(|r| matches!(r, Requirement::Email(_) | Requirement::Domain(_)));
-        let wants_group = rule
-            .any_of
-            .iter()
-            .flat_map(|a| a.0.iter())
-            .any(|r| matches!(r, Requirement::Group(_)));
-        let wants_github = rule
-            .any_of
-            .iter()
-            .flat_map(|a| a.0.iter())
-            .any(|r| matches!(r, Requirement::GitHubOrg(_) | Requirement::GitHubTeam(_)));
+            && wants(|r| matches!(r, Requirement::Email(_) | Requirement::Domain(_)));
+        let wants_group = wants(|r| matches!(r, Requirement::Group(_)));
+        let wants_github = wants(Requirement::is_github);
         Decision::Deny {
             reason: if wants_group && who.groups_unresolved {
                 GROUPS_UNRESOLVED.into()
