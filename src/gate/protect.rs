@@ -543,12 +543,12 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         };
         let issuer = exact.cloned().unwrap_or_else(|| Issuer::new(iss.as_str()));
         let issuer = &issuer;
-        let meta = match tenant {
-            None => self.cache.metadata(self.platform, issuer).await,
-            // Named by a token nobody has verified yet: looked up under a budget.
-            Some(_) => self.cache.tenant_metadata(self.platform, issuer).await,
-        }
-        .map_err(|e| GateError::TokenKeysUnavailable(format!("{e:?}")))?;
+        // A tenant is named by a token nobody has verified yet: looked up under a budget.
+        let meta = self
+            .cache
+            .token_issuer_metadata(self.platform, issuer, tenant.is_some())
+            .await
+            .map_err(|e| GateError::TokenKeysUnavailable(format!("{e:?}")))?;
         let verified = self
             .cache
             .verify(self.platform, &meta.jwks_uri, jws, Refetch::RateLimited)

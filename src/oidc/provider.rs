@@ -159,15 +159,19 @@ impl ProviderCache {
         load(p, &self.metadata, "discovery", &url, false, parse).await
     }
 
-    /// A multi-tenant API's tenant's metadata, for a token that names the tenant but is not
-    /// verified yet. Unlike a configured issuer's, a tenant that cannot be had is remembered
-    /// for a minute, and tenants not in memory are looked up at most
-    /// [`TENANT_LOOKUPS_PER_MINUTE`] a minute.
-    pub async fn tenant_metadata<P: Platform>(
+    /// The metadata of a Bearer token's issuer: a configured one's (`tenant` false) as
+    /// [`Self::metadata`] gives it. A multi-tenant API's tenant is named by a token nobody has
+    /// verified yet, so a tenant that cannot be had is remembered for a minute, and tenants not
+    /// in memory are looked up at most [`TENANT_LOOKUPS_PER_MINUTE`] a minute.
+    pub async fn token_issuer_metadata<P: Platform>(
         &self,
         p: &P,
         issuer: &Issuer,
+        tenant: bool,
     ) -> Result<Rc<ProviderMetadata>, ProviderError> {
+        if !tenant {
+            return self.metadata(p, issuer).await;
+        }
         let now = p.now();
         if let Some(e) = self.failed_tenants.get(issuer.as_str(), now) {
             return Err(e);
@@ -313,7 +317,7 @@ async fn load<P: Platform, T>(
         if now < fresh_until {
             if let Ok(value) = parse(rec.body.as_bytes()) {
                 let value = Rc::new(value);
-                keep(slots, url, &value, fresh_until);
+                keep(slots, url, value.clone(), fresh_until);
                 return Ok(value);
             }
         }
@@ -328,7 +332,7 @@ async fn load<P: Platform, T>(
         Ok((value, body, ttl)) => {
             let value = Rc::new(value);
             let fresh_until = now.plus(ttl);
-            keep(slots, url, &value, fresh_until);
+            keep(slots, url, value.clone(), fresh_until);
             if let Ok(s) = serde_json::to_string(&KvRecord { fresh_until, body }) {
                 p.kv_put(&key, &s, KV_RETENTION_SECS).await;
             }
@@ -354,7 +358,7 @@ async fn load<P: Platform, T>(
                     p.log_json(log_line!("level":"warn","event":"provider_unreachable","kind":kind,"serving":"stale cached copy","reason":why));
                     // Back off: the stale copy serves for a minute before the next attempt.
                     let retry_at = now.plus(RETRY_AFTER_FAILURE_SECS);
-                    keep(slots, url, &value, retry_at);
+                    keep(slots, url, value.clone(), retry_at);
                     Ok(value)
                 }
                 None => Err(match failure {
@@ -368,11 +372,8 @@ async fn load<P: Platform, T>(
     }
 }
 
-fn keep<T>(slots: &Slots<T>, url: &HttpUrl, value: &Rc<T>, fresh_until: UnixTime) {
-    let entry = Entry {
-        value: value.clone(),
-        fresh_until,
-    };
+fn keep<T>(slots: &Slots<T>, url: &HttpUrl, value: Rc<T>, fresh_until: UnixTime) {
+    let entry = Entry { value, fresh_until };
     slots.insert(url.to_string(), entry, UnixTime::NEVER);
 }
 
