@@ -96,13 +96,8 @@ impl RequestPath {
                         return Err(PathError::MalformedEscape);
                     };
                     let v = h * 16 + l;
-                    let escaped_escape = || {
-                        bytes.get(i + 3).copied().and_then(hex).is_some()
-                            && bytes.get(i + 4).copied().and_then(hex).is_some()
-                    };
                     match v {
                         b'/' | b'\\' => return Err(PathError::EncodedSeparator),
-                        b'%' if escaped_escape() => return Err(PathError::DoubleEncoded),
                         b';' => return Err(PathError::PathParameter),
                         v if v < 0x20 || v == 0x7f => return Err(PathError::ControlCharacter),
                         v if is_unreserved(v) => decoded.push(char::from(v)),
@@ -117,6 +112,15 @@ impl RequestPath {
                     i += ch_len;
                 }
             }
+        }
+        // A `%25` before two hex digits once unreserved escapes are decoded: `%25%32%66` is
+        // `%252f` here, which a server decoding twice reads as `/`.
+        let db = decoded.as_bytes();
+        let double = db
+            .windows(5)
+            .any(|w| w.starts_with(b"%25") && hex(w[3]).is_some() && hex(w[4]).is_some());
+        if double {
+            return Err(PathError::DoubleEncoded);
         }
         check_non_ascii(&decoded)?;
         // 2. Segments: collapse empty ones, resolve dot segments, refuse trailing dots.
@@ -305,27 +309,32 @@ impl PathPattern {
         }
     }
 
-    /// Loose matching for rules that restrict a path: ASCII case-insensitive; an exact pattern
+    /// Loose matching for rules that restrict a path: case-insensitive; an exact pattern
     /// also matches with a trailing `/`, because many origins (IIS, ASP.NET, Express by
     /// default) serve `/ADMIN/` as `/admin`; and both also match with a format suffix
     /// (`/admin.json` for `/admin/*` or `/admin`), which Rails' `(.:format)` routes and
-    /// Spring's suffix matching serve as the path without it.
+    /// Spring's suffix matching serve as the path without it. Case folds beyond ASCII too
+    /// (`/DONNÉES` is `/données`): IIS and ASP.NET compare paths case-insensitively for every
+    /// letter.
     pub fn covers(&self, path: &RequestPath) -> bool {
-        let p = path.judged();
-        let rest_after = |prefix: &str| {
-            (p.len() >= prefix.len()
-                && p.is_char_boundary(prefix.len())
-                && p[..prefix.len()].eq_ignore_ascii_case(prefix))
-            .then(|| &p[prefix.len()..])
+        let (Self::Exact(pattern) | Self::Prefix(pattern)) = self;
+        let judged = path.judged();
+        let folded;
+        let (p, pattern) = if judged.is_ascii() && pattern.is_ascii() {
+            (judged, pattern.as_str())
+        } else {
+            folded = (judged.to_lowercase(), pattern.to_lowercase());
+            (folded.0.as_str(), folded.1.as_str())
         };
+        let rest = (p.len() >= pattern.len()
+            && p.is_char_boundary(pattern.len())
+            && p[..pattern.len()].eq_ignore_ascii_case(pattern))
+        .then(|| &p[pattern.len()..]);
         let format_suffix = |rest: &str| rest.starts_with('.') && !rest.contains('/');
-        match self {
-            Self::Exact(e) => rest_after(e)
-                .is_some_and(|rest| rest.is_empty() || rest == "/" || format_suffix(rest)),
-            Self::Prefix(dir) => rest_after(dir).is_some_and(|rest| {
-                rest.is_empty() || rest.starts_with('/') || format_suffix(rest)
-            }),
-        }
+        rest.is_some_and(|rest| match self {
+            Self::Exact(_) => rest.is_empty() || rest == "/" || format_suffix(rest),
+            Self::Prefix(_) => rest.is_empty() || rest.starts_with('/') || format_suffix(rest),
+        })
     }
 }
 
@@ -448,6 +457,18 @@ mod tests {
             ("/admin%2e", Err(PathError::TrailingDot)),
             ("/admin%20/x", Err(PathError::TrailingSpace)),
             ("/open/..%252fadmin", Err(PathError::DoubleEncoded)),
+            // The escape's own digits escaped: the same, once decoded.
+            (
+                "/public/%25%32%65%25%32%65/admin/x",
+                Err(PathError::DoubleEncoded),
+            ),
+            ("/public/..%25%32%66admin", Err(PathError::DoubleEncoded)),
+            ("/docs/%25%36%39nternal/x", Err(PathError::DoubleEncoded)),
+            ("/%25%36%31dmin/x", Err(PathError::DoubleEncoded)),
+            ("/admin%25%32%65", Err(PathError::DoubleEncoded)),
+            ("/admin%25%32%30", Err(PathError::DoubleEncoded)),
+            ("/a%25%34%31", Err(PathError::DoubleEncoded)),
+            ("/a%25%341", Err(PathError::DoubleEncoded)),
             ("/a%2541", Err(PathError::DoubleEncoded)),
             ("/100%25", Ok("/100%25")),
             ("/100%25-off", Ok("/100%25-off")),
@@ -509,6 +530,20 @@ mod tests {
         assert!(!exact.covers(&p("/admin/x")) && !admin.covers(&p("/administrator")));
         assert!(admin.covers(&p("/é/..//admin/x")));
         assert!(!PathPattern::parse("/é/*").unwrap().covers(&p("/")));
+        // Beyond ASCII too: IIS serves /DONNÉES as /données.
+        let donnees = PathPattern::parse("/données/*").unwrap();
+        for s in [
+            "/donn%C3%89es/x",
+            "/DONN%C3%89ES/x",
+            "/Donn%C3%A9es",
+            "/DONNÉES/x.json",
+        ] {
+            assert!(donnees.covers(&p(s)), "{s}");
+            assert!(!donnees.matches(&p(s)), "{s}: strict matching stays exact");
+        }
+        let upper = PathPattern::parse("/ÉQUIPE/*").unwrap();
+        assert!(upper.covers(&p("/%C3%A9quipe/x")));
+        assert!(!donnees.covers(&p("/donn%C3%A9esx")));
     }
 
     #[test]

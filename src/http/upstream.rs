@@ -17,9 +17,22 @@ const IDENTITY_HEADERS: &[&str] = &[
     "x-forwarded-preferred-username",
     "x-forwarded-access-token",
     "x-portcullis-assertion",
-    "remote-user",
+    "x-goog-iap-jwt-assertion",
+    "cf-access-jwt-assertion",
+    "cf-access-authenticated-user-email",
 ];
-const IDENTITY_PREFIXES: &[&str] = &["x-auth-request-"];
+/// Whole families other gates use, which origins are set up to read: oauth2-proxy's, Authelia's
+/// and Apache's `Remote-*`, Grafana's `X-WEBAUTH-*`, Azure App Service's, Google IAP's and AWS
+/// ALB's.
+const IDENTITY_PREFIXES: &[&str] = &[
+    "x-auth-request-",
+    "remote-",
+    "x-remote-",
+    "x-webauth-",
+    "x-ms-client-principal",
+    "x-goog-authenticated-user-",
+    "x-amzn-oidc-",
+];
 
 /// Headers that make an origin serve another path or method, or believe another host, scheme
 /// or client: never the client's. The `X-Forwarded-*` and `Forwarded` ones are set again from
@@ -55,6 +68,11 @@ const ROUTING_HEADERS: &[&str] = &[
     "x-real-ip",
     "x-client-ip",
     "x-cluster-client-ip",
+    "client-ip",
+    "x-forwarded",
+    "forwarded-for",
+    "x-originating-ip",
+    "fastly-client-ip",
 ];
 
 fn is_routing_header(name: &str) -> bool {
@@ -364,6 +382,22 @@ mod tests {
             ("X-Portcullis-Assertion", "forged"),
             ("Accept", "text/html"),
             ("X-Forwarded-For", "1.2.3.4"),
+            // Other gates' families, which origins set up for them read.
+            ("Remote-Groups", "admins"),
+            ("remote_email", "m@evil"),
+            ("X-Remote-User", "m"),
+            ("X-WEBAUTH-ROLE", "Admin"),
+            ("X-MS-CLIENT-PRINCIPAL-NAME", "m"),
+            (
+                "X-Goog-Authenticated-User-Email",
+                "accounts.google.com:m@evil",
+            ),
+            ("x-amzn-oidc-identity", "m"),
+            ("Cf-Access-Authenticated-User-Email", "m@evil"),
+            // Client addresses some frameworks read.
+            ("Client-IP", "10.0.0.1"),
+            ("X-Forwarded", "for=10.0.0.1"),
+            ("Fastly-Client-IP", "10.0.0.1"),
         ]);
         let out = request_headers_for_origin(&h, &jar, &[]);
         let names: Vec<&str> = out.iter().map(|(n, _)| n).collect();
