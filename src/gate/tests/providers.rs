@@ -25,7 +25,13 @@ fn two_providers(extra: &[(&'static str, &'static str)]) -> Harness {
         ("GITHUB_OIDC_CLIENT_ID", "gh-client"),
         ("GITHUB_OIDC_CLIENT_SECRET", "gh-secret"),
     ]);
-    Harness::with_config(&vars)
+    let h = Harness::with_config(&vars);
+    // With server-side sessions, the objects' isolate reads the same configuration.
+    if extra.contains(&("SESSION_STORE", "durable_object")) {
+        *h.idp.object_isolate.borrow_mut() =
+            Some(std::rc::Rc::new((test_config(&vars), ProviderCache::new())));
+    }
+    h
 }
 
 fn json_answer(body: Value) -> Response {
@@ -405,9 +411,16 @@ fn github_memberships_are_read_again_when_due_and_a_revoked_token_ends_the_sessi
 /// memberships for one more `OIDC_MEMBERSHIP_TTL`, not for the rest of the session.
 #[test]
 fn memberships_github_cannot_read_again_in_time_stop_counting() {
+    for store in ["cookie", "durable_object"] {
+        memberships_github_cannot_read_again_stop_counting_in(store);
+    }
+}
+
+fn memberships_github_cannot_read_again_stop_counting_in(store: &'static str) {
     let h = two_providers(&[
         ("ACCESS_RULES", "/team/* github-team:acme/admins"),
         ("GITHUB_OIDC_MEMBERSHIP_TTL", "60"),
+        ("SESSION_STORE", store),
     ]);
     serve_github_user(&h, verified_primary(), &["Acme"], &[("Acme", "admins")]);
     let gh = github_session(&h);
@@ -434,11 +447,12 @@ fn memberships_github_cannot_read_again_in_time_stop_counting() {
     // Overdue by a whole interval: the memberships no longer count, and the log says why.
     h.idp.advance(30);
     let resp = h.respond(&navigate(&app("/team/x"), Some(&gh)));
-    assert_eq!(resp.status, 403);
+    assert_eq!(resp.status, 403, "{store}");
     let access = h.idp.logged("access").pop().unwrap();
     assert_eq!(access["reason"], crate::access::policy::GITHUB_UNRESOLVED);
     assert_eq!(h.idp.logged("memberships_dropped").len(), 1);
-    let dropped = cookie_set(&resp, SESSION_COOKIE).unwrap().pair();
+    // A cookie session is rewritten; a server-side one keeps its reference.
+    let dropped = cookie_set(&resp, SESSION_COOKIE).map_or(gh.clone(), |c| c.pair());
     // The old cookie is no better than the rewritten one.
     assert_eq!(h.respond(&navigate(&app("/team/x"), Some(&gh))).status, 403);
     assert_eq!(
