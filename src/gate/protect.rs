@@ -26,7 +26,7 @@ use crate::http::return_to::ReturnTo;
 use crate::http::upstream::{forwarding_headers, header_value, overrides_method, OriginHeaders};
 use crate::http::Response;
 use crate::jose::jws::UnverifiedJws;
-use crate::oidc::provider::{Refetch, SignedTokenError};
+use crate::oidc::provider::{Lookup, Refetch, SignedTokenError};
 use crate::platform::Platform;
 use crate::session::store::{Loaded, SessionObjects, Unloaded};
 use crate::session::NoSession;
@@ -543,15 +543,26 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         };
         let issuer = exact.cloned().unwrap_or_else(|| Issuer::new(iss.as_str()));
         let issuer = &issuer;
-        // A tenant is named by a token nobody has verified yet: looked up under a budget.
+        // A tenant is named by a token nobody has verified yet: its documents are kept apart
+        // and fetched under a budget, until a token of it verifies.
+        let lookup = match tenant {
+            None => Lookup::Configured,
+            Some(_) => self.cache.tenant_lookup(issuer, now),
+        };
         let meta = self
             .cache
-            .token_issuer_metadata(self.platform, issuer, tenant.is_some())
+            .issuer_metadata(self.platform, issuer, lookup)
             .await
             .map_err(|e| GateError::TokenKeysUnavailable(format!("{e:?}")))?;
         let verified = self
             .cache
-            .verify(self.platform, &meta.jwks_uri, jws, Refetch::RateLimited)
+            .verify_as(
+                self.platform,
+                &meta.jwks_uri,
+                jws,
+                Refetch::RateLimited,
+                lookup,
+            )
             .await
             .map_err(|e| match e {
                 SignedTokenError::Provider(p) => GateError::TokenKeysUnavailable(format!("{p:?}")),
@@ -573,8 +584,11 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
             typ: api.typ,
             now,
         };
-        access_token::validate(&verified, &expect, &self.cfg.list_claims)
-            .map(|t| t.of_tenant(tenant))
-            .map_err(|e| invalid(e.as_str()))
+        let token = access_token::validate(&verified, &expect, &self.cfg.list_claims)
+            .map_err(|e| invalid(e.as_str()))?;
+        if tenant.is_some() {
+            self.cache.tenant_verified(issuer);
+        }
+        Ok(token.of_tenant(tenant))
     }
 }

@@ -32,10 +32,13 @@ const RETRY_AFTER_FAILURE_SECS: u64 = 60;
 /// Documents kept per kind. Configured issuers are a handful; a multi-tenant API adds one per
 /// tenant it sees, so the oldest go first (and come back from KV when asked for again).
 const MAX_DOCUMENTS: usize = 64;
-/// Tenants a multi-tenant API may look up per minute and isolate when nothing of theirs is in
-/// memory: a token names its tenant before anything about it is verified, so this is what an
-/// anonymous client can make the gate fetch.
-pub const TENANT_LOOKUPS_PER_MINUTE: u32 = 30;
+/// Network fetches per minute and isolate for a multi-tenant API's tenants that no verified
+/// token has come from here yet: a token names its tenant before anything about it is
+/// verified, so this is what an anonymous client can make the gate fetch. A token bucket: up
+/// to this many at once, then one every 60/this seconds.
+pub const TENANT_FETCHES_PER_MINUTE: u32 = 30;
+/// Tenants whose tokens have verified here, which the budget does not hold back.
+const MAX_VERIFIED_TENANTS: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderError {
@@ -110,26 +113,55 @@ impl<T> Clone for Entry<T> {
 /// down) until evicted.
 type Slots<T> = BoundedCache<String, Entry<T>>;
 
-/// The per-isolate cache. One lives for the isolate's lifetime in the worker.
-pub struct ProviderCache {
+/// Discovery documents and key sets, by URL.
+struct Documents {
     metadata: Slots<ProviderMetadata>,
     jwks: Slots<JwkSet>,
+}
+
+impl Documents {
+    fn new() -> Self {
+        Self {
+            metadata: BoundedCache::new(MAX_DOCUMENTS),
+            jwks: BoundedCache::new(MAX_DOCUMENTS),
+        }
+    }
+}
+
+/// Whose documents a lookup is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// A configured issuer's: a handful, fetched whenever needed.
+    Configured,
+    /// A tenant of a multi-tenant API, named by a token: kept apart from the configured
+    /// issuers' (so naming tenants pushes none of theirs out), and fetched from the network
+    /// under the isolate's tenant budget unless a token of the tenant has verified here.
+    Tenant { budgeted: bool },
+}
+
+/// The per-isolate cache. One lives for the isolate's lifetime in the worker.
+pub struct ProviderCache {
+    configured: Documents,
+    tenants: Documents,
     /// Key sets refetched for an unknown `kid`, until they may be again.
     forced_jwks: BoundedCache<String, ()>,
     /// Tenants whose documents could not be had, until they are asked again.
     failed_tenants: BoundedCache<String, ProviderError>,
-    /// Tenant lookups in the current minute: (minute, count).
-    tenant_lookups: Cell<(u64, u32)>,
+    /// Tenants a token has verified from.
+    verified_tenants: BoundedCache<String, ()>,
+    /// The tenant budget: when it was last filled, and what is left, in sixtieths of a fetch.
+    tenant_budget: Cell<(UnixTime, u64)>,
 }
 
 impl Default for ProviderCache {
     fn default() -> Self {
         Self {
-            metadata: BoundedCache::new(MAX_DOCUMENTS),
-            jwks: BoundedCache::new(MAX_DOCUMENTS),
-            forced_jwks: BoundedCache::new(MAX_DOCUMENTS),
+            configured: Documents::new(),
+            tenants: Documents::new(),
+            forced_jwks: BoundedCache::new(4 * MAX_VERIFIED_TENANTS),
             failed_tenants: BoundedCache::new(MAX_DOCUMENTS),
-            tenant_lookups: Cell::new((0, 0)),
+            verified_tenants: BoundedCache::new(MAX_VERIFIED_TENANTS),
+            tenant_budget: Cell::new((UnixTime::EPOCH, 0)),
         }
     }
 }
@@ -154,49 +186,68 @@ impl ProviderCache {
         p: &P,
         issuer: &Issuer,
     ) -> Result<Rc<ProviderMetadata>, ProviderError> {
-        let url = discovery_url(issuer)?;
-        let parse = |body: &[u8]| ProviderMetadata::parse(body, issuer).map_err(|e| e.to_string());
-        load(p, &self.metadata, "discovery", &url, false, parse).await
+        self.issuer_metadata(p, issuer, Lookup::Configured).await
     }
 
-    /// The metadata of a Bearer token's issuer: a configured one's (`tenant` false) as
-    /// [`Self::metadata`] gives it. A multi-tenant API's tenant is named by a token nobody has
-    /// verified yet, so a tenant that cannot be had is remembered for a minute, and tenants not
-    /// in memory are looked up at most [`TENANT_LOOKUPS_PER_MINUTE`] a minute.
-    pub async fn token_issuer_metadata<P: Platform>(
+    /// How a Bearer token from this tenant's issuer is looked up.
+    pub fn tenant_lookup(&self, issuer: &Issuer, now: UnixTime) -> Lookup {
+        let verified = self.verified_tenants.get(issuer.as_str(), now).is_some();
+        Lookup::Tenant {
+            budgeted: !verified,
+        }
+    }
+
+    /// A token of this tenant verified: its lookups are no longer held back by the budget.
+    pub fn tenant_verified(&self, issuer: &Issuer) {
+        self.verified_tenants
+            .insert(issuer.as_str().to_owned(), (), UnixTime::NEVER);
+    }
+
+    /// An issuer's metadata. A tenant's that cannot be had is remembered for a minute.
+    pub async fn issuer_metadata<P: Platform>(
         &self,
         p: &P,
         issuer: &Issuer,
-        tenant: bool,
+        lookup: Lookup,
     ) -> Result<Rc<ProviderMetadata>, ProviderError> {
-        if !tenant {
-            return self.metadata(p, issuer).await;
-        }
+        let url = discovery_url(issuer)?;
+        let parse = |body: &[u8]| ProviderMetadata::parse(body, issuer).map_err(|e| e.to_string());
         let now = p.now();
+        if lookup == Lookup::Configured {
+            let slots = &self.configured.metadata;
+            return load(p, slots, "discovery", &url, false, parse, &|| true).await;
+        }
         if let Some(e) = self.failed_tenants.get(issuer.as_str(), now) {
             return Err(e);
         }
-        let url = discovery_url(issuer)?;
-        if self.metadata.get(url.as_str(), now).is_none() {
-            let minute = now.as_secs() / 60;
-            let (at, count) = self.tenant_lookups.get();
-            let count = if at == minute { count } else { 0 };
-            if count >= TENANT_LOOKUPS_PER_MINUTE {
-                return Err(ProviderError::Unavailable(format!(
-                    "more than {TENANT_LOOKUPS_PER_MINUTE} tenants not yet known were looked up in the last minute"
-                )));
-            }
-            self.tenant_lookups.set((minute, count + 1));
-        }
-        let result = self.metadata(p, issuer).await;
+        let may_fetch = || self.may_fetch(lookup, now);
+        let slots = &self.tenants.metadata;
+        let result = load(p, slots, "discovery", &url, false, parse, &may_fetch).await;
         if let Err(e) = &result {
-            self.failed_tenants.insert(
-                issuer.as_str().to_owned(),
-                e.clone(),
-                now.plus(RETRY_AFTER_FAILURE_SECS),
-            );
+            let retry_at = now.plus(RETRY_AFTER_FAILURE_SECS);
+            self.failed_tenants
+                .insert(issuer.as_str().to_owned(), e.clone(), retry_at);
         }
         result
+    }
+
+    /// Whether a lookup may go to the network now, spending the tenant budget if it is held
+    /// to it.
+    fn may_fetch(&self, lookup: Lookup, now: UnixTime) -> bool {
+        if lookup != (Lookup::Tenant { budgeted: true }) {
+            return true;
+        }
+        const FETCH: u64 = 60;
+        let full = u64::from(TENANT_FETCHES_PER_MINUTE) * FETCH;
+        let (filled_at, left) = self.tenant_budget.get();
+        let refill = now
+            .since(filled_at)
+            .saturating_mul(u64::from(TENANT_FETCHES_PER_MINUTE));
+        let left = left.saturating_add(refill).min(full);
+        let spent = left >= FETCH;
+        self.tenant_budget
+            .set((now, if spent { left - FETCH } else { left }));
+        spent
     }
 
     pub async fn jwks<P: Platform>(
@@ -204,17 +255,23 @@ impl ProviderCache {
         p: &P,
         jwks_uri: &HttpUrl,
         force: bool,
+        lookup: Lookup,
     ) -> Result<Rc<JwkSet>, ProviderError> {
-        load(p, &self.jwks, "jwks", jwks_uri, force, |b| {
-            JwkSet::parse(b).map_err(|e| e.0)
-        })
-        .await
+        let now = p.now();
+        let slots = match lookup {
+            Lookup::Configured => &self.configured.jwks,
+            Lookup::Tenant { .. } => &self.tenants.jwks,
+        };
+        let parse = |b: &[u8]| JwkSet::parse(b).map_err(|e| e.0);
+        let may_fetch = || self.may_fetch(lookup, now);
+        load(p, slots, "jwks", jwks_uri, force, parse, &may_fetch).await
     }
 
     /// Discovery documents and key sets in memory, stale ones included.
     #[cfg(test)]
     pub fn documents_in_memory(&self) -> usize {
-        self.metadata.len() + self.jwks.len()
+        let count = |d: &Documents| d.metadata.len() + d.jwks.len();
+        count(&self.configured) + count(&self.tenants)
     }
 
     /// Checks a token's signature with the keys at `jwks_uri`: the one sequence (pick the key,
@@ -226,7 +283,22 @@ impl ProviderCache {
         jws: UnverifiedJws<'_>,
         refetch: Refetch,
     ) -> Result<VerifiedJws, SignedTokenError> {
-        let key = self.key_for(p, jwks_uri, &jws.header, refetch).await?;
+        self.verify_as(p, jwks_uri, jws, refetch, Lookup::Configured)
+            .await
+    }
+
+    /// [`Self::verify`], for an issuer looked up as `lookup` says.
+    pub async fn verify_as<P: Platform>(
+        &self,
+        p: &P,
+        jwks_uri: &HttpUrl,
+        jws: UnverifiedJws<'_>,
+        refetch: Refetch,
+        lookup: Lookup,
+    ) -> Result<VerifiedJws, SignedTokenError> {
+        let key = self
+            .key_for(p, jwks_uri, &jws.header, refetch, lookup)
+            .await?;
         verify::verify(p.verifier(), jws, &key)
             .await
             .map_err(SignedTokenError::Signature)
@@ -239,9 +311,10 @@ impl ProviderCache {
         jwks_uri: &HttpUrl,
         header: &JoseHeader,
         refetch: Refetch,
+        lookup: Lookup,
     ) -> Result<PublicJwk, SignedTokenError> {
         let set = self
-            .jwks(p, jwks_uri, false)
+            .jwks(p, jwks_uri, false, lookup)
             .await
             .map_err(SignedTokenError::Provider)?;
         match set.select(header) {
@@ -262,7 +335,7 @@ impl ProviderCache {
         );
         p.log_json(log_line!("level":"info","event":"jwks_refetch","reason":"unknown kid"));
         let set = self
-            .jwks(p, jwks_uri, true)
+            .jwks(p, jwks_uri, true, lookup)
             .await
             .map_err(SignedTokenError::Provider)?;
         set.select(header).cloned().map_err(SignedTokenError::Key)
@@ -295,6 +368,7 @@ async fn load<P: Platform, T>(
     url: &HttpUrl,
     force: bool,
     parse: impl Fn(&[u8]) -> Result<T, String>,
+    may_fetch: &dyn Fn() -> bool,
 ) -> Result<Rc<T>, ProviderError> {
     let now = p.now();
     let in_memory = slots
@@ -323,7 +397,14 @@ async fn load<P: Platform, T>(
         }
     }
 
-    let fetched = fetch_document(p, url).await.and_then(|(body, ttl)| {
+    let fetched = if may_fetch() {
+        fetch_document(p, url).await
+    } else {
+        Err(Failure::Unreachable(format!(
+            "not fetched: the budget of {TENANT_FETCHES_PER_MINUTE} fetches a minute for tenants no token has verified from is spent"
+        )))
+    };
+    let fetched = fetched.and_then(|(body, ttl)| {
         parse(body.as_bytes())
             .map(|v| (v, body, ttl))
             .map_err(Failure::Unusable)

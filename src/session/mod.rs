@@ -318,9 +318,9 @@ impl Session {
         self.github_unresolved = false;
     }
 
-    /// GitHub could not be asked again (down, or the person's rate limit spent). Memberships
-    /// overdue by more than one more `OIDC_MEMBERSHIP_TTL` stop counting: they are dropped
-    /// until GitHub answers. True when they were dropped now.
+    /// GitHub could not be asked again (down, or the person's rate limit spent). What it said
+    /// (memberships and address) overdue by more than one more `OIDC_MEMBERSHIP_TTL` stops
+    /// counting: dropped until GitHub answers. True when it was dropped now.
     pub fn drop_overdue_memberships(&mut self, providers: &Providers, now: UnixTime) -> bool {
         let Some(until) = self.github_until else {
             return false;
@@ -333,6 +333,8 @@ impl Session {
         }
         self.github_orgs.clear();
         self.github_teams.clear();
+        self.email = None;
+        self.email_verified = None;
         self.github_unresolved = true;
         true
     }

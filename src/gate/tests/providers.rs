@@ -185,6 +185,27 @@ fn each_provider_signs_in_under_its_own_name() {
     assert_eq!(logged.last().unwrap()["provider"], "github");
 }
 
+/// `ALLOW_UNVERIFIED_EMAIL` names the providers it covers: another provider's unstated
+/// address stays away from the origin and from `/auth/userinfo`.
+#[test]
+fn an_unstated_email_counts_only_from_the_providers_allow_unverified_email_names() {
+    for (covered, travels) in [("idp", true), ("github", false)] {
+        let h = two_providers(&[("ALLOW_UNVERIFIED_EMAIL", covered)]);
+        let login =
+            Login::from_response(h.respond(&navigate(&app("/auth/login?provider=idp"), None)));
+        let mut claims = h.claims(&login.nonce);
+        claims.as_object_mut().unwrap().remove("email_verified");
+        let resp = h.finish_sign_in_with(&login, &h.key.sign(&claims));
+        assert_eq!(resp.status, 302, "{}", resp.body_text());
+        let idp = cookie_set(&resp, SESSION_COOKIE).unwrap().pair();
+        let (headers, _, _) = h.forward(&navigate(&app("/x"), Some(&idp)));
+        let email = travels.then_some("alice@example.com");
+        assert_eq!(headers.get("X-Auth-Request-Email"), email, "{covered}");
+        let me = json_body(&h.respond(&api_get(&app("/auth/userinfo"), Some(&idp))));
+        assert_eq!(me["email"].as_str(), email, "{covered}");
+    }
+}
+
 /// The mix-up attack (RFC 9700 4.4.2): a hostile provider among `PROVIDERS` bounces a person
 /// signing in with it to an honest provider that sends no `iss` (Entra ID, GitHub), with the
 /// attacker's own state from a login there. The honest code comes back to the gate under the
@@ -451,6 +472,9 @@ fn memberships_github_cannot_read_again_stop_counting_in(store: &'static str) {
     let access = h.idp.logged("access").pop().unwrap();
     assert_eq!(access["reason"], crate::access::policy::GITHUB_UNRESOLVED);
     assert_eq!(h.idp.logged("memberships_dropped").len(), 1);
+    // The address GitHub gave is dropped with them.
+    let me = json_body(&h.respond(&api_get(&app("/auth/userinfo"), Some(&gh))));
+    assert_eq!(me["email"], Value::Null, "{store}");
     // A cookie session is rewritten; a server-side one keeps its reference.
     let dropped = cookie_set(&resp, SESSION_COOKIE).map_or(gh.clone(), |c| c.pair());
     // The old cookie is no better than the rewritten one.
