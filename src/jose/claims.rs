@@ -283,8 +283,12 @@ pub fn scope_list(claims: &Value, path: &str) -> Vec<String> {
     }
 }
 
+/// The claim named `path` as a whole (Auth0's namespaced claims are URLs:
+/// `https://example.com/roles`), else a dotted path into objects (`realm_access.roles`).
 fn claim_at<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(claims, |v, part| v.get(part))
+    claims
+        .get(path)
+        .or_else(|| path.split('.').try_fold(claims, |v, part| v.get(part)))
 }
 
 fn array_strings(v: Option<&Value>) -> Vec<String> {
@@ -442,6 +446,13 @@ mod tests {
         assert_eq!(scope_list(&v, "realm_access.roles"), vec!["a", "b"]);
         // A lone group name with a space is one group, never "Domain" and "Admins".
         assert_eq!(string_list(&v, "group"), vec!["Domain Admins"]);
+        // Auth0's namespaced claims are URLs, dots and all: the whole name first.
+        let auth0 =
+            json!({"https://example.com/roles": ["admin"], "https://example": {"com/x": ["no"]}});
+        assert_eq!(
+            string_list(&auth0, "https://example.com/roles"),
+            vec!["admin"]
+        );
         for path in ["n", "e", "missing.path", "scp.x"] {
             assert!(string_list(&v, path).is_empty(), "{path}");
         }
