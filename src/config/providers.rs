@@ -539,6 +539,10 @@ pub fn parse_auth_params(v: &str) -> Result<Vec<(String, String)>, String> {
             );
         }
         let lower = k.to_ascii_lowercase();
+        // Asked for here, they would be sent but never checked: a provider may ignore them.
+        if matches!(lower.as_str(), "acr_values" | "max_age") {
+            return Err(format!("may not set {lower}: write the requirement as an acr: or fresh: rule in ACCESS_RULES (/* acr:mfa), which asks for it at sign-in and checks the answer"));
+        }
         if RESERVED_AUTH_PARAMS.contains(&lower.as_str()) {
             return Err(format!(
                 "may not set {lower}: the gate sets it for every sign-in"
@@ -860,6 +864,10 @@ mod tests {
                 ("login_hint".to_owned(), "a@b.example".to_owned())
             ]
         );
+        for unchecked in ["acr_values=mfa", "MAX_AGE=60", "prompt=login&acr_values=x"] {
+            let e = parse_auth_params(unchecked).unwrap_err();
+            assert!(e.contains("ACCESS_RULES"), "{unchecked}: {e}");
+        }
         for reserved in RESERVED_AUTH_PARAMS {
             assert!(parse_auth_params(&format!("{reserved}=x")).is_err());
             let upper = reserved.to_ascii_uppercase();

@@ -212,8 +212,8 @@ pub async fn handle<S: Storage, P: Platform>(
             Ok(StoreAnswer::Session(session.map(Box::new)))
         }
         StoreCall::EndMatching { sid, by_sub, jti } => {
-            if let Some(spent) = jti {
-                if !remember_jti(storage, &spent, now).await? {
+            if let Some(spent) = &jti {
+                if jti_spent(storage, spent, now).await? {
                     return Ok(StoreAnswer::Replayed);
                 }
             }
@@ -233,6 +233,13 @@ pub async fn handle<S: Storage, P: Platform>(
                     ended += 1;
                 }
             }
+            // Spent once its sessions are gone: a provider that retries after a failure part-way
+            // is not refused as a replay.
+            if let Some(spent) = &jti {
+                storage
+                    .put(&jti_key(spent), spent.until.to_string())
+                    .await?;
+            }
             Ok(StoreAnswer::Ended(ended))
         }
         StoreCall::Link { user } => {
@@ -247,17 +254,18 @@ pub async fn handle<S: Storage, P: Platform>(
 
 const JTI_PREFIX: &str = "j:";
 
-/// Records a logout token's `jti`; false when it was recorded already (a replay). Expired
-/// records are dropped on the way.
-async fn remember_jti<S: Storage>(
+fn jti_key(spent: &SpentToken) -> String {
+    let digest = Sha256::digest(spent.jti.as_bytes());
+    format!("{JTI_PREFIX}{}", URL_SAFE_NO_PAD.encode(digest))
+}
+
+/// Whether a logout token's `jti` was spent already (a replay). Expired records are dropped on
+/// the way.
+async fn jti_spent<S: Storage>(
     storage: &S,
     spent: &SpentToken,
     now: UnixTime,
 ) -> Result<bool, StoreError> {
-    let key = format!(
-        "{JTI_PREFIX}{}",
-        URL_SAFE_NO_PAD.encode(Sha256::digest(spent.jti.as_bytes()))
-    );
     for old in storage.keys(JTI_PREFIX).await? {
         let until = storage
             .get(&old)
@@ -268,11 +276,7 @@ async fn remember_jti<S: Storage>(
             storage.delete(&old).await?;
         }
     }
-    if storage.get(&key).await?.is_some() {
-        return Ok(false);
-    }
-    storage.put(&key, spent.until.to_string()).await?;
-    Ok(true)
+    Ok(storage.get(&jti_key(spent)).await?.is_some())
 }
 
 fn key(id: &str) -> String {
@@ -303,7 +307,12 @@ async fn live<S: Storage>(
         return Ok(None);
     };
     if session
-        .check(now, &cfg.providers, cfg.session_idle_secs)
+        .check(
+            now,
+            &cfg.providers,
+            cfg.session_ttl_secs,
+            cfg.session_idle_secs,
+        )
         .is_err()
     {
         storage.delete(&key(id)).await?;

@@ -394,12 +394,14 @@ impl Session {
             .unwrap_or(&self.sub)
     }
 
-    /// Whether the session is still good at `now`: not past its absolute end, not idle for
-    /// longer than `idle_secs`, and from a configured provider and its issuer.
+    /// Whether the session is still good at `now`: not past its absolute end (nor `ttl_secs`
+    /// after sign-in, when `SESSION_TTL` was lowered since), not idle for longer than
+    /// `idle_secs`, and from a configured provider and its issuer.
     pub fn check(
         &self,
         now: UnixTime,
         providers: &Providers,
+        ttl_secs: u64,
         idle_secs: Option<u64>,
     ) -> Result<(), NoSession> {
         // A multi-tenant provider's session is good while its tenant is still let in: taking a
@@ -410,7 +412,8 @@ impl Session {
                     self.tid.as_deref().is_some_and(|tid| allowed.allows(tid))
                 })
         });
-        if !known || now >= self.exp || self.iat > now.plus(60) {
+        let ends = self.exp.min(self.iat.plus(ttl_secs));
+        if !known || now >= ends || self.iat > now.plus(60) {
             return Err(NoSession::Expired);
         }
         if idle_secs.is_some_and(|idle| now >= self.seen.max(self.iat).plus(idle)) {
@@ -581,6 +584,7 @@ mod tests {
         session.check(
             UnixTime::from_secs(now),
             &Providers::for_tests(issuer.as_str()),
+            u64::MAX,
             None,
         )?;
         Ok(session)
@@ -866,12 +870,18 @@ mod tests {
             |t: &str| Providers::for_tests("https://idp").with_tenants(Tenants::parse(t).unwrap());
         let mut s = session(0);
         s.tid = Some(T.into());
-        assert_eq!(s.check(t(150), &listed(T), None), Ok(()));
-        assert_eq!(s.check(t(150), &listed("*"), None), Ok(()));
-        assert_eq!(s.check(t(150), &listed(U), None), Err(NoSession::Expired));
+        assert_eq!(s.check(t(150), &listed(T), u64::MAX, None), Ok(()));
+        assert_eq!(s.check(t(150), &listed("*"), u64::MAX, None), Ok(()));
+        assert_eq!(
+            s.check(t(150), &listed(U), u64::MAX, None),
+            Err(NoSession::Expired)
+        );
         // A session without a tenant from a provider that lets tenants in: none of them.
         s.tid = None;
-        assert_eq!(s.check(t(150), &listed("*"), None), Err(NoSession::Expired));
+        assert_eq!(
+            s.check(t(150), &listed("*"), u64::MAX, None),
+            Err(NoSession::Expired)
+        );
     }
 
     #[test]
@@ -879,18 +889,21 @@ mod tests {
         let iss = Providers::for_tests("https://idp");
         let mut s = session(0);
         let idle = Some(100);
-        assert_eq!(s.check(t(150), &iss, idle), Ok(()));
-        assert_eq!(s.check(t(200), &iss, idle), Err(NoSession::Idle));
-        assert_eq!(s.check(t(200), &iss, None), Ok(()));
+        assert_eq!(s.check(t(150), &iss, u64::MAX, idle), Ok(()));
+        assert_eq!(s.check(t(200), &iss, u64::MAX, idle), Err(NoSession::Idle));
+        assert_eq!(s.check(t(200), &iss, u64::MAX, None), Ok(()));
         assert!(
             !s.touch(t(105), idle),
             "moved less than a tenth: no rewrite"
         );
         assert!(s.touch(t(110), idle));
         assert_eq!(s.seen, t(110));
-        assert_eq!(s.check(t(200), &iss, idle), Ok(()));
+        assert_eq!(s.check(t(200), &iss, u64::MAX, idle), Ok(()));
         assert!(!s.touch(t(500), None));
-        assert_eq!(s.check(t(1000), &iss, idle), Err(NoSession::Expired));
+        assert_eq!(
+            s.check(t(1000), &iss, u64::MAX, idle),
+            Err(NoSession::Expired)
+        );
     }
 
     #[test]

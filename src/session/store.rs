@@ -299,13 +299,15 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
             set_cookies: cookie.delete(jar),
         };
         match answer {
-            Ok(Some(session)) => match session.check(now, &self.cfg.providers, None) {
-                Ok(()) => Ok(Loaded {
-                    session: Rc::new(session),
-                    set_cookies: Vec::new(),
-                }),
-                Err(why) => Err(gone(why)),
-            },
+            Ok(Some(session)) => {
+                match session.check(now, &self.cfg.providers, self.cfg.session_ttl_secs, None) {
+                    Ok(()) => Ok(Loaded {
+                        session: Rc::new(session),
+                        set_cookies: Vec::new(),
+                    }),
+                    Err(why) => Err(gone(why)),
+                }
+            }
             Ok(None) => Err(gone(NoSession::Ended)),
             Err(e) => {
                 self.store_failed(&e);
@@ -325,7 +327,12 @@ impl<P: Platform + SessionObjects> Sessions<'_, P> {
         let mut session = self
             .open_cookie(&cookie, now)
             .map_err(|why| Unloaded::clearing(why, jar, &cookie))?;
-        if let Err(why) = session.check(now, &cfg.providers, cfg.session_idle_secs) {
+        if let Err(why) = session.check(
+            now,
+            &cfg.providers,
+            cfg.session_ttl_secs,
+            cfg.session_idle_secs,
+        ) {
             return Err(Unloaded {
                 why,
                 set_cookies: cookie.delete(jar),

@@ -326,3 +326,33 @@ fn a_remembered_session_opens_only_under_the_name_it_was_sealed_under() {
     ));
     assert_eq!(resp.status, 401);
 }
+
+/// An operator who lowers `SESSION_TTL` (after an incident, say) ends the sessions already
+/// made under the longer one, for cookies and server-side sessions alike, without rotating
+/// `COOKIE_SECRET`.
+#[test]
+fn a_lowered_session_ttl_ends_sessions_made_under_the_longer_one() {
+    for store in [None, Some("durable_object")] {
+        let with = |ttl: &'static str| {
+            let mut vars = vec![("SESSION_TTL", ttl)];
+            vars.extend(store.map(|s| ("SESSION_STORE", s)));
+            match store {
+                Some(_) => durable_harness(&vars),
+                None => Harness::with_config(&vars),
+            }
+        };
+        let before = with("30d");
+        let cookie = before.sign_in();
+        let after = with("1h");
+        // Server-side sessions live in the objects: the redeployed worker reaches the same ones.
+        after.idp.objects.swap(&before.idp.objects);
+        after.idp.advance(1800);
+        let (_, _, user) = after.forward(&navigate(&app("/private"), Some(&cookie)));
+        assert_eq!(user.as_deref(), Some("alice"), "{store:?}");
+        after.idp.advance(1801);
+        let resp = after.respond(&navigate(&app("/private"), Some(&cookie)));
+        assert_eq!(resp.status, 302, "{store:?}");
+        assert!(location(&resp).starts_with("/auth/login"));
+        assert!(cookie_deleted(&resp, SESSION_COOKIE));
+    }
+}
