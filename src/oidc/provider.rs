@@ -220,10 +220,16 @@ impl ProviderCache {
         if let Some(e) = self.failed_tenants.get(issuer.as_str(), now) {
             return Err(e);
         }
-        let may_fetch = || self.may_fetch(lookup, now);
+        let held_back = Cell::new(false);
+        let may_fetch = || {
+            let may = self.may_fetch(lookup, now);
+            held_back.set(!may);
+            may
+        };
         let slots = &self.tenants.metadata;
         let result = load(p, slots, "discovery", &url, false, parse, &may_fetch).await;
-        if let Err(e) = &result {
+        // Held back by the budget is no answer about the tenant: it may ask again.
+        if let Some(e) = result.as_ref().err().filter(|_| !held_back.get()) {
             let retry_at = now.plus(RETRY_AFTER_FAILURE_SECS);
             self.failed_tenants
                 .insert(issuer.as_str().to_owned(), e.clone(), retry_at);

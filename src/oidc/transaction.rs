@@ -487,10 +487,7 @@ mod tests {
 
     #[test]
     fn a_step_up_asks_once_for_each_part_and_its_values_win() {
-        let cfg = test_config(&[(
-            "OIDC_AUTH_PARAMS",
-            "claims=x&prompt=select_account",
-        )]);
+        let cfg = test_config(&[("OIDC_AUTH_PARAMS", "claims=x&prompt=select_account")]);
         let ask = StepUp {
             acr: vec!["mfa".into()],
             acrs: vec!["c1".into()],

@@ -472,6 +472,10 @@ fn tokens_naming_unknown_tenants_make_the_gate_fetch_a_bounded_amount() {
         "over budget: nothing fetched"
     );
     assert!(reason().contains("budget"), "{}", reason());
+    // Held back is no answer about the tenant: once the budget has a fetch again, it is asked.
+    h.idp.advance(2);
+    assert_eq!(ask(&over).status, 503);
+    assert_eq!(h.idp.fetches_of(&discovery(&over)), 1);
 
     // An attacker fills memory with real tenants (forged signatures), then keeps the budget
     // spent. B's next token still verifies, and the configured issuers were never touched.
