@@ -60,7 +60,23 @@ const ECHO_WORKER = `export default {
  * inspector port and state directory. `vars` become worker variables. `serviceApp`: a second
  * Worker (ECHO_WORKER) runs in the same workerd, bound to the gate as the service `APP`.
  */
-export async function startWorker({ port, vars, assets = path.join(ROOT, 'public'), serviceApp = false }) {
+export async function startWorker(options) {
+  // wrangler and workerd pick some loopback ports of their own, and several workers starting at
+  // once can pick the same one: such a start is tried again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startWorkerOnce(options);
+    } catch (e) {
+      if (attempt >= 3 || !/Address already in use/.test(String(e.message))) throw e;
+    }
+  }
+}
+
+/** Every wrangler process group started and not stopped yet: none outlives the test file. */
+const running = new Set();
+process.on('exit', () => { for (const child of running) stopGroup(child); });
+
+async function startWorkerOnce({ port, vars, assets = path.join(ROOT, 'public'), serviceApp = false }) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-e2e-'));
   const config = path.join(dir, 'wrangler.toml');
   const appConfig = path.join(dir, 'app.toml');
@@ -100,13 +116,23 @@ export async function startWorker({ port, vars, assets = path.join(ROOT, 'public
     cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', CI: '1' },
   });
+  // A worker a failed setup never got to stop must not keep the test file's process alive: the
+  // process ends when its tests do, and its exit stops the group.
+  running.add(child);
+  child.unref();
+  child.stdout.unref();
+  child.stderr.unref();
   let output = '';
   child.stdout.on('data', (d) => { output += d; });
   child.stderr.on('data', (d) => { output += d; });
   const origin = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited early:\n${output}`);
+    if (child.exitCode !== null) {
+      stopGroup(child);
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw new Error(`wrangler dev exited early:\n${output}`);
+    }
     try {
       await fetch(`${origin}/auth/userinfo`, { signal: AbortSignal.timeout(2000) });
       break;
@@ -131,6 +157,7 @@ export async function startWorker({ port, vars, assets = path.join(ROOT, 'public
 }
 
 function stopGroup(child) {
+  running.delete(child);
   try { process.kill(-child.pid, 'SIGTERM'); } catch { /* already gone */ }
 }
 
