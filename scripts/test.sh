@@ -28,9 +28,9 @@ wrangler deploy --dry-run --outdir dist > /tmp/portcullis-deploy.log 2>&1 || { c
 grep -E 'Total Upload' /tmp/portcullis-deploy.log
 [ -f dist/index.js ] || { echo "deploy dry-run produced no bundle" >&2; exit 1; }
 step "end-to-end (workerd + oidc-provider)"
-node --test --test-concurrency=1 tests/e2e/
+node --test --test-concurrency=1 --test-timeout=300000 tests/e2e/
 step "browser (headless chromium)"
-node --test --test-concurrency=1 tests/browser/
+node --test --test-concurrency=1 --test-timeout=300000 tests/browser/
 
 wasm=build/index_bg.wasm
 printf '\n== done in %ss; wasm %s bytes raw, %s bytes gzip\n' "$(( $(date +%s) - start ))" "$(stat -c %s $wasm)" "$(gzip -9c $wasm | wc -c)"

@@ -74,6 +74,10 @@ export async function startWorker(options) {
 
 /** Every wrangler process group started and not stopped yet: none outlives the test file. */
 const running = new Set();
+/** The output of each running worker, by origin: a request that gets no answer shows it. */
+const outputs = new Map();
+/** How long an agent's request may go unanswered: far beyond any answer's real time. */
+const REQUEST_TIMEOUT_MS = 30_000;
 process.on('exit', () => { for (const child of running) stopGroup(child); });
 
 async function startWorkerOnce({ port, vars, assets = path.join(ROOT, 'public'), serviceApp = false }) {
@@ -114,7 +118,10 @@ async function startWorkerOnce({ port, vars, assets = path.join(ROOT, 'public'),
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
   const child = spawn('npx', args, {
     cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', CI: '1' },
+    // Each worker has a dev registry of its own: all are named alike, and none binds another.
+    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', CI: '1', WRANGLER_REGISTRY_PATH: path.join(dir, 'registry'),
+      // Nothing edits the configuration while a test runs: no watcher that could reload it.
+      WRANGLER_CI_DISABLE_CONFIG_WATCHING: 'true' },
   });
   // A worker a failed setup never got to stop must not keep the test file's process alive: the
   // process ends when its tests do, and its exit stops the group.
@@ -141,6 +148,7 @@ async function startWorkerOnce({ port, vars, assets = path.join(ROOT, 'public'),
       await new Promise((r) => setTimeout(r, 250));
     }
   }
+  outputs.set(origin, () => output);
   return {
     origin,
     logs: () => output,
@@ -152,7 +160,7 @@ async function startWorkerOnce({ port, vars, assets = path.join(ROOT, 'public'),
         await new Promise((r) => setTimeout(r, 50));
       }
     },
-    stop: async () => { stopGroup(child); await new Promise((r) => setTimeout(r, 200)); fs.rmSync(dir, { recursive: true, force: true }); },
+    stop: async () => { outputs.delete(origin); stopGroup(child); await new Promise((r) => setTimeout(r, 200)); fs.rmSync(dir, { recursive: true, force: true }); },
   };
 }
 
@@ -160,6 +168,8 @@ function stopGroup(child) {
   running.delete(child);
   try { process.kill(-child.pid, 'SIGTERM'); } catch { /* already gone */ }
 }
+
+class Unanswered extends Error {}
 
 /** A minimal browser: cookie jar per origin, manual redirects, form posts. */
 export class Agent {
@@ -191,15 +201,37 @@ export class Agent {
     }
   }
 
-  async request(url, { method = 'GET', headers = {}, body, html = true } = {}) {
+  async request(url, opts = {}) {
+    const method = opts.method ?? 'GET';
+    try {
+      return await this.requestOnce(url, opts);
+    } catch (e) {
+      if (!(e instanceof Unanswered) || !['GET', 'HEAD'].includes(method)) throw e;
+      // wrangler dev's proxy can hold a GET that failed while its worker reloaded until another
+      // request arrives (ProxyWorker's retry queue): asking again is that request. Said in the
+      // output, never silent; a request that hangs twice fails the test.
+      console.error(`${e.message}\nasking once more`);
+      return this.requestOnce(url, opts);
+    }
+  }
+
+  async requestOnce(url, { method = 'GET', headers = {}, body, html = true } = {}) {
     const h = { ...headers };
     if (html && !h.accept) h.accept = 'text/html,application/xhtml+xml';
     const cookie = this.cookieHeader(url);
     if (cookie) h.cookie = cookie;
-    const res = await fetch(url, { method, headers: h, body, redirect: 'manual' });
-    this.storeCookies(url, res);
-    res.text_ = await res.text();
-    return res;
+    const signal = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
+    try {
+      const res = await fetch(url, { method, headers: h, body, redirect: 'manual', signal });
+      this.storeCookies(url, res);
+      res.text_ = await res.text();
+      return res;
+    } catch (e) {
+      if (!signal.aborted) throw e;
+      // Which request hung, and what the worker serving it said last.
+      const output = outputs.get(new URL(url).origin)?.() ?? '(not a worker of this file)';
+      throw new Unanswered(`${method} ${url}: no answer in ${REQUEST_TIMEOUT_MS / 1000} s; the server's output ends:\n${output.slice(-3000)}`);
+    }
   }
 
   /** Follows redirects (any origin) until a non-redirect answer; returns [response, url]. */
