@@ -154,27 +154,35 @@ impl RefreshResponse {
             });
         }
         if resp.status != 200 {
+            // A redirect among them: the gate follows none (a code and its verifier are posted
+            // to the token endpoint discovery names, nowhere else).
             return Err(TokenError::Refused {
                 status: resp.status,
                 error: "unexpected_response".into(),
-                description: None,
+                description: Some(format!("the token endpoint answered {}", resp.status)),
             });
         }
         let s = fields
             .and_then(|f| Success::deserialize(f).map_err(|e| e.to_string()))
             .map_err(TokenError::Malformed)?;
-        if s.token_type
+        // RFC 6749 5.1: both are required; and a token of another type than Bearer (DPoP, which
+        // the gate never asks for) must not be passed on as one.
+        if !s
+            .token_type
             .as_deref()
-            .is_some_and(|t| !t.eq_ignore_ascii_case("bearer") && !t.eq_ignore_ascii_case("dpop"))
+            .is_some_and(|t| t.eq_ignore_ascii_case("bearer"))
         {
-            return Err(TokenError::Malformed(
-                "token_type is neither Bearer nor DPoP".into(),
-            ));
+            return Err(TokenError::Malformed(match s.token_type {
+                Some(_) => "token_type is not Bearer".into(),
+                None => "the answer has no token_type".into(),
+            }));
         }
         let non_empty = |t: Option<String>| t.filter(|t| !t.is_empty());
+        let access_token = non_empty(s.access_token)
+            .ok_or_else(|| TokenError::Malformed("the answer has no access_token".into()))?;
         Ok(Self {
             id_token: non_empty(s.id_token).map(RawIdToken::new),
-            access_token: non_empty(s.access_token).map(AccessToken::new),
+            access_token: Some(AccessToken::new(access_token)),
             // Some providers send a string ("3600").
             expires_in: s.expires_in.and_then(|v| {
                 v.as_u64()
@@ -396,10 +404,36 @@ mod tests {
         );
         let code = TokenResponse::parse(&resp(
             200,
-            r#"{"id_token":"a.b.c","access_token":"at","refresh_token":"rt"}"#,
+            r#"{"id_token":"a.b.c","access_token":"at","token_type":"bearer","refresh_token":"rt"}"#,
         ))
         .unwrap();
         assert_eq!(code.refresh_token.unwrap().secret(), "rt");
+    }
+
+    /// RFC 6749 5.1: `access_token` and `token_type` are required, and the type must be
+    /// Bearer: a DPoP-bound token (never asked for) would otherwise be passed on as a Bearer one.
+    #[test]
+    fn an_answer_without_an_access_token_or_not_of_type_bearer_is_refused() {
+        for body in [
+            r#"{"id_token":"a.b.c","access_token":"at"}"#,
+            r#"{"id_token":"a.b.c","access_token":"at","token_type":"DPoP"}"#,
+            r#"{"id_token":"a.b.c","access_token":"at","token_type":"mac"}"#,
+            r#"{"id_token":"a.b.c","token_type":"Bearer"}"#,
+            r#"{"id_token":"a.b.c","access_token":"","token_type":"Bearer"}"#,
+        ] {
+            let e = TokenResponse::parse(&resp(200, body)).err();
+            assert!(matches!(e, Some(TokenError::Malformed(_))), "{body}: {e:?}");
+            let e = RefreshResponse::parse(&resp(200, body)).err();
+            assert!(matches!(e, Some(TokenError::Malformed(_))), "{body}: {e:?}");
+        }
+    }
+
+    /// A redirect is not followed (glue.js `send`): the log says what the endpoint answered.
+    #[test]
+    fn a_redirect_from_the_token_endpoint_is_a_refusal_that_names_its_status() {
+        let e = TokenResponse::parse(&resp(307, "")).unwrap_err();
+        assert!(matches!(e, TokenError::Refused { status: 307, .. }));
+        assert!(e.to_string().contains("307"), "{e}");
     }
 
     #[test]

@@ -95,13 +95,15 @@ function responseEdits(cacheEdits, cacheControl, vary) {
 /**
  * A request of the gate's own (to a provider, or to a session object): `headers` as
  * "name\nvalue" pairs, `body` a string or undefined. Resolves to [status, the answer's headers as
- * pairs, its body as bytes]; rejects when there is no answer.
+ * pairs, its body as bytes]; rejects when there is no answer. Redirects are not followed.
  */
 export async function send(fetcher, target, method, headers, body) {
   const h = new Headers();
   const p = pairs(headers);
   for (let i = 0; i + 1 < p.length; i += 2) h.append(p[i], p[i + 1]);
-  const init = { method, headers: h, body };
+  // A redirect is an answer like any other (and not a 200): followed, it would take a key set
+  // from an http:// address, or post a code, its verifier or a client secret to another URL.
+  const init = { method, headers: h, body, redirect: 'manual' };
   const answer = await (fetcher ? fetcher.fetch(target, init) : fetch(target, init));
   const bytes = new Uint8Array(await answer.arrayBuffer());
   let head = '';

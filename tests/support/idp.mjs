@@ -122,8 +122,10 @@ function decodeJwt(jwt) {
  * ignores acr_values). A session whose acr is not among those asked signs in again, as does one
  * older than `max_age` (oidc-provider's own check). `idp.settings.loginAge` (seconds) makes
  * the next logins look that long ago (`auth_time`), as if the person signed in earlier.
+ * `middleware`: Koa middleware `(ctx, next)` put in front of the provider's own routes
+ * (a provider that misbehaves in one way).
  */
-export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins, clientId = DEMO_CLIENT_ID, clientSecret = DEMO_CLIENT_SECRET, tokenAuthMethod = 'client_secret_basic', clientJwks, clientAuthAlg, par, apiResource, accessTokenTTL = 3600, padBytes = 0, callbackIds = [] }) {
+export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins, clientId = DEMO_CLIENT_ID, clientSecret = DEMO_CLIENT_SECRET, tokenAuthMethod = 'client_secret_basic', clientJwks, clientAuthAlg, par, apiResource, accessTokenTTL = 3600, padBytes = 0, callbackIds = [], middleware = [] }) {
   const issuer = `http://127.0.0.1:${port}`;
   const keyBased = tokenAuthMethod === 'private_key_jwt';
   if (keyBased && !clientJwks) throw new Error('private_key_jwt needs clientJwks');
@@ -231,6 +233,7 @@ export async function startIdp({ port, keys = [makeSigningKey()], workerOrigins,
     return finished(req, res, result, options);
   };
   const requests = logRequests(provider);
+  for (const m of middleware) provider.use(m);
   const server = http.createServer(provider.callback());
   await new Promise((resolve, reject) => {
     server.once('error', reject);
