@@ -53,7 +53,10 @@ struct Transaction {
 
 impl<P: Platform + SessionObjects> Gate<'_, P> {
     pub(super) async fn callback(&self, req: &GateRequest, jar: &CookieJar) -> Response {
-        let params = CallbackParams::from_query(req.url.query().unwrap_or_default());
+        let params = match CallbackParams::from_query(req.url.query().unwrap_or_default()) {
+            Ok(p) => p,
+            Err(e) => return self.fail(req, GateError::Callback(e)),
+        };
         let name = params
             .state
             .as_deref()
@@ -95,16 +98,32 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         };
         if let Some(error) = &params.error {
             // Only an answer to a sign-in this browser started may show provider text on our
-            // domain; anything else is a stale or forged link.
-            let live = match (&tx.name, &tx.value, params.state.as_deref()) {
-                (Some(name), Some(value), Some(state)) => {
-                    open(name, value).is_ok_and(|tx| tx.state().matches(state))
-                }
-                _ => false,
+            // domain; anything else is a stale or forged link. And only the answer of the
+            // provider it went to: at its redirect URI, naming its issuer (RFC 9207 2.4).
+            let login = match (&tx.name, &tx.value, params.state.as_deref()) {
+                (Some(name), Some(value), Some(state)) => open(name, value)
+                    .ok()
+                    .filter(|tx| tx.state().matches(state)),
+                _ => None,
             };
-            if !live {
+            let Some(login) = login else {
                 return Err(GateError::LoginNotFound);
+            };
+            if !login.answers_at(req.url.path()) {
+                return Err(GateError::Callback(CallbackError::WrongRedirect));
             }
+            let provider = self.provider(login.provider())?;
+            let iss_required = match provider.github() {
+                Some(_) => false,
+                None => {
+                    self.metadata(provider)
+                        .await?
+                        .authorization_response_iss_parameter_supported
+                }
+            };
+            login
+                .check_issuer(params, iss_required)
+                .map_err(GateError::Callback)?;
             return Err(GateError::ProviderSaidNo {
                 error: printable(error, 64),
                 description: params

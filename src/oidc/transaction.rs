@@ -142,24 +142,25 @@ pub struct CallbackParams {
 }
 
 impl CallbackParams {
-    pub fn from_query(query: &str) -> Self {
+    /// The authorization response's parameters. One that appears twice is refused (RFC 6749
+    /// 3.1): which copy counts would be a guess, and a second `iss` would void RFC 9207's check.
+    pub fn from_query(query: &str) -> Result<Self, CallbackError> {
         let mut p = Self::default();
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-            let slot = match k.as_ref() {
-                "code" => &mut p.code,
-                "state" => &mut p.state,
-                "iss" => &mut p.iss,
-                "error" => &mut p.error,
-                "error_description" => &mut p.error_description,
+            let (name, slot) = match k.as_ref() {
+                "code" => ("code", &mut p.code),
+                "state" => ("state", &mut p.state),
+                "iss" => ("iss", &mut p.iss),
+                "error" => ("error", &mut p.error),
+                "error_description" => ("error_description", &mut p.error_description),
                 _ => continue,
             };
-            // A repeated parameter is ambiguous: keep the first, like most servers, but never
-            // let a later one override.
-            if slot.is_none() {
-                *slot = Some(v.into_owned());
+            if slot.is_some() {
+                return Err(CallbackError::Repeated(name));
             }
+            *slot = Some(v.into_owned());
         }
-        p
+        Ok(p)
     }
 }
 
@@ -173,6 +174,8 @@ pub enum CallbackError {
     /// The answer came back to another redirect URI than this sign-in's: one provider's
     /// answer taken to a sign-in at another (a mix-up).
     WrongRedirect,
+    /// A parameter of the authorization response appears more than once.
+    Repeated(&'static str),
 }
 
 impl std::fmt::Display for CallbackError {
@@ -189,6 +192,9 @@ impl std::fmt::Display for CallbackError {
             Self::Expired => "the login transaction is older than 10 minutes",
             Self::WrongRedirect => {
                 "it came back to another provider's redirect URI than this sign-in's"
+            }
+            Self::Repeated(name) => {
+                return write!(f, "the parameter {name} appears more than once")
             }
         })
     }
@@ -304,6 +310,20 @@ impl LoginTransaction {
 
     /// Checks the callback against this transaction and moves on to the code exchange.
     /// `iss_required`: discovery's `authorization_response_iss_parameter_supported`.
+    /// RFC 9207 2.4: an authorization response, a refusal as much as a code, names this
+    /// sign-in's issuer, or none where the provider does not promise one.
+    pub fn check_issuer(
+        &self,
+        params: &CallbackParams,
+        iss_required: bool,
+    ) -> Result<(), CallbackError> {
+        match params.iss.as_deref() {
+            Some(iss) if iss != self.issuer.as_str() => Err(CallbackError::IssuerMismatch),
+            None if iss_required => Err(CallbackError::IssuerMissing),
+            _ => Ok(()),
+        }
+    }
+
     pub fn complete(
         self,
         params: &CallbackParams,
@@ -320,11 +340,7 @@ impl LoginTransaction {
         {
             return Err(CallbackError::StateMismatch);
         }
-        match params.iss.as_deref() {
-            Some(iss) if iss != self.issuer.as_str() => return Err(CallbackError::IssuerMismatch),
-            None if iss_required => return Err(CallbackError::IssuerMissing),
-            _ => {}
-        }
+        self.check_issuer(params, iss_required)?;
         let code = params
             .code
             .clone()
@@ -703,8 +719,22 @@ mod tests {
     }
 
     #[test]
-    fn repeated_callback_parameters_keep_the_first() {
-        let p = CallbackParams::from_query("state=a&state=b&code=1");
-        assert_eq!(p.state.as_deref(), Some("a"));
+    fn a_repeated_callback_parameter_is_refused() {
+        for (query, name) in [
+            ("state=a&state=b&code=1", "state"),
+            ("code=1&state=a&code=2", "code"),
+            ("code=1&state=a&iss=x&iss=y", "iss"),
+            ("code=1&state=a&iss=x&%69ss=x", "iss"),
+            ("error=e&error=f&state=a", "error"),
+            (
+                "error=e&error_description=a&error_description=b",
+                "error_description",
+            ),
+        ] {
+            let e = CallbackParams::from_query(query).unwrap_err();
+            assert_eq!(e, CallbackError::Repeated(name), "{query}");
+        }
+        let p = CallbackParams::from_query("code=1&state=a&iss=x&other=1&other=2").unwrap();
+        assert_eq!(p.iss.as_deref(), Some("x"));
     }
 }

@@ -428,6 +428,65 @@ fn provider_access_denied_is_a_cancelled_page_and_spends_the_transaction() {
     assert_eq!(h.idp.fetches_of(TOKEN_URL), 0);
 }
 
+/// RFC 6749 3.1: no parameter twice. A second `iss` or `code` is refused before anything goes
+/// to the token endpoint (which copy counts would be a guess, and RFC 9207's check void).
+#[test]
+fn a_repeated_parameter_at_the_callback_is_refused_before_any_token_request() {
+    let h = Harness::new();
+    for params in [
+        vec![("iss", ISSUER), ("iss", "https://evil.example.com")],
+        vec![("code", "attacker-code")],
+        vec![("state", "another-state")],
+    ] {
+        let login = h.start_login();
+        let mut all = vec![
+            ("code", CODE),
+            ("state", login.state.as_str()),
+            ("iss", ISSUER),
+        ];
+        all.extend(params);
+        let resp = h.return_from_provider(&login, &login.provider_return_url(&all));
+        assert_eq!(resp.status, 400, "{all:?}: {}", resp.body_text());
+        assert!(
+            resp.body_text().contains("more than once"),
+            "{}",
+            resp.body_text()
+        );
+        assert_sets_no_session(&resp);
+    }
+    assert_eq!(h.idp.fetches_of(TOKEN_URL), 0);
+}
+
+/// RFC 9207 2.4 holds for refusals too: a provider's error text is shown only when the answer
+/// names this sign-in's issuer and came back to its redirect URI.
+#[test]
+fn a_provider_error_is_shown_only_with_this_sign_ins_issuer() {
+    let h = Harness::new();
+    let text = "Call +1-555-0100 to unlock your account";
+    for iss in [Some("https://evil.example.com"), None] {
+        let login = h.start_login();
+        let mut params = vec![
+            ("error", "login_required"),
+            ("error_description", text),
+            ("state", login.state.as_str()),
+        ];
+        params.extend(iss.map(|i| ("iss", i)));
+        let resp = h.return_from_provider(&login, &login.provider_return_url(&params));
+        assert_eq!(resp.status, 400, "{iss:?}");
+        assert!(!resp.body_text().contains("unlock"), "{}", resp.body_text());
+        assert!(cookie_deleted(&resp, &login.tx_cookie.name));
+    }
+    let login = h.start_login();
+    let params = [
+        ("error", "login_required"),
+        ("error_description", text),
+        ("state", login.state.as_str()),
+        ("iss", ISSUER),
+    ];
+    let resp = h.return_from_provider(&login, &login.provider_return_url(&params));
+    assert!(resp.body_text().contains("unlock"), "{}", resp.body_text());
+}
+
 #[test]
 fn token_endpoint_invalid_grant_is_a_400() {
     let h = Harness::new();
