@@ -76,10 +76,23 @@ pub async fn verify<V: SignatureVerifier>(
     jws: UnverifiedJws<'_>,
     key: &PublicJwk,
 ) -> Result<VerifiedJws, SignatureError> {
-    verifier
+    attempt(verifier, jws, key).await.map_err(|(e, _)| e)
+}
+
+/// [`verify`], giving the token back with the error: a caller that chose the key without a
+/// `kid` may fetch the set again and try the key it now holds.
+pub async fn attempt<'a, V: SignatureVerifier>(
+    verifier: &V,
+    jws: UnverifiedJws<'a>,
+    key: &PublicJwk,
+) -> Result<VerifiedJws, (SignatureError, UnverifiedJws<'a>)> {
+    match verifier
         .verify(jws.header.alg, key, jws.signing_input(), jws.signature())
-        .await?;
-    Ok(VerifiedJws::checked(jws))
+        .await
+    {
+        Ok(()) => Ok(VerifiedJws::checked(jws)),
+        Err(e) => Err((e, jws)),
+    }
 }
 
 /// Pure-Rust verification through jwt-compact (RSA keys under 2048 bits refused), for host

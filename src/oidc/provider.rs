@@ -302,15 +302,30 @@ impl ProviderCache {
         refetch: Refetch,
         lookup: Lookup,
     ) -> Result<VerifiedJws, SignedTokenError> {
-        let key = self
+        let (key, refetched) = self
             .key_for(p, jwks_uri, &jws.header, refetch, lookup)
             .await?;
-        verify::verify(p.verifier(), jws, &key)
+        let jws = match verify::attempt(p.verifier(), jws, &key).await {
+            Ok(v) => return Ok(v),
+            // A provider that names no `kid` and has rotated its one key: the cached set still
+            // holds the old one. Asked again once, on the same terms as an unknown `kid`.
+            Err((SignatureError::BadSignature, jws)) if jws.header.kid.is_none() && !refetched => {
+                jws
+            }
+            Err((e, _)) => return Err(SignedTokenError::Signature(e)),
+        };
+        let reason = "no kid, and the cached key does not verify";
+        let Some(set) = self.refetch(p, jwks_uri, refetch, lookup, reason).await? else {
+            return Err(SignedTokenError::Signature(SignatureError::BadSignature));
+        };
+        let fresh = set.select(&jws.header).map_err(SignedTokenError::Key)?;
+        verify::verify(p.verifier(), jws, fresh)
             .await
             .map_err(SignedTokenError::Signature)
     }
 
-    /// The key for a token's header, refetching the set once when the `kid` is unknown.
+    /// The key for a token's header, refetching the set once when the `kid` is unknown; and
+    /// whether the set was fetched again for it.
     async fn key_for<P: Platform>(
         &self,
         p: &P,
@@ -318,33 +333,57 @@ impl ProviderCache {
         header: &JoseHeader,
         refetch: Refetch,
         lookup: Lookup,
-    ) -> Result<PublicJwk, SignedTokenError> {
+    ) -> Result<(PublicJwk, bool), SignedTokenError> {
         let set = self
             .jwks(p, jwks_uri, false, lookup)
             .await
             .map_err(SignedTokenError::Provider)?;
         match set.select(header) {
-            Ok(k) => return Ok(k.clone()),
+            Ok(k) => return Ok((k.clone(), false)),
             Err(KeyError::UnknownKid | KeyError::NoMatchingKey) => {}
             Err(e) => return Err(SignedTokenError::Key(e)),
         }
+        match self
+            .refetch(p, jwks_uri, refetch, lookup, "unknown kid")
+            .await?
+        {
+            Some(set) => set
+                .select(header)
+                .map(|k| (k.clone(), true))
+                .map_err(SignedTokenError::Key),
+            None => set
+                .select(header)
+                .map(|k| (k.clone(), false))
+                .map_err(SignedTokenError::Key),
+        }
+    }
+
+    /// The set at `jwks_uri` fetched again, unless `refetch` is rate-limited and it was less
+    /// than a minute ago (then none).
+    async fn refetch<P: Platform>(
+        &self,
+        p: &P,
+        jwks_uri: &HttpUrl,
+        refetch: Refetch,
+        lookup: Lookup,
+        reason: &str,
+    ) -> Result<Option<Rc<JwkSet>>, SignedTokenError> {
         let now = p.now();
         let cooling = self.forced_jwks.get(jwks_uri.as_str(), now).is_some();
         if cooling && refetch == Refetch::RateLimited {
-            p.log_json(log_line!("level":"warn","event":"jwks_refetch_skipped","reason":"unknown kid, refetched less than a minute ago"));
-            return set.select(header).cloned().map_err(SignedTokenError::Key);
+            p.log_json(log_line!("level":"warn","event":"jwks_refetch_skipped","reason":reason,"detail":"refetched less than a minute ago"));
+            return Ok(None);
         }
         self.forced_jwks.insert(
             jwks_uri.to_string(),
             (),
             now.plus(FORCED_REFETCH_INTERVAL_SECS),
         );
-        p.log_json(log_line!("level":"info","event":"jwks_refetch","reason":"unknown kid"));
-        let set = self
-            .jwks(p, jwks_uri, true, lookup)
+        p.log_json(log_line!("level":"info","event":"jwks_refetch","reason":reason));
+        self.jwks(p, jwks_uri, true, lookup)
             .await
-            .map_err(SignedTokenError::Provider)?;
-        set.select(header).cloned().map_err(SignedTokenError::Key)
+            .map(Some)
+            .map_err(SignedTokenError::Provider)
     }
 }
 

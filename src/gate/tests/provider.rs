@@ -68,6 +68,58 @@ fn a_made_up_kid_on_a_bearer_token_never_blocks_a_real_rotation_at_sign_in() {
     assert_eq!(h.idp.fetches_of(JWKS_URL), 3);
 }
 
+/// A provider that names no `kid` and rotates its one key: the cached key fails the
+/// signature, and the set is asked for again once (not only after its cache time, up to 24 h).
+/// A forged kid-less Bearer token gets the same one refetch a minute as an unknown `kid`.
+#[test]
+fn a_rotation_of_a_key_without_kid_is_seen_at_once_and_forged_tokens_refetch_once_a_minute() {
+    let (h, _) = super::bearer::api_harness(&[]);
+    let old = TestKey::es256(None);
+    let rotated = TestKey::es256(None);
+    h.idp.serve_in_turn(
+        JWKS_URL,
+        vec![jwks_answer(&[&old]), jwks_answer(&[&rotated])],
+    );
+    let login = h.start_login();
+    let resp = h.finish_sign_in_with(&login, &old.sign(&h.claims(&login.nonce)));
+    assert_eq!(resp.status, 302, "{}", resp.body_text());
+    assert_eq!(h.idp.fetches_of(JWKS_URL), 1);
+
+    h.idp.advance(1);
+    let login = h.start_login();
+    let resp = h.finish_sign_in_with(&login, &rotated.sign(&h.claims(&login.nonce)));
+    assert_eq!(resp.status, 302, "{}", resp.body_text());
+    assert_eq!(
+        h.idp.fetches_of(JWKS_URL),
+        2,
+        "one refetch for the rotation"
+    );
+    assert_eq!(h.idp.logged("jwks_refetch").len(), 1);
+
+    // Bearer tokens anyone can send: signed by a stranger, no kid.
+    h.idp.advance(1);
+    let forged = super::bearer::access_token(&TestKey::es256(None), ISSUER, |_| {});
+    let bearer = |t: &str| super::bearer::with_bearer(Method::Get, &app("/api/data/1"), t);
+    for _ in 0..3 {
+        assert_eq!(h.respond(&bearer(&forged)).status, 401);
+    }
+    assert_eq!(
+        h.idp.fetches_of(JWKS_URL),
+        2,
+        "within the minute of the last refetch"
+    );
+    h.idp.advance(61);
+    for _ in 0..3 {
+        assert_eq!(h.respond(&bearer(&forged)).status, 401);
+    }
+    assert_eq!(h.idp.fetches_of(JWKS_URL), 3, "one more a minute later");
+    let genuine = super::bearer::access_token(&rotated, ISSUER, |_| {});
+    assert!(matches!(
+        h.handle(&bearer(&genuine)),
+        Outcome::Forward { .. }
+    ));
+}
+
 #[test]
 fn key_set_unavailable_during_callback_is_a_503() {
     let h = Harness::new();
