@@ -8,3 +8,6 @@ export WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
 export ESBUILD_BIN="$ROOT/node_modules/.bin/esbuild"
 export WRANGLER_SEND_METRICS=false
 export WORKER_BUILD_VERSION="0.8.7"
+# Local runs use Miniflare's placeholder `request.cf` instead of asking workers.cloudflare.com
+# for one (a lookup that fails here and prints a stack trace at every start).
+export CLOUDFLARE_CF_FETCH_ENABLED=false

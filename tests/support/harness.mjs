@@ -121,7 +121,9 @@ async function startWorkerOnce({ port, vars, assets = path.join(ROOT, 'public'),
     // Each worker has a dev registry of its own: all are named alike, and none binds another.
     env: { ...process.env, WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', CI: '1', WRANGLER_REGISTRY_PATH: path.join(dir, 'registry'),
       // Nothing edits the configuration while a test runs: no watcher that could reload it.
-      WRANGLER_CI_DISABLE_CONFIG_WATCHING: 'true' },
+      WRANGLER_CI_DISABLE_CONFIG_WATCHING: 'true',
+      // No request for a real `request.cf` to workers.cloudflare.com: nothing leaves loopback.
+      CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
   });
   // A worker a failed setup never got to stop must not keep the test file's process alive: the
   // process ends when its tests do, and its exit stops the group.
