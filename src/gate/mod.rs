@@ -155,8 +155,13 @@ impl<P: Platform + SessionObjects> Gate<'_, P> {
         let secure = req.url.is_secure();
         if !secure && !is_loopback_host(req.url.host()) {
             if req.is_navigation() {
+                // Its host is the request's own `Host`: never kept by a cache for anyone else.
                 let to = req.url.to_https();
-                return Outcome::Respond(Response::new(308).with_header("Location", to));
+                return Outcome::Respond(
+                    Response::new(308)
+                        .with_header("Location", to)
+                        .with_header("Cache-Control", "no-store"),
+                );
             }
             return Outcome::Respond(self.fail(req, GateError::InsecureTransport));
         }

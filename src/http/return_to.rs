@@ -60,8 +60,9 @@ fn validate(raw: &str, auth_prefix: &str) -> Option<String> {
     if path == auth_prefix || path.starts_with(&format!("{auth_prefix}/")) {
         return None;
     }
-    // Dot segments can fold "/.//x" into "//x": check what actually leaves.
-    looks_like_local_path(&out).then_some(out)
+    // Dot segments can fold "/.//x" into "//x": check what actually leaves. And its length:
+    // escaping can make it three times the value's, too long for the login cookie.
+    (out.len() <= MAX_LEN && looks_like_local_path(&out)).then_some(out)
 }
 
 fn starts_like_local_path(s: &str) -> bool {
@@ -203,5 +204,11 @@ mod tests {
     #[test]
     fn overlong_values_become_root() {
         assert_eq!(rt(&format!("/{}", "a".repeat(MAX_LEN))), "/");
+        // Short enough as given, three times longer once escaped: the login cookie would be
+        // over 4 KB, and a browser drops it.
+        assert_eq!(rt(&format!("/{}", "\"".repeat(600))), "/");
+        assert_eq!(rt(&format!("/{}", "é".repeat(400))), "/");
+        let fits = format!("/{}", "é".repeat(100));
+        assert_eq!(rt(&fits), format!("/{}", "%C3%A9".repeat(100)));
     }
 }

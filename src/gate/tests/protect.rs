@@ -181,6 +181,8 @@ fn plain_http_navigation_on_a_public_host_is_redirected_to_https() {
     assert_eq!(resp.status, 308);
     assert_eq!(location(&resp), "https://app.example.com/private?x=1");
     assert!(set_cookies(&resp).is_empty());
+    // Its host comes from the request's `Host`: no cache keeps it for anyone else.
+    assert_eq!(resp.headers.get("Cache-Control"), Some("no-store"));
 
     let resp = h.respond(&request(
         Method::Post,
