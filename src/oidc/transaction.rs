@@ -308,8 +308,6 @@ impl LoginTransaction {
         HttpUrl::parse(&self.redirect_uri).is_ok_and(|u| u.path() == path)
     }
 
-    /// Checks the callback against this transaction and moves on to the code exchange.
-    /// `iss_required`: discovery's `authorization_response_iss_parameter_supported`.
     /// RFC 9207 2.4: an authorization response, a refusal as much as a code, names this
     /// sign-in's issuer, or none where the provider does not promise one.
     pub fn check_issuer(
@@ -324,6 +322,8 @@ impl LoginTransaction {
         }
     }
 
+    /// Checks the callback against this transaction and moves on to the code exchange.
+    /// `iss_required`: discovery's `authorization_response_iss_parameter_supported`.
     pub fn complete(
         self,
         params: &CallbackParams,
