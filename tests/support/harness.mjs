@@ -209,9 +209,10 @@ export class Agent {
       return await this.requestOnce(url, opts);
     } catch (e) {
       if (!(e instanceof Unanswered) || !['GET', 'HEAD'].includes(method)) throw e;
-      // wrangler dev's proxy can hold a GET that failed while its worker reloaded until another
-      // request arrives (ProxyWorker's retry queue): asking again is that request. Said in the
-      // output, never silent; a request that hangs twice fails the test.
+      // wrangler dev's local proxy sometimes leaves a request unanswered (see the README's
+      // "The two commands"; its ProxyWorker also parks a GET that failed during a reload until
+      // another request comes): asking again is such a request. Said in the output, never
+      // silent; a request that hangs twice fails the test.
       console.error(`${e.message}\nasking once more`);
       return this.requestOnce(url, opts);
     }
