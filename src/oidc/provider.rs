@@ -343,19 +343,16 @@ impl ProviderCache {
             Err(KeyError::UnknownKid | KeyError::NoMatchingKey) => {}
             Err(e) => return Err(SignedTokenError::Key(e)),
         }
-        match self
+        let (set, refetched) = match self
             .refetch(p, jwks_uri, refetch, lookup, "unknown kid")
             .await?
         {
-            Some(set) => set
-                .select(header)
-                .map(|k| (k.clone(), true))
-                .map_err(SignedTokenError::Key),
-            None => set
-                .select(header)
-                .map(|k| (k.clone(), false))
-                .map_err(SignedTokenError::Key),
-        }
+            Some(fresh) => (fresh, true),
+            None => (set, false),
+        };
+        set.select(header)
+            .map(|k| (k.clone(), refetched))
+            .map_err(SignedTokenError::Key)
     }
 
     /// The set at `jwks_uri` fetched again, unless `refetch` is rate-limited and it was less
